@@ -1,0 +1,58 @@
+"""Stage train: data/vectors + data/vocab.txt -> models/model.pt, plots/training/ (DVCLive TSVs and PNGs).
+
+Runs as one process, or under `torchrun --nproc_per_node N stages/train.py` with DDP (rank 0 writes).
+"""
+import contextlib
+import logging
+from pathlib import Path
+
+import torch
+
+from textrnn import distributed
+from textrnn.data import EncodedSplit
+from textrnn.errors import UserError, cli_main
+from textrnn.io import atomic_dir
+from textrnn.model import RNN, ModelConfig, save_checkpoint
+from textrnn.params import load_params
+from textrnn.reporting import EpochReporter, plot_history
+from textrnn.training import TrainConfig, resolve_device, run_metadata, train_model
+from textrnn.vocab import Vocab
+
+VECTORS, VOCAB, MODEL, PLOTS = Path("data/vectors"), Path("data/vocab.txt"), Path("models/model.pt"), Path("plots/training")
+log = logging.getLogger("train")
+
+
+@cli_main
+def main() -> None:
+    params = load_params("train")
+    if params["threads"]:
+        torch.set_num_threads(params["threads"])
+    vocab_size = len(Vocab.load(VOCAB))
+    train, valid = (EncodedSplit.load(VECTORS / f"{name}.npz") for name in ("train", "valid"))
+    for split, name in ((train, "train"), (valid, "valid")):
+        split.check_vocab(vocab_size, VECTORS / f"{name}.npz")
+    torch.manual_seed(params["seed"])
+    model = RNN(ModelConfig(vocab_size, params["embedding_size"], params["hidden_size"],
+                            len(train.label_names), params["max_tokens"]))
+    config = TrainConfig(params["lr"], params["batch_size"], params["epochs"], params["seed"],
+                         params["clip_grad_norm"], params["valid_batch_size"])
+    device = distributed.local_device(resolve_device(params["device"]))
+    with distributed.process_group(device):
+        main_rank = distributed.is_main()
+        if main_rank:
+            log.info("train: %d reviews on %s x%d, %s", len(train), device, distributed.world_size(), model.config)
+        with atomic_dir(PLOTS) if main_rank else contextlib.nullcontext() as live_dir:
+            reporter = EpochReporter(live_dir, config.epochs) if main_rank else None
+            result = train_model(model, train, valid, config, device, reporter)
+            if not result.best_state:
+                raise UserError("no epoch gave a finite valid loss; lower train.lr or set train.clip_grad_norm")
+            if main_rank:
+                plot_history(live_dir, result.history, result.best_epoch)
+                metadata = run_metadata(result, device)
+                save_checkpoint(MODEL, model, result.best_state, train.label_names, metadata)
+    if main_rank:
+        log.info("train: best valid loss at epoch %d -> %s (%s)", result.best_epoch, MODEL, metadata)
+
+
+if __name__ == "__main__":
+    main()

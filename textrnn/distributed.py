@@ -1,0 +1,65 @@
+"""DistributedDataParallel under torchrun; a plain single process when torchrun is not in use."""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator, List
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+def launched_by_torchrun() -> bool:
+    return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+@contextlib.contextmanager
+def process_group(device: torch.device) -> Iterator[None]:
+    """Join the process group torchrun describes (nccl on GPU, gloo on CPU) for the block."""
+    if not launched_by_torchrun() or dist.is_initialized():
+        yield
+        return
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def local_device(device: torch.device) -> torch.device:
+    """Each rank of a multi-GPU run takes the GPU of its local rank."""
+    if device.type == "cuda" and launched_by_torchrun():
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return device
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def wrap(module: nn.Module, device: torch.device) -> nn.Module:
+    if not dist.is_initialized():
+        return module
+    device_ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
+
+
+def all_reduce_sum(values: List[float]) -> List[float]:
+    """Sum ``values`` over all ranks (float64, so counts stay exact)."""
+    if not dist.is_initialized():
+        return list(values)
+    backend_device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    tensor = torch.tensor(values, dtype=torch.float64, device=backend_device)
+    dist.all_reduce(tensor)
+    return tensor.tolist()

@@ -1,0 +1,59 @@
+"""Matplotlib PNGs for people; DVC renders the same data from the TSV/JSON files."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from textrnn.io import atomic_path  # noqa: E402
+
+
+def _save(figure, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+
+
+def plot_curves(path: Path, epochs: Sequence[int], train: Sequence[float], valid: Sequence[float],
+                ylabel: str, best_epoch: int) -> None:
+    """Train and valid curves on one chart, as the notebook plots its losses."""
+    figure, axes = plt.subplots(figsize=(6, 4))
+    axes.plot(epochs, train, marker="o", label="train")
+    axes.plot(epochs, valid, marker="o", label="valid")
+    axes.axvline(best_epoch, color="grey", linestyle=":", label=f"best (epoch {best_epoch})")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel(ylabel)
+    axes.set_xticks(list(epochs))
+    axes.legend()
+    axes.grid(alpha=0.3)
+    _save(figure, path)
+
+
+def plot_confusion(path: Path, matrix: np.ndarray, label_names: List[str], title: str) -> None:
+    figure, axes = plt.subplots(figsize=(1.2 * len(label_names) + 2.5, 1.2 * len(label_names) + 2))
+    axes.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        axes.text(j, i, str(count), ha="center", va="center",
+                  color="white" if count > matrix.max() / 2 else "black")
+    axes.set_xticks(range(len(label_names)), label_names)
+    axes.set_yticks(range(len(label_names)), label_names)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("actual")
+    axes.set_title(title)
+    _save(figure, path)
+
+
+def plot_roc(path: Path, fpr: np.ndarray, tpr: np.ndarray, auc: float, title: str) -> None:
+    figure, axes = plt.subplots(figsize=(4.5, 4.5))
+    axes.plot(fpr, tpr, label=f"AUC {auc:.3f}")
+    axes.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    axes.set_xlabel("false positive rate")
+    axes.set_ylabel("true positive rate")
+    axes.set_title(title)
+    axes.legend(loc="lower right")
+    _save(figure, path)
