@@ -54,7 +54,7 @@ def _map_chunks(func: Callable, texts: Sequence[str], workers: int, desc: str,
     n_chunks = max(1, min(len(texts), workers * 8))
     bounds = np.linspace(0, len(texts), n_chunks + 1).astype(int)
     chunks = [texts[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-    progress = tqdm(total=len(texts), desc=desc, unit="text", leave=False)
+    progress = tqdm(total=len(texts), desc=desc, unit="text", leave=False, disable=None)
     results = []
     if workers == 1:
         _set_worker_stoi(stoi or {})

@@ -162,7 +162,7 @@ def train_model(model: RNN, train_split: EncodedSplit, valid_split: EncodedSplit
         skipped = 0
         order = rng.permutation(len(train_batches))
         progress = tqdm(order, desc=f"epoch {epoch}/{config.epochs}", unit="batch", leave=False,
-                        disable=rank != 0)
+                        disable=None if rank == 0 else True)  # None: bars on a terminal, none in log files
         for step, index in enumerate(progress, start=1):
             batch = train_batches[index]
             optimizer.zero_grad(set_to_none=False)
@@ -215,7 +215,7 @@ def run_metadata(result: TrainResult, device: torch.device) -> Dict[str, object]
         "best_epoch": result.best_epoch,
         "train_device": f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "cpu",
         "world_size": distributed.world_size(),
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "skipped_steps": sum(s.skipped_steps for s in result.history),
         "train_seconds": round(sum(s.seconds for s in result.history), 1),
     }
