@@ -1,4 +1,5 @@
 """Stage build_vocab: data/split/train.parquet -> data/vocab.txt (line i is token id i)."""
+import _root  # noqa: F401  (first: imports textrnn from this checkout)
 import logging
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """Stage download: the HF dataset (hub id or local parquet folder) -> data/raw/{train,test}.parquet."""
+import _root  # noqa: F401  (first: imports textrnn from this checkout)
 import logging
 from pathlib import Path
 

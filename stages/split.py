@@ -1,4 +1,5 @@
 """Stage split: data/raw -> data/split/{train,valid,test}.parquet, stratified on label."""
+import _root  # noqa: F401  (first: imports textrnn from this checkout)
 import logging
 from pathlib import Path
 

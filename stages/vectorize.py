@@ -1,4 +1,5 @@
 """Stage vectorize: data/split + data/vocab.txt -> data/vectors/{train,valid,test}.npz."""
+import _root  # noqa: F401  (first: imports textrnn from this checkout)
 import logging
 from pathlib import Path
 

@@ -1,0 +1,114 @@
+"""Shared test helpers: small synthetic datasets and throwaway copies of the project."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+# The files a fresh clone has; everything a test repo needs to run the pipeline.
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "textrnn", ".dvcignore"]
+
+POSITIVE = ["great", "wonderful", "superb", "loved", "brilliant", "moving", "fun", "best"]
+NEGATIVE = ["awful", "boring", "terrible", "hated", "worst", "dull", "waste", "bad"]
+NEUTRAL = ["the", "movie", "film", "plot", "actor", "scene", "story", "a", "was", "and", "it", "this"]
+
+
+def synthetic_reviews(n: int, seed: int = 0, n_classes: int = 2, min_len: int = 3, max_len: int = 40) -> pd.DataFrame:
+    """Reviews whose label is readable from their words: class c draws from its own word list."""
+    rng = np.random.default_rng(seed)
+    class_words = [NEGATIVE, POSITIVE] if n_classes == 2 else [
+        [f"{w}{c}" for w in ("alpha", "beta", "gamma", "delta", "omega")] for c in range(n_classes)]
+    texts, labels = [], []
+    for i in range(n):
+        label = i % n_classes
+        length = int(rng.integers(min_len, max_len + 1))
+        words = [str(rng.choice(class_words[label])) if rng.random() < 0.35 else str(rng.choice(NEUTRAL))
+                 for _ in range(length)]
+        punctuation = rng.choice(["", ".", "!", " <br />"], size=length)
+        texts.append(" ".join(w + p for w, p in zip(words, punctuation)).capitalize())
+        labels.append(label)
+    return pd.DataFrame({"text": texts, "label": np.array(labels, dtype=np.int64)})
+
+
+def write_hf_parquet(path: Path, frame: pd.DataFrame, label_names: Optional[List[str]] = None) -> None:
+    """Write ``frame`` as HF datasets writes parquet: with a ClassLabel in the schema metadata when named."""
+    import json
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if label_names is not None:
+        features = {"text": {"dtype": "string", "_type": "Value"},
+                    "label": {"names": label_names, "_type": "ClassLabel"}}
+        table = table.replace_schema_metadata({"huggingface": json.dumps({"info": {"features": features}})})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+
+
+def make_dataset_dir(directory: Path, n_train: int = 240, n_test: int = 120, n_classes: int = 2,
+                     label_names: Optional[List[str]] = None, with_test: bool = True) -> Path:
+    """A local HF-style dataset folder (train.parquet, test.parquet) of synthetic reviews."""
+    if label_names is None:
+        label_names = ["neg", "pos"] if n_classes == 2 else [f"class{c}" for c in range(n_classes)]
+    write_hf_parquet(directory / "train.parquet", synthetic_reviews(n_train, 0, n_classes), label_names)
+    if with_test:
+        write_hf_parquet(directory / "test.parquet", synthetic_reviews(n_test, 1, n_classes), label_names)
+    return directory
+
+
+SMALL_PARAMS: Dict[str, Dict[str, object]] = {
+    "vocab": {"min_freq": 1},
+    "train": {"embedding_size": 8, "hidden_size": 16, "epochs": 3, "batch_size": 16, "lr": 0.01},
+    "evaluate": {"batch_size": 64},
+}
+
+
+def run(cmd: List[str], cwd: Path, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    """Run a command with the test's Python first on PATH (so DVC stages use it) and capture its output."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env.pop("DVC_EXP_BASELINE_REV", None)
+    env.update(kwargs.pop("env", {}))
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def make_project(directory: Path, dataset: Path, overrides: Optional[Dict[str, Dict[str, object]]] = None,
+                 git: bool = True) -> Path:
+    """A copy of the project in ``directory`` that trains on ``dataset``, as a git + DVC repo with one commit."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, directory / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif source.exists():
+            shutil.copy2(source, directory / name)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["download"]["dataset"] = str(dataset)
+    for section, values in {**SMALL_PARAMS, **(overrides or {})}.items():
+        params[section].update(values)
+    (directory / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    if git:
+        run(["git", "init", "-q"], directory)
+        run(["git", "config", "user.email", "test@example.com"], directory)
+        run(["git", "config", "user.name", "test"], directory)
+        run([sys.executable, "-m", "dvc", "init", "-q"], directory)
+        run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], directory)
+        run(["git", "add", "-A"], directory)
+        run(["git", "commit", "-qm", "project"], directory)
+    return directory
+
+
+@pytest.fixture
+def dataset_dir(tmp_path: Path) -> Path:
+    return make_dataset_dir(tmp_path / "dataset")
