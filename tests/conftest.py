@@ -95,8 +95,9 @@ def make_project(directory: Path, dataset: Path, overrides: Optional[Dict[str, D
             shutil.copy2(source, directory / name)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["download"]["dataset"] = str(dataset)
-    for section, values in {**SMALL_PARAMS, **(overrides or {})}.items():
-        params[section].update(values)
+    for layer in (SMALL_PARAMS, overrides or {}):  # overrides change single keys, not whole sections
+        for section, values in layer.items():
+            params[section].update(values)
     (directory / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     if git:
         run(["git", "init", "-q"], directory)
