@@ -1,0 +1,145 @@
+"""End to end on a tiny dataset: dvc repro, an experiment, metrics/params/plots diffs, determinism."""
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import make_dataset_dir, make_project, run
+from textrnn.data import EncodedSplit
+from textrnn.model import load_checkpoint
+from textrnn.preprocess import count_tokens, encode_texts
+from textrnn.training import predict_logits
+from textrnn.vocab import Vocab
+
+DVC = [sys.executable, "-m", "dvc"]
+EPOCHS = 3  # conftest.SMALL_PARAMS
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A fresh git + DVC copy of the project on 240 train / 120 test synthetic reviews, reproduced once."""
+    root = tmp_path_factory.mktemp("pipeline")
+    dataset = make_dataset_dir(root / "dataset", n_train=240, n_test=120)
+    directory = make_project(root / "project", dataset)
+    run(DVC + ["repro"], directory)
+    return directory
+
+
+def test_repro_creates_every_output(project):
+    metrics = json.loads((project / "metrics/metrics.json").read_text())
+    assert set(metrics) == {"train", "valid", "test"}
+    for split, values in metrics.items():
+        assert set(values) == {"accuracy", "loss"}, split
+        assert 0 <= values["accuracy"] <= 1 and 0 < values["loss"] < 1, (split, values)
+
+    for name in ("train", "test"):
+        assert (project / f"data/raw/{name}.parquet").is_file()
+    splits = {name: pd.read_parquet(project / f"data/split/{name}.parquet") for name in ("train", "valid", "test")}
+    assert {name: len(frame) for name, frame in splits.items()} == {"train": 192, "valid": 48, "test": 120}
+    assert json.loads((project / "data/split/labels.json").read_text()) == {"names": ["neg", "pos"]}
+
+    # The vocabulary is built from the train split only, with min_freq 1.
+    vocab = Vocab.load(project / "data/vocab.txt")
+    expected = Vocab.build(count_tokens(splits["train"]["text"].tolist()), min_freq=1)
+    assert vocab.itos == expected.itos
+    for name, frame in splits.items():
+        vectors = EncodedSplit.load(project / f"data/vectors/{name}.npz")
+        ids, offsets = encode_texts(frame["text"].tolist(), vocab)
+        assert np.array_equal(vectors.ids, ids) and np.array_equal(vectors.offsets, offsets), name
+        assert np.array_equal(vectors.labels, frame["label"].to_numpy()), name
+        assert vectors.label_names == ["neg", "pos"]
+
+    model, label_names, metadata = load_checkpoint(project / "models/model.pt")
+    assert (model.config.vocabulary_size, model.config.embedding_size, model.config.hidden_size) == (len(vocab), 8, 16)
+    assert label_names == ["neg", "pos"] and metadata["train_device"] == "cpu"
+    # metrics.json holds what the saved checkpoint scores.
+    test = EncodedSplit.load(project / "data/vectors/test.npz")
+    logits = predict_logits(model, test, 64, torch.device("cpu"))
+    assert metrics["test"]["accuracy"] == round(float(((logits > 0).numpy() == test.labels).mean()), 6)
+
+    for split in ("train", "valid"):
+        for metric in ("loss", "accuracy"):
+            table = pd.read_csv(project / f"plots/training/plots/metrics/{split}/{metric}.tsv", sep="\t")
+            assert list(table.columns) == ["step", metric]
+            assert table["step"].tolist() == list(range(1, EPOCHS + 1))
+            assert table[metric].between(0, 10).all()
+    for png in ("plots/training/loss.png", "plots/training/accuracy.png",
+                "plots/evaluation/confusion.png", "plots/evaluation/roc.png"):
+        assert (project / png).read_bytes()[:8] == PNG, png
+    for sklearn_plot in ("confusion_matrix", "roc"):
+        assert json.loads((project / f"metrics/plots/sklearn/{sklearn_plot}.json").read_text())
+
+
+def test_repro_with_nothing_changed_runs_no_stage(project):
+    output = run(DVC + ["repro"], project)
+    text = output.stdout + output.stderr
+    assert "Running stage" not in text
+    assert "Data and pipelines are up to date" in text
+
+
+def test_forced_repro_gives_identical_metrics_bytes(project):
+    before = (project / "metrics/metrics.json").read_bytes()
+    output = run(DVC + ["repro", "-f"], project)
+    assert output.stdout.count("Running stage") == 6
+    assert (project / "metrics/metrics.json").read_bytes() == before
+
+
+def series(plot, field):
+    """(rev, filename) -> [(step, value)] of one `dvc plots show/diff --json` chart."""
+    assert len(plot) == 1 and plot[0]["type"] == "vega"
+    found = {}
+    for point in plot[0]["content"]["data"]["values"]:
+        found.setdefault((point["rev"], point.get("filename")), []).append((int(point["step"]), float(point[field])))
+    return found
+
+
+def test_experiment_and_diffs(project):
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "baseline"], project)
+    committed = json.loads((project / "metrics/metrics.json").read_text())
+
+    run(DVC + ["exp", "run", "-S", "train.hidden_size=8"], project)
+    assert load_checkpoint(project / "models/model.pt")[0].config.hidden_size == 8
+
+    diff = json.loads(run(DVC + ["metrics", "diff", "--all", "--json"], project).stdout)
+    changes = diff["metrics/metrics.json"]
+    new = json.loads((project / "metrics/metrics.json").read_text())
+    assert set(changes) == {f"{split}.{metric}" for split in ("train", "valid", "test") for metric in ("accuracy", "loss")}
+    for key, change in changes.items():
+        split, metric = key.split(".")
+        assert change["old"] == committed[split][metric] and change["new"] == new[split][metric], key
+    for split in ("train", "valid", "test"):  # a different model: its losses differ
+        assert changes[f"{split}.loss"]["old"] != changes[f"{split}.loss"]["new"]
+    changed = json.loads(run(DVC + ["metrics", "diff", "--json"], project).stdout)["metrics/metrics.json"]
+    assert {"train.loss", "valid.loss", "test.loss"} <= set(changed)
+    assert all(changed[key]["old"] != changed[key]["new"] for key in changed)  # only what changed
+    plain = run(DVC + ["metrics", "diff"], project).stdout
+    assert "metrics/metrics.json" in plain and "test.loss" in plain
+
+    params = json.loads(run(DVC + ["params", "diff", "--json"], project).stdout)
+    assert params == {"params.yaml": {"train.hidden_size": {"old": 16, "new": 8, "diff": -8}}}
+
+    plots = json.loads(run(DVC + ["plots", "show", "--json"], project).stdout)["data"]
+    assert set(plots) == {"Loss", "Accuracy", "Confusion matrix (test)", "ROC (test)"}
+    epochs = list(range(1, EPOCHS + 1))
+    for title, metric in (("Loss", "loss"), ("Accuracy", "accuracy")):
+        found = series(plots[title], metric)  # train and valid on one chart
+        assert set(found) == {("workspace", f"train/{metric}.tsv"), ("workspace", f"valid/{metric}.tsv")}, title
+        for key, points in found.items():
+            assert [step for step, _ in points] == epochs, key
+    train_loss = pd.read_csv(project / "plots/training/plots/metrics/train/loss.tsv", sep="\t")["loss"].tolist()
+    assert [v for _, v in series(plots["Loss"], "loss")[("workspace", "train/loss.tsv")]] == train_loss
+    confusion = plots["Confusion matrix (test)"][0]["content"]["data"]["values"]
+    assert len(confusion) == 120 and {p["actual"] for p in confusion} == {"neg", "pos"}
+    roc = plots["ROC (test)"][0]["content"]["data"]["values"]
+    assert {"fpr", "tpr"} <= set(roc[0]) and roc[-1]["fpr"] == 1.0 and roc[-1]["tpr"] == 1.0
+
+    plots_diff = json.loads(run(DVC + ["plots", "diff", "--json", "HEAD"], project).stdout)["data"]
+    assert set(plots_diff) == set(plots)
+    found = series(plots_diff["Loss"], "loss")
+    assert set(found) == {(rev, f"{split}/loss.tsv") for rev in ("HEAD", "workspace") for split in ("train", "valid")}
+    assert found[("HEAD", "train/loss.tsv")] != found[("workspace", "train/loss.tsv")]
