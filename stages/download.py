@@ -19,9 +19,6 @@ def main() -> None:
     frames, label_names = standardize_splits(
         splits, params["text_column"], params["label_column"], label_names, source=params["dataset"]
     )
-    for stale in OUT_DIR.glob("*.parquet"):  # a previous dataset may have had a split this one lacks
-        if stale.stem not in frames:
-            stale.unlink()
     write_split_dir(OUT_DIR, frames, label_names)
     sizes = ", ".join(f"{name} {len(frame)}" for name, frame in frames.items())
     log.info("download: %s -> %s (%s rows; classes %s)", params["dataset"], OUT_DIR, sizes, label_names)

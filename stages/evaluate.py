@@ -34,6 +34,9 @@ def main() -> None:
     for name in SPLITS:
         split = EncodedSplit.load(VECTORS / f"{name}.npz")
         split.check_vocab(vocab_size, VECTORS / f"{name}.npz")
+        if split.label_names != label_names:
+            raise UserError(f"{MODEL} predicts classes {label_names} but {VECTORS / f'{name}.npz'} has "
+                            f"{split.label_names}; retrain with `dvc repro train`")
         logits = predict_logits(model, split, params["batch_size"], device)
         metrics[name] = split_metrics(logits, split.labels)
         test = (logits, split.labels)

@@ -20,9 +20,11 @@ def main() -> None:
     if test_path.exists():
         test = read_split(test_path, len(label_names))
     else:
-        train, test = stratified_split(train, params["test_size"], params["seed"], "test", str(RAW_DIR / "train.parquet"))
+        train, test = stratified_split(train, params["test_size"], params["seed"], "test",
+                                       str(RAW_DIR / "train.parquet"), label_names)
         log.info("split: the dataset has no test split; carved %d rows out of train", len(test))
-    train, valid = stratified_split(train, params["valid_size"], params["seed"], "valid", str(RAW_DIR / "train.parquet"))
+    train, valid = stratified_split(train, params["valid_size"], params["seed"], "valid",
+                                    str(RAW_DIR / "train.parquet"), label_names)
     write_split_dir(OUT_DIR, {"train": train, "valid": valid, "test": test}, label_names)
     log.info("split: train %d, valid %d, test %d rows -> %s", len(train), len(valid), len(test), OUT_DIR)
 

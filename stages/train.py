@@ -5,6 +5,7 @@ Runs as one process, or under `torchrun --nproc_per_node N stages/train.py` with
 import _root  # noqa: F401  (first: imports textrnn from this checkout)
 import contextlib
 import logging
+import sys
 from pathlib import Path
 
 import torch
@@ -13,7 +14,7 @@ from textrnn import distributed
 from textrnn.data import EncodedSplit
 from textrnn.errors import UserError, cli_main
 from textrnn.io import atomic_dir
-from textrnn.model import RNN, ModelConfig, save_checkpoint
+from textrnn.model import RNN, ModelConfig, init_recurrent_weights, save_checkpoint
 from textrnn.params import load_params
 from textrnn.reporting import EpochReporter, plot_history
 from textrnn.training import TrainConfig, resolve_device, run_metadata, train_model
@@ -26,6 +27,8 @@ log = logging.getLogger("train")
 @cli_main
 def main() -> None:
     params = load_params("train")
+    if params["nproc"] > 1 and not distributed.launched_by_torchrun():
+        sys.exit(distributed.relaunch_with_torchrun(__file__, params["nproc"]))
     if params["threads"]:
         torch.set_num_threads(params["threads"])
     vocab_size = len(Vocab.load(VOCAB))
@@ -35,6 +38,7 @@ def main() -> None:
     torch.manual_seed(params["seed"])
     model = RNN(ModelConfig(vocab_size, params["embedding_size"], params["hidden_size"],
                             len(train.label_names), params["max_tokens"]))
+    init_recurrent_weights(model, params["recurrent_init"])
     config = TrainConfig(params["lr"], params["batch_size"], params["epochs"], params["seed"],
                          params["clip_grad_norm"], params["valid_batch_size"])
     device = distributed.local_device(resolve_device(params["device"]))

@@ -259,7 +259,7 @@ def corrupt_checkpoint(directory: Path) -> list:
     (mismatched_vocab, r"small_vocab\.txt has 3 tokens but models/model\.pt was trained on \d+"),
     (lambda d: ["--model", "missing.pt"], r"missing\.pt: checkpoint not found"),
     (lambda d: ["--vocab", "missing.txt"], r"missing\.txt: vocabulary not found"),
-    (corrupt_checkpoint, r"corrupt\.pt: not a loadable checkpoint"),
+    (corrupt_checkpoint, r"corrupt\.pt: corrupt or truncated checkpoint"),
     (lambda d: ["--file", "missing.txt"], r"missing\.txt: input file not found"),
 ], ids=["mismatched-vocab", "missing-model", "missing-vocab", "corrupt-checkpoint", "missing-input"])
 def test_cli_errors_are_one_line(project, make_args, message):

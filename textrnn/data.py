@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from textrnn.errors import UserError
-from textrnn.io import atomic_path, write_json
+from textrnn.io import atomic_dir, atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ def load_hf_dataset(dataset: str, revision: Optional[str]) -> Tuple[Dict[str, pd
     from huggingface_hub.utils import logging as hub_logging
 
     datasets.utils.logging.set_verbosity_error()
+    datasets.disable_progress_bars()  # "Generating train split" bars would bury a one-line error
     hub_logging.set_verbosity_error()
     local = Path(dataset).expanduser()
     try:
@@ -46,7 +47,8 @@ def load_hf_dataset(dataset: str, revision: Optional[str]) -> Tuple[Dict[str, pd
             f"folder of parquet files, e.g. `dvc exp run -S download.dataset=../shared/imdb`"
         ) from None
     except Exception as error:  # datasets raises many types; each is the user's data problem here
-        raise UserError(f"cannot load dataset {dataset!r}: {type(error).__name__}: {error}") from None
+        detail = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+        raise UserError(f"cannot load dataset {dataset!r}: {type(error).__name__}: {detail}") from None
     splits = {name: split.to_pandas() for name, split in loaded.items()}
     features = {name: split.features for name, split in loaded.items()}
     return splits, next(iter(features.values()), {})
@@ -99,9 +101,10 @@ def standardize_splits(splits: Dict[str, pd.DataFrame], text_column: str, label_
             bad = labels.isna() | ~labels.isin(range(len(label_names)))
             if bad.any():
                 value = frame[label_column][bad].iloc[0]
+                value = value.item() if isinstance(value, np.generic) else value
                 raise UserError(
                     f"{source} split {name!r}: label {value!r} is outside the classes {label_names} "
-                    f"(0..{len(label_names) - 1})"
+                    f"(0..{len(label_names) - 1}) in {int(bad.sum())} of {len(frame)} rows"
                 )
             labels = labels.to_numpy(dtype=np.int64)
         out[name] = pd.DataFrame({"text": frame[text_column].astype(str).to_numpy(), "label": labels})
@@ -111,13 +114,11 @@ def standardize_splits(splits: Dict[str, pd.DataFrame], text_column: str, label_
 
 
 def write_split_dir(directory: Path, frames: Dict[str, pd.DataFrame], label_names: List[str]) -> None:
-    """Write ``<split>.parquet`` for each frame and ``labels.json``, each file atomically."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, frame in frames.items():
-        with atomic_path(directory / f"{name}.parquet") as tmp:
-            frame.to_parquet(tmp, index=False)
-    write_json(directory / LABELS_FILE, {"names": label_names})
+    """Replace ``directory`` with ``<split>.parquet`` for each frame and ``labels.json``, all at once."""
+    with atomic_dir(Path(directory)) as tmp:
+        for name, frame in frames.items():
+            frame.to_parquet(tmp / f"{name}.parquet", index=False)
+        write_json(tmp / LABELS_FILE, {"names": label_names})
 
 
 def read_labels(directory: Path) -> List[str]:
@@ -147,6 +148,7 @@ def read_split(path: Path, n_classes: int) -> pd.DataFrame:
     labels = frame["label"]
     if labels.isna().any() or not labels.isin(range(n_classes)).all():
         bad = labels[labels.isna() | ~labels.isin(range(n_classes))].iloc[0]
+        bad = bad.item() if isinstance(bad, np.generic) else bad
         raise UserError(f"{path}: label {bad!r} is outside the classes 0..{n_classes - 1}")
     if frame["text"].isna().any():
         raise UserError(f"{path}: {int(frame['text'].isna().sum())} null texts; rerun `dvc repro -f download`")
@@ -155,8 +157,12 @@ def read_split(path: Path, n_classes: int) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- split
 
-def stratified_split(frame: pd.DataFrame, size: float, seed: int, what: str, source: str) -> Tuple[pd.DataFrame, pd.DataFrame]:
-    """Split ``frame`` into (rest, part) with ``size`` of it in part, stratified on ``label``."""
+def stratified_split(frame: pd.DataFrame, size: float, seed: int, what: str, source: str,
+                     label_names: Optional[List[str]] = None) -> Tuple[pd.DataFrame, pd.DataFrame]:
+    """Split ``frame`` into (rest, part) with ``size`` of it in part, stratified on ``label``.
+
+    Every class (each of ``label_names`` when given) must keep at least one row on both sides.
+    """
     from sklearn.model_selection import train_test_split
 
     counts = frame["label"].value_counts()
@@ -172,6 +178,16 @@ def stratified_split(frame: pd.DataFrame, size: float, seed: int, what: str, sou
             f"needs at least 2 per class"
         )
     rest, part = train_test_split(frame, test_size=size, random_state=seed, stratify=frame["label"])
+    classes = range(len(label_names)) if label_names is not None else counts.index
+    for label in classes:
+        rows = {"train": int((rest["label"] == label).sum()), what: int((part["label"] == label).sum())}
+        empty = [side for side, n in rows.items() if n == 0]
+        if empty:
+            name = f"{label} ({label_names[label]!r})" if label_names is not None else f"{label}"
+            raise UserError(
+                f"{source}: class {name} would have no row in {empty[0]} ({int(counts.get(label, 0))} rows "
+                f"of it in all); add rows of this class, or change split.{what}_size"
+            )
     return rest.reset_index(drop=True), part.reset_index(drop=True)
 
 

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import subprocess
+import sys
 from typing import Iterator, List
 
 import torch
@@ -12,6 +15,21 @@ from torch import nn
 
 def launched_by_torchrun() -> bool:
     return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def relaunch_with_torchrun(script: str, nproc: int) -> int:
+    """Run ``script`` again as ``nproc`` DDP processes on this machine; return torchrun's exit code."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", script]
+    # One OpenMP thread per process unless the user set it: torchrun's default, without its warning banner.
+    env = {"OMP_NUM_THREADS": "1", **os.environ}
+    process = subprocess.Popen(command, env=env)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        # Pass Ctrl-C / SIGTERM on, so that torchrun stops its ranks instead of leaving them orphaned.
+        process.send_signal(signal.SIGINT)
+        process.wait()
+        raise
 
 
 @contextlib.contextmanager
@@ -25,6 +43,8 @@ def process_group(device: torch.device) -> Iterator[None]:
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
         yield
+        # Leave together: a gloo rank that tears down while a peer still works can abort (SIGABRT).
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
@@ -53,6 +73,11 @@ def wrap(module: nn.Module, device: torch.device) -> nn.Module:
         return module
     device_ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
+
+
+def any_rank(flag: bool) -> bool:
+    """Whether ``flag`` is true on any rank."""
+    return all_reduce_sum([float(flag)])[0] > 0 if dist.is_initialized() else bool(flag)
 
 
 def all_reduce_sum(values: List[float]) -> List[float]:

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from textrnn.errors import interrupts_held
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -49,8 +50,9 @@ def atomic_dir(path: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     old = path.with_name(f".{path.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if path.exists():
-        os.replace(path, old)
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
+    with interrupts_held():  # a Ctrl-C between the two renames would leave no ``path`` at all
+        shutil.rmtree(old, ignore_errors=True)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)

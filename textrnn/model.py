@@ -1,6 +1,7 @@
 """The notebook's RNN, written by hand: h_t = tanh(W x_t + U h_{t-1}), logits = V h_T."""
 from __future__ import annotations
 
+import pickle
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -57,19 +58,26 @@ class RNN(nn.Module):
         return self._output(hidden)
 
     def forward_sequence(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """The same recurrence in one fused call (cuDNN on GPU, ATen's loop on CPU) on W and U's weights.
+        """The same recurrence in one fused call on W and U's weights: cuDNN on GPU, on CPU the
+        hand-written kernel of textrnn.fused_cpu (ATen's loop where that kernel is not available).
 
         The kernel runs every row to the batch's longest length; each review's state is read at
         its own last real token, so the right pads after it never count.
         """
+        from textrnn import fused_cpu  # on CPU, a hand-written kernel without torch's per-step overhead
+
         batch = tokens.shape[0]
         h0 = self.init_hidden(batch)
-        weights = [self.W.weight, self.U.weight, self.W.bias, self.U.bias]
-        with warnings.catch_warnings():
-            # cuDNN copies W and U into one flat buffer per call; at these sizes that is cheap.
-            warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
-            states, _ = torch.rnn_tanh(self.embedding(tokens), h0[None], weights, True, 1, 0.0,
-                                       self.training, False, True)
+        embedded = self.embedding(tokens)
+        if fused_cpu.applies(embedded, self.U.in_features):
+            projected = nn.functional.linear(embedded, self.W.weight, self.W.bias + self.U.bias)
+            states = fused_cpu.rnn_tanh(projected, h0, self.U.weight)
+        else:
+            weights = [self.W.weight, self.U.weight, self.W.bias, self.U.bias]
+            with warnings.catch_warnings():
+                # cuDNN copies W and U into one flat buffer per call; at these sizes that is cheap.
+                warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+                states, _ = torch.rnn_tanh(embedded, h0[None], weights, True, 1, 0.0, self.training, False, True)
         last = states[torch.arange(batch, device=tokens.device), (lengths - 1).clamp(min=0)]
         # An empty review keeps the initial state, as the step loop does.
         last = torch.where((lengths > 0)[:, None], last, h0)
@@ -78,6 +86,16 @@ class RNN(nn.Module):
     def _output(self, hidden: torch.Tensor) -> torch.Tensor:
         logits = self.V(hidden)
         return logits.squeeze(-1) if self.config.num_classes == 2 else logits
+
+
+def init_recurrent_weights(model: RNN, scheme: str) -> None:
+    """``default``: nn.Linear's uniform init, as the notebook. ``orthogonal``: U starts as a rotation
+    (Keras' SimpleRNN default), so the state neither fades nor grows at first and memory lasts longer."""
+    if scheme == "orthogonal":
+        with torch.no_grad():
+            nn.init.orthogonal_(model.U.weight)
+    elif scheme != "default":
+        raise ValueError(f"unknown recurrent init {scheme!r}")
 
 
 def loss_function(num_classes: int, reduction: str = "mean"):
@@ -124,9 +142,16 @@ def load_checkpoint(path: Path, map_location: str = "cpu") -> Tuple[RNN, List[st
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise UserError(f"{path}: checkpoint not found; train one with `dvc repro train`") from None
+    except pickle.UnpicklingError as error:
+        if "unsupported global" not in str(error).lower():  # a foreign object, not mere garbage
+            raise UserError(f"{path}: corrupt or truncated checkpoint (not a torch file); "
+                            f"retrain with `dvc repro -f train`") from None
+        # torch's own message advises weights_only=False, which would run the file's code: never relay it.
+        raise UserError(f"{path}: refused: it holds Python objects other than tensors and plain data, which "
+                        f"could run code; use a checkpoint made by `dvc repro train`") from None
     except Exception as error:
-        raise UserError(f"{path}: not a loadable checkpoint ({type(error).__name__}: "
-                        f"{str(error).splitlines()[0][:200] if str(error) else ''}); retrain with `dvc repro -f train`") from None
+        raise UserError(f"{path}: corrupt or truncated checkpoint ({type(error).__name__}); "
+                        f"retrain with `dvc repro -f train`") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path}: not a textrnn checkpoint (no '{CHECKPOINT_FORMAT}' format tag)")
     try:

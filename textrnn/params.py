@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import difflib
+import math
+import re
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
@@ -10,6 +12,17 @@ import yaml
 from textrnn.errors import UserError
 
 PARAMS_FILE = Path("params.yaml")
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 floats, as DVC reads params.yaml: ``1e-3`` is a number, not the string '1e-3'."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 # A check returns None when the value is fine, else what is allowed.
 Check = Callable[[Any], Optional[str]]
@@ -29,7 +42,7 @@ def _number(low: float, high: Optional[float] = None, nullable: bool = False, cl
     def check(value):
         if value is None and nullable:
             return None
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         ok = ok and (value >= low if closed_low else value > low) and (high is None or value < high)
         if not ok:
             bound = f"{'[' if closed_low else '('}{low}, {high})" if high is not None else f"{'>=' if closed_low else '>'} {low}"
@@ -45,6 +58,12 @@ def _text(nullable: bool = False) -> Check:
         if not isinstance(value, str) or not value.strip():
             return "a non-empty string" + (" or null" if nullable else "")
         return None
+    return check
+
+
+def _choice(*allowed: str) -> Check:
+    def check(value):
+        return None if value in allowed else " or ".join(repr(a) for a in allowed)
     return check
 
 
@@ -72,6 +91,8 @@ def _device(value) -> Optional[str]:
         return None
     return "'auto', 'cpu', 'cuda' or 'cuda:N'"
 
+
+_MISSING = object()  # no check accepts it: check(_MISSING) says what is allowed
 
 SCHEMA: Dict[str, Dict[str, Check]] = {
     "download": {
@@ -105,6 +126,8 @@ SCHEMA: Dict[str, Dict[str, Check]] = {
         "max_tokens": _integer(1, nullable=True),
         "valid_batch_size": _integer(1),
         "threads": _integer(0),
+        "nproc": _integer(1),
+        "recurrent_init": _choice("default", "orthogonal"),
     },
     "evaluate": {
         "batch_size": _integer(1),
@@ -125,7 +148,7 @@ def validate(section: str, values: Any, source: str = str(PARAMS_FILE)) -> Dict[
             raise UserError(f"{source}: unknown param '{section}.{key}'{hint}")
     for key, check in schema.items():
         if key not in values:
-            raise UserError(f"{source}: missing param '{section}.{key}'")
+            raise UserError(f"{source}: missing param '{section}.{key}'; set it to {check(_MISSING)}")
         allowed = check(values[key])
         if allowed is not None:
             raise UserError(f"{source}: {section}.{key} = {values[key]!r} is not allowed; use {allowed}")
@@ -136,7 +159,7 @@ def load_params(section: str, path: Path = PARAMS_FILE) -> Dict[str, Any]:
     """The checked ``section`` of ``path``."""
     path = Path(path)
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     except FileNotFoundError:
         raise UserError(f"{path}: not found; run from the project root") from None
     except yaml.YAMLError as error:

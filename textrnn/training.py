@@ -1,19 +1,21 @@
 """Training and scoring: length-bucketed batches, the fused RNN call, a guard against non-finite steps."""
 from __future__ import annotations
 
+import contextlib
 import copy
+import ctypes
 import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from textrnn import distributed
+from textrnn import distributed, fused_cpu
 from textrnn.data import EncodedSplit, length_buckets, pad_batch
 from textrnn.errors import UserError
 from textrnn.model import RNN, loss_function, predicted_labels
@@ -103,6 +105,40 @@ def _gradient_norm(parameters: List[torch.Tensor], clip: Optional[float]) -> tor
     return norm
 
 
+def _keep_freed_memory() -> None:
+    """Ask glibc to keep freed memory for reuse (no-op elsewhere).
+
+    Every batch allocates MB-sized temporaries (RMSprop's sqrt over the embedding, the states
+    and their gradients); returned to the OS, each comes back as fresh pages, one fault each.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest: blocks up to 32 MB come from the heap
+        libc.mallopt(m_trim_threshold, 1 << 30)  # and the heap keeps up to 1 GB free
+    except (OSError, AttributeError):
+        pass
+
+
+@contextlib.contextmanager
+def fast_cpu_arithmetic(device: torch.device) -> Iterator[None]:
+    """The CPU settings training needs to run at full speed; nothing on other devices.
+
+    Gradients that vanish through hundreds of tanh steps reach float32's denormal range
+    (below 1.2e-38), where this CPU's arithmetic, RMSprop's sqrt most of all, runs ~20x slower:
+    they are flushed to zero (values that small change nothing).
+    """
+    if device.type != "cpu":
+        yield
+        return
+    _keep_freed_memory()
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
 @torch.inference_mode()
 def score(model: RNN, batches: List[Batch]) -> Dict[str, float]:
     """Summed loss, correct predictions and rows over ``batches`` (the caller reduces them)."""
@@ -143,7 +179,7 @@ def train_model(model: RNN, train_split: EncodedSplit, valid_split: EncodedSplit
     model.to(device)
     network = distributed.wrap(SequenceModel(model), device)
     parameters = list(model.parameters())
-    optimizer = torch.optim.RMSprop(parameters, lr=config.lr)
+    optimizer = fused_cpu.RMSprop(parameters, lr=config.lr)  # torch's RMSprop, one pass per tensor on CPU
     criterion = loss_function(model.config.num_classes, reduction="sum")
 
     rng = np.random.default_rng(config.seed)
@@ -154,58 +190,60 @@ def train_model(model: RNN, train_split: EncodedSplit, valid_split: EncodedSplit
 
     result = TrainResult(best_state={}, best_epoch=0)
     best_loss = math.inf
-    for epoch in range(1, config.epochs + 1):
-        started = time.perf_counter()
-        network.train()
-        total_loss = torch.zeros((), dtype=torch.float64, device=device)
-        correct = torch.zeros((), dtype=torch.int64, device=device)
-        skipped = 0
-        order = rng.permutation(len(train_batches))
-        progress = tqdm(order, desc=f"epoch {epoch}/{config.epochs}", unit="batch", leave=False,
-                        disable=None if rank == 0 else True)  # None: bars on a terminal, none in log files
-        for step, index in enumerate(progress, start=1):
-            batch = train_batches[index]
-            optimizer.zero_grad(set_to_none=False)
-            if len(batch.labels):
-                logits = network(batch.tokens, batch.lengths)
-                batch_loss = criterion(logits, batch.labels)
-                correct += (predicted_labels(logits.detach()) == batch.labels).sum()
-            else:  # this rank's share of a tiny batch is empty; it still joins the gradient all-reduce
-                batch_loss = sum(p.sum() for p in parameters) * 0.0
-            # A sum over this rank's rows / the global rows * world size: DDP's gradient average is the global mean.
-            loss = batch_loss * (world_size / batch.global_rows)
-            if not torch.isfinite(batch_loss):
-                raise NonFiniteLoss(
-                    f"training loss is {batch_loss.item()} at epoch {epoch}, batch {step}; "
-                    f"lower train.lr or set train.clip_grad_norm"
-                )
-            loss.backward()
-            if torch.isfinite(_gradient_norm(parameters, config.clip_grad_norm)):
-                optimizer.step()
-            else:
-                skipped += 1  # as AMP's GradScaler does: an overflowed step is dropped, not applied
-            total_loss += batch_loss.detach().double()
-        progress.close()
+    with fast_cpu_arithmetic(device):
+        for epoch in range(1, config.epochs + 1):
+            started = time.perf_counter()
+            network.train()
+            total_loss = torch.zeros((), dtype=torch.float64, device=device)
+            correct = torch.zeros((), dtype=torch.int64, device=device)
+            skipped = 0
+            order = rng.permutation(len(train_batches))
+            progress = tqdm(order, desc=f"epoch {epoch}/{config.epochs}", unit="batch", leave=False,
+                            disable=None if rank == 0 else True)  # None: bars on a terminal, none in log files
+            for step, index in enumerate(progress, start=1):
+                batch = train_batches[index]
+                optimizer.zero_grad()  # None: backward stores each gradient, no zero fill + add over the embedding
+                if len(batch.labels):
+                    logits = network(batch.tokens, batch.lengths)
+                    batch_loss = criterion(logits, batch.labels)
+                    correct += (predicted_labels(logits.detach()) == batch.labels).sum()
+                else:  # this rank's share of a tiny batch is empty; it still joins the gradient all-reduce
+                    batch_loss = sum(p.sum() for p in parameters) * 0.0
+                # A sum over this rank's rows / the global rows * world size: DDP's gradient average is the global mean.
+                loss = batch_loss * (world_size / batch.global_rows)
+                # Every rank must take this decision together, or the others would wait forever in backward.
+                if distributed.any_rank(not torch.isfinite(batch_loss)):
+                    raise NonFiniteLoss(
+                        f"training loss is {batch_loss.item()} at epoch {epoch}, batch {step}; "
+                        f"lower train.lr or set train.clip_grad_norm"
+                    )
+                loss.backward()
+                if torch.isfinite(_gradient_norm(parameters, config.clip_grad_norm)):
+                    optimizer.step()
+                else:
+                    skipped += 1  # as AMP's GradScaler does: an overflowed step is dropped, not applied
+                total_loss += batch_loss.detach().double()
+            progress.close()
 
-        train_rows, valid = len(train_split), score(model, valid_batches)
-        sums = distributed.all_reduce_sum([total_loss.item(), correct.item(), valid["loss"], valid["correct"], valid["rows"]])
-        stats = EpochStats(
-            epoch=epoch,
-            train_loss=sums[0] / train_rows,
-            train_accuracy=sums[1] / train_rows,
-            valid_loss=sums[2] / sums[4],
-            valid_accuracy=sums[3] / sums[4],
-            skipped_steps=skipped,
-            seconds=time.perf_counter() - started,
-            tokens=tokens_per_epoch,
-        )
-        result.history.append(stats)
-        if stats.valid_loss < best_loss:
-            best_loss = stats.valid_loss
-            result.best_epoch = epoch
-            result.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
-        if on_epoch is not None:
-            on_epoch(stats)
+            train_rows, valid = len(train_split), score(model, valid_batches)
+            sums = distributed.all_reduce_sum([total_loss.item(), correct.item(), valid["loss"], valid["correct"], valid["rows"]])
+            stats = EpochStats(
+                epoch=epoch,
+                train_loss=sums[0] / train_rows,
+                train_accuracy=sums[1] / train_rows,
+                valid_loss=sums[2] / sums[4],
+                valid_accuracy=sums[3] / sums[4],
+                skipped_steps=skipped,
+                seconds=time.perf_counter() - started,
+                tokens=tokens_per_epoch,
+            )
+            result.history.append(stats)
+            if stats.valid_loss < best_loss:
+                best_loss = stats.valid_loss
+                result.best_epoch = epoch
+                result.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+            if on_epoch is not None:
+                on_epoch(stats)
     return result
 
 
@@ -217,5 +255,4 @@ def run_metadata(result: TrainResult, device: torch.device) -> Dict[str, object]
         "world_size": distributed.world_size(),
         "torch_version": str(torch.__version__),
         "skipped_steps": sum(s.skipped_steps for s in result.history),
-        "train_seconds": round(sum(s.seconds for s in result.history), 1),
     }

@@ -20,7 +20,7 @@ class Vocab:
 
     def __init__(self, tokens: Sequence[str]):
         if tuple(tokens[: len(SPECIALS)]) != SPECIALS:
-            raise ValueError(f"a vocabulary starts with {list(SPECIALS)}, got {list(tokens[:2])}")
+            raise ValueError(f"a vocabulary starts with {list(SPECIALS)}, got {repr(list(tokens[:2]))[:80]}")
         self.itos: List[str] = list(tokens)
         self.stoi: Dict[str, int] = {token: i for i, token in enumerate(self.itos)}
         if len(self.stoi) != len(self.itos):

@@ -1,0 +1,639 @@
+"""Bad input, faults and safety: one clear line, nothing half-written, nothing unsafe loaded.
+
+Each stage runs as the user runs it (`python stages/X.py` in a small project) and must answer a
+fault with one `error: ...` line, exit non-zero, and leave every previous output as it was.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, Tuple
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from conftest import ROOT, make_dataset_dir, make_project, run, synthetic_reviews, write_hf_parquet
+from textrnn.data import EncodedSplit, standardize_splits, stratified_split
+from textrnn.errors import UserError, cli_main, interrupts_held
+from textrnn.io import atomic_dir, atomic_path
+from textrnn.model import RNN, ModelConfig, load_checkpoint, save_checkpoint
+from textrnn.params import SCHEMA, load_params, validate
+from textrnn.training import NonFiniteLoss, TrainConfig, train_model
+from textrnn.vocab import Vocab
+
+STAGES = ("download", "split", "build_vocab", "vectorize", "train", "evaluate")
+OUTPUTS = ("data", "models", "plots", "metrics")
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+
+
+# ---------------------------------------------------------------- helpers
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """A small project after one full pipeline run: every output exists."""
+    base = tmp_path_factory.mktemp("faults")
+    project = make_project(base / "project", make_dataset_dir(base / "dataset"), git=False)
+    for name in STAGES:
+        stage(project, name, check=True)
+    return project
+
+
+@pytest.fixture
+def project(built: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the built project, for one test to break."""
+    return Path(shutil.copytree(built, tmp_path / "project"))
+
+
+def stage(project: Path, name: str, check: bool = False) -> subprocess.CompletedProcess:
+    return run([sys.executable, f"stages/{name}.py"], project, check=check)
+
+
+def set_param(project: Path, section: str, key: str, value: object = "<delete>") -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    if value == "<delete>":
+        del params[section][key]
+    else:
+        params[section][key] = value
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def snapshot(project: Path) -> Dict[str, Tuple[str, int]]:
+    """Every output file's content hash and modification time."""
+    files = {}
+    for top in OUTPUTS:
+        for path in sorted((project / top).rglob("*")):
+            if path.is_file():
+                files[str(path.relative_to(project))] = (hashlib.sha256(path.read_bytes()).hexdigest(),
+                                                         path.stat().st_mtime_ns)
+    return files
+
+
+def leftovers(project: Path) -> list:
+    """Temporary files or folders an interrupted write could leave behind."""
+    return sorted(str(p.relative_to(project)) for p in project.rglob("*")
+                  if p.name.endswith((".tmp", ".old")) and ".dvc" not in p.parts)
+
+
+def error_line(result: subprocess.CompletedProcess) -> str:
+    """The stage's last stderr line, after checking it failed cleanly with exactly one error line."""
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert [line for line in lines if line.startswith("error:")] == lines[-1:], result.stderr
+    return lines[-1]
+
+
+def assert_failed_cleanly(project: Path, before: dict, result: subprocess.CompletedProcess) -> str:
+    line = error_line(result)
+    assert snapshot(project) == before
+    assert leftovers(project) == []
+    return line
+
+
+# ---------------------------------------------------------------- params: the checks, case by case
+
+def good(section: str) -> dict:
+    return dict(PARAMS[section])
+
+
+def test_the_shipped_params_pass_every_check():
+    for section in SCHEMA:
+        assert validate(section, good(section)) == PARAMS[section]
+    assert set(SCHEMA) == set(PARAMS)
+
+
+@pytest.mark.parametrize("section, typo, meant", [
+    ("train", "hiden_size", "hidden_size"),
+    ("train", "learning_rate", None),
+    ("split", "valid_sise", "valid_size"),
+    ("vocab", "min_frequency", "min_freq"),
+    ("evaluate", "batchsize", "batch_size"),
+])
+def test_an_unknown_key_is_named_with_a_suggestion(section, typo, meant):
+    values = {**good(section), typo: 1}
+    with pytest.raises(UserError) as error:
+        validate(section, values)
+    hint = f"did you mean '{section}.{meant}'?" if meant else f"known keys: {', '.join(SCHEMA[section])}"
+    assert str(error.value) == f"params.yaml: unknown param '{section}.{typo}'; {hint}"
+
+
+@pytest.mark.parametrize("section, key, value, allowed", [
+    # wrong types
+    ("train", "hidden_size", "64", "an integer >= 1"),
+    ("train", "hidden_size", 64.0, "an integer >= 1"),
+    ("train", "epochs", True, "an integer >= 1"),
+    ("train", "lr", "fast", "a number > 0.0"),
+    ("train", "lr", "1e-3", "a number > 0.0"),  # quoted in YAML: a string, not a number
+    ("split", "valid_size", [0.2], "a number in (0.0, 1.0)"),
+    ("download", "dataset", 42, "a non-empty string"),
+    ("download", "text_column", None, "a non-empty string"),
+    ("vocab", "workers", "many", "'auto' or an integer >= 1"),
+    # out of range
+    ("train", "embedding_size", 0, "an integer >= 1"),
+    ("train", "hidden_size", -8, "an integer >= 1"),
+    ("train", "batch_size", 0, "an integer >= 1"),
+    ("train", "valid_batch_size", 0, "an integer >= 1"),
+    ("train", "max_tokens", 0, "an integer >= 1 or null"),
+    ("train", "epochs", 0, "an integer >= 1"),
+    ("train", "lr", 0, "a number > 0.0"),
+    ("train", "lr", -1, "a number > 0.0"),
+    ("train", "lr", float("inf"), "a number > 0.0"),
+    ("train", "clip_grad_norm", 0.0, "a number > 0.0 or null"),
+    ("train", "seed", -1, "an integer >= 0"),
+    ("split", "valid_size", 0, "a number in (0.0, 1.0)"),
+    ("split", "valid_size", 1, "a number in (0.0, 1.0)"),
+    ("split", "valid_size", 1.5, "a number in (0.0, 1.0)"),
+    ("split", "test_size", -0.1, "a number in (0.0, 1.0)"),
+    ("vocab", "min_freq", 0, "an integer >= 1"),
+    ("vocab", "max_size", 2, "an integer >= 3 or null"),
+    ("vectorize", "workers", 0, "'auto' or an integer >= 1"),
+    ("evaluate", "batch_size", 0, "an integer >= 1"),
+    ("download", "dataset", "  ", "a non-empty string"),
+    # devices
+    ("train", "device", "tpu", "'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    ("train", "device", "cuda:x", "'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    ("evaluate", "device", 0, "'auto', 'cpu', 'cuda' or 'cuda:N'"),
+])
+def test_a_bad_value_names_key_value_and_what_is_allowed(section, key, value, allowed):
+    with pytest.raises(UserError) as error:
+        validate(section, {**good(section), key: value})
+    assert str(error.value) == f"params.yaml: {section}.{key} = {value!r} is not allowed; use {allowed}"
+
+
+def test_nan_is_refused_wherever_a_number_is_expected():
+    with pytest.raises(UserError, match=r"^params.yaml: train.lr = nan is not allowed; use a number > 0.0$"):
+        validate("train", {**good("train"), "lr": float("nan")})
+
+
+@NO_GPU
+@pytest.mark.parametrize("section", ["train", "evaluate"])
+@pytest.mark.parametrize("device", ["cuda", "cuda:0"])
+def test_cuda_on_a_machine_without_a_gpu_says_so(section, device):
+    with pytest.raises(UserError) as error:
+        validate(section, {**good(section), "device": device})
+    assert str(error.value) == (f"params.yaml: {section}.device = {device!r} is not allowed; "
+                                f"use 'auto' or 'cpu' (no CUDA GPU is visible here)")
+
+
+@pytest.mark.parametrize("section, key", [(s, k) for s in SCHEMA for k in SCHEMA[s]])
+def test_a_missing_key_is_named_with_what_to_set(section, key):
+    values = good(section)
+    del values[key]
+    with pytest.raises(UserError) as error:
+        validate(section, values)
+    message = str(error.value)
+    assert message.startswith(f"params.yaml: missing param '{section}.{key}'; set it to ")
+    assert message.endswith(SCHEMA[section][key](object()))
+
+
+@pytest.mark.parametrize("section, key, value", [
+    ("split", "valid_size", 0.5), ("train", "lr", 1e-6), ("train", "epochs", 1), ("train", "clip_grad_norm", None),
+    ("train", "clip_grad_norm", 1), ("train", "max_tokens", None), ("vocab", "workers", "auto"),
+    ("vocab", "workers", 1), ("vocab", "max_size", None), ("train", "device", "cpu"), ("train", "threads", 0),
+])
+def test_values_at_the_edges_of_what_is_allowed_pass(section, key, value):
+    assert validate(section, {**good(section), key: value})[key] == value
+
+
+@pytest.mark.parametrize("text, value", [("1e-3", 1e-3), ("1e38", 1e38), ("2.5E-4", 2.5e-4), ("-1e-3", None)])
+def test_exponent_numbers_in_params_yaml_are_numbers_as_dvc_reads_them(tmp_path, text, value):
+    # PyYAML's YAML 1.1 reads `1e-3` as the string '1e-3'; DVC (YAML 1.2) reads a number.
+    path = tmp_path / "params.yaml"
+    source = (ROOT / "params.yaml").read_text()
+    path.write_text(source.replace("lr: 0.001", f"lr: {text}"))
+    assert f"lr: {text}" in path.read_text()
+    if value is None:
+        with pytest.raises(UserError, match=rf"train.lr = {float(text)!r} is not allowed"):
+            load_params("train", path)
+    else:
+        assert load_params("train", path)["lr"] == value
+
+
+def test_params_yaml_that_is_not_yaml_or_lacks_a_section(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  lr: [0.1\n")
+    with pytest.raises(UserError, match=rf"^{path}: not valid YAML \(line \d+\)$"):
+        load_params("train", path)
+    path.write_text("evaluate:\n  batch_size: 4\n")
+    with pytest.raises(UserError, match=rf"^{path}: no 'train' section$"):
+        load_params("train", path)
+    with pytest.raises(UserError, match="not found; run from the project root"):
+        load_params("train", tmp_path / "nowhere.yaml")
+
+
+# ---------------------------------------------------------------- params: every stage checks before any work
+
+@pytest.mark.parametrize("name, section, key, value, expected", [
+    ("download", "download", "text_colum", "text",
+     "unknown param 'download.text_colum'; did you mean 'download.text_column'?"),
+    ("split", "split", "valid_size", 1.5, "split.valid_size = 1.5 is not allowed; use a number in (0.0, 1.0)"),
+    ("build_vocab", "vocab", "min_freq", "5", "vocab.min_freq = '5' is not allowed; use an integer >= 1"),
+    ("vectorize", "vectorize", "workers", 0, "vectorize.workers = 0 is not allowed; use 'auto' or an integer >= 1"),
+    ("train", "train", "hiden_size", 64, "unknown param 'train.hiden_size'; did you mean 'train.hidden_size'?"),
+    ("train", "train", "lr", "<delete>", "missing param 'train.lr'; set it to a number > 0.0"),
+    pytest.param("train", "train", "device", "cuda",
+                 "train.device = 'cuda' is not allowed; use 'auto' or 'cpu' (no CUDA GPU is visible here)",
+                 marks=NO_GPU),
+    ("evaluate", "evaluate", "batch_size", 0, "evaluate.batch_size = 0 is not allowed; use an integer >= 1"),
+])
+def test_each_stage_refuses_bad_params_in_one_line_before_touching_anything(project, name, section, key, value,
+                                                                            expected):
+    set_param(project, section, key, value)
+    before = snapshot(project)
+    result = stage(project, name)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"error: params.yaml: {expected}"]  # the whole of stderr
+    assert result.stdout == ""
+    assert snapshot(project) == before  # same bytes, same mtimes: no output was rewritten
+    assert leftovers(project) == []
+
+
+# ---------------------------------------------------------------- data validation
+
+def raw_frame(n: int = 60) -> pd.DataFrame:
+    return synthetic_reviews(n, seed=3)
+
+
+def params_of(project: Path) -> dict:
+    return yaml.safe_load((project / "params.yaml").read_text())
+
+
+def test_download_names_a_missing_text_column(project):
+    set_param(project, "download", "text_column", "review")
+    dataset = params_of(project)["download"]["dataset"]
+    before = snapshot(project)
+    line = assert_failed_cleanly(project, before, stage(project, "download"))
+    assert line == (f"error: {dataset} split 'train': no column 'review' (columns: ['text', 'label']); "
+                    f"set download.text_column / download.label_column")
+
+
+def test_download_refuses_labels_outside_the_classlabel(project, tmp_path):
+    frame = raw_frame()
+    frame.loc[[5, 9], "label"] = 7
+    dataset = tmp_path / "bad_labels"
+    write_hf_parquet(dataset / "train.parquet", frame, ["neg", "pos"])
+    set_param(project, "download", "dataset", str(dataset))
+    before = snapshot(project)
+    line = assert_failed_cleanly(project, before, stage(project, "download"))
+    assert line == f"error: {dataset} split 'train': label 7 is outside the classes ['neg', 'pos'] (0..1) in 2 of 60 rows"
+
+
+def test_blank_texts_are_dropped_and_counted(project, tmp_path):
+    train, test = raw_frame(60), synthetic_reviews(30, seed=4)
+    train["text"] = train["text"].astype(object)
+    train.loc[3, "text"], train.loc[10, "text"], train.loc[11, "text"] = None, "", " \t\n "
+    test.loc[0, "text"] = "   "
+    dataset = tmp_path / "blanks"
+    write_hf_parquet(dataset / "train.parquet", train, ["neg", "pos"])
+    write_hf_parquet(dataset / "test.parquet", test, ["neg", "pos"])
+    set_param(project, "download", "dataset", str(dataset))
+    result = stage(project, "download", check=True)
+    assert f"{dataset} split 'train': dropped 3 rows with a null, empty or whitespace-only text" in result.stderr
+    assert f"{dataset} split 'test': dropped 1 rows with a null, empty or whitespace-only text" in result.stderr
+    assert f"(train 57, test 29 rows; classes ['neg', 'pos'])" in result.stderr
+    raw_train = pd.read_parquet(project / "data/raw/train.parquet")
+    expected = train.drop(index=[3, 10, 11]).reset_index(drop=True)
+    assert raw_train["text"].tolist() == expected["text"].tolist()
+    assert raw_train["label"].tolist() == expected["label"].tolist()
+    assert len(pd.read_parquet(project / "data/raw/test.parquet")) == 29
+
+
+def test_blank_texts_policy_in_the_library():
+    frame = pd.DataFrame({"review": ["good film", None, "", "  ", "bad film"], "stars": [1, 0, 1, 0, 0]})
+    out, names = standardize_splits({"train": frame}, "review", "stars", ["neg", "pos"], source="x")
+    assert out["train"]["text"].tolist() == ["good film", "bad film"]
+    assert out["train"]["label"].tolist() == [1, 0]
+    assert names == ["neg", "pos"]
+
+
+def write_raw(project: Path, train: pd.DataFrame, test: pd.DataFrame, names: list) -> None:
+    raw = project / "data/raw"
+    train.to_parquet(raw / "train.parquet", index=False)
+    test.to_parquet(raw / "test.parquet", index=False)
+    (raw / "labels.json").write_text(json.dumps({"names": names}))
+
+
+def test_split_refuses_to_leave_a_class_without_a_valid_row(project):
+    train = synthetic_reviews(96, n_classes=2)  # 48 + 48 + 2 rows: a 20% valid split is 10 + 10 + 0
+    tiny = pd.DataFrame({"text": ["a rare review", "another rare one"], "label": [2, 2]})
+    write_raw(project, pd.concat([train, tiny], ignore_index=True), synthetic_reviews(30, n_classes=3),
+              ["neg", "pos", "rare"])
+    before = snapshot(project)
+    line = assert_failed_cleanly(project, before, stage(project, "split"))
+    assert line == ("error: data/raw/train.parquet: class 2 ('rare') would have no row in valid (2 rows of it in "
+                    "all); add rows of this class, or change split.valid_size")
+
+
+def frame_with_labels(counts) -> pd.DataFrame:
+    labels = np.concatenate([np.full(n, label) for label, n in enumerate(counts)]).astype(np.int64)
+    return pd.DataFrame({"text": [f"review {i}" for i in range(len(labels))], "label": labels})
+
+
+def test_stratified_split_checks_every_named_class_on_both_sides():
+    with pytest.raises(UserError, match=r"^x: class 2 \('c'\) would have no row in valid \(2 rows of it in all\)"):
+        stratified_split(frame_with_labels([48, 48, 2]), 0.2, 42, "valid", "x", ["a", "b", "c"])
+    with pytest.raises(UserError, match=r"^x: class 2 \('c'\) would have no row in train \(0 rows of it in all\)"):
+        stratified_split(frame_with_labels([50, 50]), 0.2, 42, "valid", "x", ["a", "b", "c"])
+    with pytest.raises(UserError, match=r"^x: class 1 has 1 row; a stratified test split needs at least 2"):
+        stratified_split(frame_with_labels([50, 1]), 0.2, 42, "test", "x", ["a", "b"])
+    rest, part = stratified_split(frame_with_labels([50, 50, 10]), 0.2, 42, "valid", "x", ["a", "b", "c"])
+    assert sorted(set(part["label"])) == sorted(set(rest["label"])) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("name, broken", [
+    ("split", "data/raw/train.parquet"),
+    ("build_vocab", "data/split/train.parquet"),
+    ("vectorize", "data/split/valid.parquet"),
+])
+def test_a_truncated_parquet_is_named(project, name, broken):
+    path = project / broken
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    before = snapshot(project)
+    line = assert_failed_cleanly(project, before, stage(project, name))
+    assert line.startswith(f"error: {broken}: not a readable parquet file (")
+    assert line.endswith("); rerun the stage that writes it")
+
+
+def test_a_truncated_npz_is_named_by_train(project):
+    path = project / "data/vectors/train.npz"
+    path.write_bytes(path.read_bytes()[:-200])
+    before = snapshot(project)
+    line = assert_failed_cleanly(project, before, stage(project, "train"))
+    assert line.startswith("error: data/vectors/train.npz: corrupt or not a textrnn vector file (")
+    assert line.endswith("); rerun `dvc repro -f vectorize`")
+
+
+def broken_npz(path: Path, kind: str) -> None:
+    good_split = EncodedSplit(np.arange(6, dtype=np.int32), np.array([0, 2, 6], np.int64), np.array([0, 1]),
+                              ["neg", "pos"])
+    good_split.save(path)
+    data = path.read_bytes()
+    if kind == "random bytes":
+        path.write_bytes(os.urandom(len(data)))
+    elif kind == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "missing array":
+        np.savez(path, ids=good_split.ids, offsets=good_split.offsets)
+    elif kind == "pickled objects":
+        np.savez(path, ids=np.array([object()], dtype=object), offsets=good_split.offsets,
+                 labels=good_split.labels, label_names=np.array(["neg", "pos"]))
+    elif kind == "bad offsets":
+        np.savez(path, ids=good_split.ids, offsets=np.array([0, 4, 3]), labels=good_split.labels,
+                 label_names=np.array(["neg", "pos"]))
+
+
+@pytest.mark.parametrize("kind", ["random bytes", "truncated", "empty", "missing array", "pickled objects"])
+def test_a_broken_npz_is_named_and_never_unpickled(tmp_path, kind):
+    path = tmp_path / "train.npz"
+    broken_npz(path, kind)
+    with pytest.raises(UserError) as error:
+        EncodedSplit.load(path)
+    assert str(error.value).startswith(f"{path}: corrupt or not a textrnn vector file (")
+
+
+def test_npz_offsets_that_do_not_match_are_named(tmp_path):
+    path = tmp_path / "train.npz"
+    broken_npz(path, "bad offsets")
+    with pytest.raises(UserError, match=rf"^{path}: offsets do not match ids and labels"):
+        EncodedSplit.load(path)
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"\xff\xfe\x00garbage\x80\x81", "not a UTF-8 text file"),
+    (b"", "not a textrnn vocabulary"),
+    (b"the\nmovie\n", "not a textrnn vocabulary"),
+    (b"<unk>\n<pad>\nthe\nthe\n", "not a textrnn vocabulary"),
+])
+def test_garbage_vocab_is_named(tmp_path, content, problem):
+    path = tmp_path / "vocab.txt"
+    path.write_bytes(content)
+    with pytest.raises(UserError) as error:
+        Vocab.load(path)
+    assert str(error.value).startswith(f"{path}: {problem}")
+    assert "dvc repro -f build_vocab" in str(error.value)
+
+
+def test_vectorize_names_a_garbage_vocab_and_keeps_the_old_vectors(project):
+    (project / "data/vocab.txt").write_bytes(os.urandom(300) + b"\xff")
+    before = snapshot(project)
+    line = assert_failed_cleanly(project, before, stage(project, "vectorize"))
+    assert line == "error: data/vocab.txt: not a UTF-8 text file; rebuild it with `dvc repro -f build_vocab`"
+
+
+def test_train_names_vectors_made_with_a_larger_vocab(project):
+    vocab = Vocab.load(project / "data/vocab.txt")
+    Vocab(vocab.itos[:10]).save(project / "data/vocab.txt")
+    before = snapshot(project)
+    line = assert_failed_cleanly(project, before, stage(project, "train"))
+    assert line == ("error: data/vectors/train.npz: token ids exceed the vocabulary (10 tokens); "
+                    "rerun `dvc repro -f vectorize`")
+
+
+# ---------------------------------------------------------------- atomic outputs
+
+def test_atomic_path_and_dir_keep_the_old_output_when_the_writer_fails(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("boom")
+    folder = tmp_path / "outdir"
+    folder.mkdir()
+    (folder / "a.txt").write_text("old")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_dir(folder) as tmp:
+            (tmp / "a.txt").write_text("half")
+            raise KeyboardInterrupt
+    assert target.read_text() == "old" and (folder / "a.txt").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt", "outdir"]
+    with atomic_dir(folder) as tmp:
+        (tmp / "b.txt").write_text("new")
+    assert sorted(p.name for p in folder.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt", "outdir"]
+
+
+def test_a_signal_inside_interrupts_held_waits_for_the_end_of_the_block(capsys):
+    steps = []
+
+    @cli_main
+    def job():
+        with interrupts_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            steps.append("renamed both")
+        steps.append("after the block")
+
+    previous = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as exit_:
+        job()
+    assert exit_.value.code == 128 + signal.SIGTERM
+    assert steps == ["renamed both"]
+    assert capsys.readouterr().err.startswith("interrupted by SIGTERM: ")
+    assert signal.getsignal(signal.SIGTERM) is previous  # cli_main puts the handlers back
+
+
+@pytest.mark.parametrize("signum, code, line", [
+    (signal.SIGINT, 130, "interrupted: stopped before finishing; the previous outputs are intact and no "
+                         "temporary file is left"),
+    (signal.SIGTERM, 143, "interrupted by SIGTERM: stopped before finishing; the previous outputs are intact and "
+                          "no temporary file is left"),
+], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_training_keeps_the_previous_checkpoint_and_curves(project, signum, code, line):
+    set_param(project, "train", "epochs", 100000)  # far more than the test waits for
+    before = snapshot(project)
+    assert "models/model.pt" in before and any(k.startswith("plots/training/") for k in before)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    process = subprocess.Popen([sys.executable, "stages/train.py"], cwd=project, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = []
+    for text in process.stderr:  # wait until training is under way: one epoch has been logged
+        seen.append(text.rstrip("\n"))
+        if text.startswith("epoch 1/"):
+            break
+    assert seen and seen[-1].startswith("epoch 1/100000"), seen
+    assert list((project / "plots").glob(".training.*.tmp")), "the new curves are being written beside the old"
+    process.send_signal(signum)
+    _, rest = process.communicate(timeout=60)
+    lines = seen + rest.splitlines()
+    assert process.returncode == code, lines
+    assert "Traceback" not in rest
+    assert lines[-1] == line
+    assert [x for x in lines if x.startswith(("interrupted", "error"))] == [line]
+    assert snapshot(project) == before
+    assert leftovers(project) == []
+
+
+# ---------------------------------------------------------------- safe loading
+
+def test_evaluate_refuses_a_checkpoint_trained_on_another_vocab(project):
+    with open(project / "data/vocab.txt", "a") as handle:
+        handle.write("extra1\nextra2\nextra3\n")
+    size = len(Vocab.load(project / "data/vocab.txt"))
+    before = snapshot(project)
+    line = assert_failed_cleanly(project, before, stage(project, "evaluate"))
+    assert line == (f"error: models/model.pt was trained on {size - 3} tokens but data/vocab.txt has {size}; "
+                    f"retrain with `dvc repro train`")
+
+
+def test_evaluate_refuses_a_checkpoint_with_other_classes(project):
+    payload = torch.load(project / "models/model.pt", weights_only=True)
+    payload["label_names"] = ["bad", "good"]
+    torch.save(payload, project / "models/model.pt")
+    before = snapshot(project)
+    line = assert_failed_cleanly(project, before, stage(project, "evaluate"))
+    assert line == ("error: models/model.pt predicts classes ['bad', 'good'] but data/vectors/train.npz has "
+                    "['neg', 'pos']; retrain with `dvc repro train`")
+
+
+@pytest.mark.parametrize("content", ["random bytes", "empty", "truncated zip", "not a dict", "wrong shapes"])
+def test_load_checkpoint_names_a_corrupt_file(built, tmp_path, content):
+    path = tmp_path / "model.pt"
+    original = (built / "models/model.pt").read_bytes()
+    if content == "random bytes":
+        path.write_bytes(os.urandom(len(original)))
+    elif content == "empty":
+        path.write_bytes(b"")
+    elif content == "truncated zip":
+        path.write_bytes(original[: len(original) - 100])
+    elif content == "not a dict":
+        torch.save([1, 2, 3], path)
+    else:
+        payload = torch.load(built / "models/model.pt", weights_only=True)
+        payload["state_dict"]["embedding.weight"] = torch.zeros(3, 3)
+        torch.save(payload, path)
+    with pytest.raises(UserError) as error:
+        load_checkpoint(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: ")
+    assert "\n" not in message
+    expected = {"not a dict": "not a textrnn checkpoint", "wrong shapes": "checkpoint does not match the model"}
+    assert expected.get(content, "corrupt or truncated checkpoint") in message
+
+
+class Malicious:
+    """Unpickling this runs a shell command."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def malicious_checkpoint(built: Path, path: Path, marker: Path) -> None:
+    payload = torch.load(built / "models/model.pt", weights_only=True)
+    payload["metadata"]["note"] = Malicious(marker)
+    torch.save(payload, path)
+
+
+def test_a_malicious_pickle_is_refused_and_never_run(built, tmp_path):
+    path, marker = tmp_path / "model.pt", tmp_path / "PWNED"
+    malicious_checkpoint(built, path, marker)
+    with pytest.raises(UserError) as error:
+        load_checkpoint(path)
+    assert str(error.value).startswith(f"{path}: ")
+    assert not marker.exists()
+
+
+def test_evaluate_refuses_a_malicious_checkpoint_in_one_line(project, tmp_path):
+    marker = tmp_path / "PWNED"
+    malicious_checkpoint(project, project / "models/model.pt", marker)
+    before = snapshot(project)
+    line = assert_failed_cleanly(project, before, stage(project, "evaluate"))
+    assert line.startswith("error: models/model.pt: ")
+    assert not marker.exists()
+
+
+def test_the_refusal_says_why_and_never_advises_unsafe_loading(built, tmp_path):
+    path = tmp_path / "model.pt"
+    malicious_checkpoint(built, path, tmp_path / "PWNED")
+    with pytest.raises(UserError) as error:
+        load_checkpoint(path)
+    assert "refused" in str(error.value)
+    assert "False" not in str(error.value)
+
+
+# ---------------------------------------------------------------- numerical faults
+
+def test_a_huge_lr_stops_training_with_epoch_batch_and_lever_and_keeps_the_checkpoint(project):
+    params = (project / "params.yaml").read_text()
+    (project / "params.yaml").write_text(params.replace("lr: 0.01", "lr: 1e38"))  # YAML 1.2: a number
+    before = snapshot(project)
+    line = assert_failed_cleanly(project, before, stage(project, "train"))
+    assert line == "error: training loss is nan at epoch 1, batch 2; lower train.lr or set train.clip_grad_norm"
+
+
+def tiny_split(n: int = 24) -> EncodedSplit:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 9, size=n)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return EncodedSplit(rng.integers(2, 20, size=offsets[-1]).astype(np.int32), offsets,
+                        np.arange(n, dtype=np.int64) % 2, ["neg", "pos"])
+
+
+def test_nan_weights_stop_training_at_the_first_batch_and_are_never_saved(tmp_path):
+    torch.manual_seed(0)
+    model = RNN(ModelConfig(20, 4, 8))
+    with torch.no_grad():
+        model.V.weight.fill_(float("nan"))
+    with pytest.raises(NonFiniteLoss) as error:
+        train_model(model, tiny_split(), tiny_split(8), TrainConfig(0.01, 8, 2, 0), torch.device("cpu"))
+    assert str(error.value) == ("training loss is nan at epoch 1, batch 1; "
+                                "lower train.lr or set train.clip_grad_norm")
+    assert isinstance(error.value, UserError)
+    path = tmp_path / "model.pt"
+    with pytest.raises(RuntimeError, match="non-finite weights in V.weight"):
+        save_checkpoint(path, model, model.state_dict(), ["neg", "pos"], {})
+    assert list(tmp_path.iterdir()) == []
