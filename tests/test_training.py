@@ -198,3 +198,20 @@ def test_multiclass_training_learns(splits):
     result = train_model(model, split, split, TrainConfig(lr=0.01, batch_size=16, epochs=4, seed=0), CPU)
     assert result.history[0].train_loss > result.history[-1].train_loss + 0.2
     assert result.history[-1].valid_accuracy > 0.6
+
+
+def test_scoring_splits_long_buckets_over_the_token_budget_with_the_same_logits(monkeypatch):
+    torch.manual_seed(0)
+    model = RNN(ModelConfig(50, 8, 16))
+    lengths = np.array([3, 5000, 7, 4000, 1, 0, 4500])
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    ids = np.random.default_rng(0).integers(0, 50, offsets[-1]).astype(np.int32)
+    split = EncodedSplit(ids, offsets, np.zeros(len(lengths), np.int64), ["a", "b"])
+    whole = predict_logits(model, split, 64, torch.device("cpu"))
+    widths = []
+    original = model.forward_sequence
+    monkeypatch.setattr(model, "forward_sequence", lambda t, n: widths.append(t.numel()) or original(t, n))
+    monkeypatch.setattr("textrnn.training.SCORING_TOKEN_BUDGET", 5000)
+    cut = predict_logits(model, split, 64, torch.device("cpu"))
+    torch.testing.assert_close(cut, whole, atol=1e-6, rtol=0)
+    assert max(widths) <= 5000 and len(widths) > 1

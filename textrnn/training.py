@@ -24,6 +24,10 @@ from textrnn.vocab import PAD_ID
 log = logging.getLogger(__name__)
 
 
+# Padded tokens per scoring batch at most (states: budget x hidden floats, 256 MB at hidden 64).
+SCORING_TOKEN_BUDGET = 1 << 20
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     lr: float
@@ -164,10 +168,15 @@ def predict_logits(model: RNN, split: EncodedSplit, batch_size: int, device: tor
     split = split.last_tokens(model.config.max_tokens)
     shape = (len(split),) if model.config.num_classes == 2 else (len(split), model.config.num_classes)
     logits = torch.empty(shape, dtype=torch.float32)
-    for rows in length_buckets(split.lengths, batch_size):
-        tokens, lengths = pad_batch(split.ids, split.offsets, rows, PAD_ID)
-        out = model.forward_sequence(torch.from_numpy(tokens).to(device), torch.from_numpy(lengths).to(device))
-        logits[torch.from_numpy(rows)] = out.float().cpu()
+    for bucket in length_buckets(split.lengths, batch_size):
+        # The kernel keeps every step's state: cap rows x width so that very long reviews stay in memory.
+        width = max(int(split.lengths[bucket].max(initial=0)), 1)
+        rows_per_batch = max(1, SCORING_TOKEN_BUDGET // width)
+        for start in range(0, len(bucket), rows_per_batch):
+            rows = bucket[start : start + rows_per_batch]
+            tokens, lengths = pad_batch(split.ids, split.offsets, rows, PAD_ID)
+            out = model.forward_sequence(torch.from_numpy(tokens).to(device), torch.from_numpy(lengths).to(device))
+            logits[torch.from_numpy(rows)] = out.float().cpu()
     return logits
 
 
