@@ -14,7 +14,7 @@ from textrnn import distributed
 from textrnn.data import EncodedSplit
 from textrnn.errors import UserError, cli_main
 from textrnn.io import atomic_dir
-from textrnn.model import RNN, ModelConfig, init_recurrent_weights, save_checkpoint
+from textrnn.model import RNN, ModelConfig, initialize, save_checkpoint
 from textrnn.params import load_params
 from textrnn.reporting import EpochReporter, plot_history
 from textrnn.training import TrainConfig, resolve_device, run_metadata, train_model
@@ -38,7 +38,7 @@ def main() -> None:
     torch.manual_seed(params["seed"])
     model = RNN(ModelConfig(vocab_size, params["embedding_size"], params["hidden_size"],
                             len(train.label_names), params["max_tokens"]))
-    init_recurrent_weights(model, params["recurrent_init"])
+    initialize(model, params["recurrent_init"], params["embedding_init_std"])
     config = TrainConfig(params["lr"], params["batch_size"], params["epochs"], params["seed"],
                          params["clip_grad_norm"], params["valid_batch_size"])
     device = distributed.local_device(resolve_device(params["device"]))

@@ -88,14 +88,20 @@ class RNN(nn.Module):
         return logits.squeeze(-1) if self.config.num_classes == 2 else logits
 
 
-def init_recurrent_weights(model: RNN, scheme: str) -> None:
-    """``default``: nn.Linear's uniform init, as the notebook. ``orthogonal``: U starts as a rotation
-    (Keras' SimpleRNN default), so the state neither fades nor grows at first and memory lasts longer."""
-    if scheme == "orthogonal":
-        with torch.no_grad():
+def initialize(model: RNN, recurrent: str = "default", embedding_std: float = 1.0) -> None:
+    """Re-draw initial weights where asked; the defaults keep PyTorch's (the notebook's) init untouched.
+
+    ``recurrent="orthogonal"``: U starts as a rotation (Keras' SimpleRNN default), so the state
+    neither fades nor grows at first. ``embedding_std``: embeddings start as N(0, std^2) instead
+    of nn.Embedding's N(0, 1); small values let the learned part dominate rare words' noise.
+    """
+    with torch.no_grad():
+        if recurrent == "orthogonal":
             nn.init.orthogonal_(model.U.weight)
-    elif scheme != "default":
-        raise ValueError(f"unknown recurrent init {scheme!r}")
+        elif recurrent != "default":
+            raise ValueError(f"unknown recurrent init {recurrent!r}")
+        if embedding_std != 1.0:
+            nn.init.normal_(model.embedding.weight, std=embedding_std)
 
 
 def loss_function(num_classes: int, reduction: str = "mean"):

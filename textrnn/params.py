@@ -128,6 +128,7 @@ SCHEMA: Dict[str, Dict[str, Check]] = {
         "threads": _integer(0),
         "nproc": _integer(1),
         "recurrent_init": _choice("default", "orthogonal"),
+        "embedding_init_std": _number(0.0),
     },
     "evaluate": {
         "batch_size": _integer(1),
