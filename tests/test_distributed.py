@@ -43,6 +43,18 @@ def test_two_gloo_processes_match_one_process(project):
     assert len(rows) == 2  # header + epoch 1
 
 
+def test_a_last_batch_smaller_than_the_world_leaves_one_rank_empty_handed(project):
+    """320 train rows in batches of 29: the last batch has 1 row, so rank 1 gets none of it."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["batch_size"] = 29
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    first, second = _train(project, 1)["state_dict"], _train(project, 2)["state_dict"]
+    for name in first:
+        torch.testing.assert_close(second[name], first[name], atol=1e-4, rtol=1e-3, msg=name)
+    params["train"]["batch_size"] = 16
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 def test_one_epoch_moves_the_weights(project):
     """Guards the test above: equal weights must come from training, not from an untouched init."""
     trained = _train(project, 1)["state_dict"]

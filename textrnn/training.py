@@ -216,8 +216,10 @@ def train_model(model: RNN, train_split: EncodedSplit, valid_split: EncodedSplit
                     logits = network(batch.tokens, batch.lengths)
                     batch_loss = criterion(logits, batch.labels)
                     correct += (predicted_labels(logits.detach()) == batch.labels).sum()
-                else:  # this rank's share of a tiny batch is empty; it still joins the gradient all-reduce
-                    batch_loss = sum(p.sum() for p in parameters) * 0.0
+                else:  # this rank's share of a tiny batch is empty; it still runs DDP's forward and backward,
+                    # or the other ranks would wait forever in their gradient all-reduce
+                    empty = torch.full((1, 1), PAD_ID, device=device), torch.zeros(1, dtype=torch.long, device=device)
+                    batch_loss = network(*empty).sum() * 0.0
                 # A sum over this rank's rows / the global rows * world size: DDP's gradient average is the global mean.
                 loss = batch_loss * (world_size / batch.global_rows)
                 # Every rank must take this decision together, or the others would wait forever in backward.
