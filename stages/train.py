@@ -12,7 +12,7 @@ import torch
 
 from textrnn import distributed
 from textrnn.data import EncodedSplit
-from textrnn.errors import UserError, cli_main
+from textrnn.errors import cli_main
 from textrnn.io import atomic_dir
 from textrnn.model import RNN, ModelConfig, initialize, save_checkpoint
 from textrnn.params import load_params
@@ -28,7 +28,7 @@ log = logging.getLogger("train")
 def main() -> None:
     params = load_params("train")
     if params["nproc"] > 1 and not distributed.launched_by_torchrun():
-        sys.exit(distributed.relaunch_with_torchrun(__file__, params["nproc"]))
+        sys.exit(distributed.relaunch_with_torchrun(__file__, params["nproc"], resolve_device(params["device"])))
     if params["threads"]:
         torch.set_num_threads(params["threads"])
     vocab_size = len(Vocab.load(VOCAB))
@@ -49,8 +49,6 @@ def main() -> None:
         with atomic_dir(PLOTS) if main_rank else contextlib.nullcontext() as live_dir:
             reporter = EpochReporter(live_dir, config.epochs) if main_rank else None
             result = train_model(model, train, valid, config, device, reporter)
-            if not result.best_state:
-                raise UserError("no epoch gave a finite valid loss; lower train.lr or set train.clip_grad_norm")
             if main_rank:
                 plot_history(live_dir, result.history, result.best_epoch)
                 metadata = run_metadata(result, device)

@@ -25,19 +25,21 @@ def _train(project, nproc: int) -> dict:
 def project(tmp_path_factory):
     base = tmp_path_factory.mktemp("ddp")
     dataset = make_dataset_dir(base / "dataset", n_train=400, n_test=40)
-    project = make_project(base / "project", dataset, {"train": {"epochs": 1, "batch_size": 16}}, git=False)
+    project = make_project(base / "project", dataset, {"train": {"epochs": 1, "batch_size": 16, "lr": 0.001}}, git=False)
     for stage in STAGES:
         run([sys.executable, f"stages/{stage}.py"], project)
     return project
 
 
+# At the notebook's lr the two runs agree to ~1e-6. At lr 0.01, RMSprop's first steps move every
+# weight by about lr * sign(gradient), so gradients at float-noise level can flip a step.
 def test_two_gloo_processes_match_one_process(project):
     single = _train(project, 1)
     double = _train(project, 2)
     assert single["metadata"]["world_size"] == 1 and double["metadata"]["world_size"] == 2
     first, second = single["state_dict"], double["state_dict"]
     for name in first:
-        torch.testing.assert_close(second[name], first[name], atol=1e-4, rtol=1e-3, msg=name)
+        torch.testing.assert_close(second[name], first[name], atol=1e-5, rtol=0, msg=name)
     # Rank 0 alone logs: one row per epoch, not one per rank.
     rows = (project / "plots/training/plots/metrics/train/loss.tsv").read_text().splitlines()
     assert len(rows) == 2  # header + epoch 1
@@ -45,23 +47,43 @@ def test_two_gloo_processes_match_one_process(project):
 
 def test_a_last_batch_smaller_than_the_world_leaves_one_rank_empty_handed(project):
     """320 train rows in batches of 29: the last batch has 1 row, so rank 1 gets none of it."""
-    params = yaml.safe_load((project / "params.yaml").read_text())
+    original = (project / "params.yaml").read_text()
+    params = yaml.safe_load(original)
     params["train"]["batch_size"] = 29
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    first, second = _train(project, 1)["state_dict"], _train(project, 2)["state_dict"]
+    try:
+        first, second = _train(project, 1)["state_dict"], _train(project, 2)["state_dict"]
+    finally:
+        (project / "params.yaml").write_text(original)
     for name in first:
-        torch.testing.assert_close(second[name], first[name], atol=1e-4, rtol=1e-3, msg=name)
-    params["train"]["batch_size"] = 16
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        torch.testing.assert_close(second[name], first[name], atol=1e-5, rtol=0, msg=name)
 
 
 def test_one_epoch_moves_the_weights(project):
-    """Guards the test above: equal weights must come from training, not from an untouched init."""
-    trained = _train(project, 1)["state_dict"]
-    torch.manual_seed(42)
-    from textrnn.model import RNN, ModelConfig
+    """Guards the tests above: equal weights must come from training, not from an untouched init."""
+    from textrnn.model import RNN, ModelConfig, initialize
 
-    config = trained["U.weight"].shape[0]
-    initial = RNN(ModelConfig(trained["embedding.weight"].shape[0], trained["embedding.weight"].shape[1], config))
-    moved = (trained["U.weight"] - initial.U.weight.detach()).abs().max().item()
-    assert moved > 1e-3
+    trained = _train(project, 1)
+    train = yaml.safe_load((project / "params.yaml").read_text())["train"]
+    torch.manual_seed(train["seed"])  # the initial model exactly as stages/train.py builds it
+    initial = RNN(ModelConfig(**trained["config"]))
+    initialize(initial, train["recurrent_init"], train["embedding_init_std"])
+    moved = (trained["state_dict"]["U.weight"] - initial.U.weight.detach()).abs().max().item()
+    assert 1e-3 < moved < 0.1  # trained for one small epoch: moved, but from this very start
+
+
+def test_an_error_under_two_processes_is_one_line(project):
+    vectors = project / "data/vectors/valid.npz"
+    intact = vectors.read_bytes()
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["nproc"] = 2
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    vectors.write_bytes(intact[:1000])
+    try:
+        result = run([sys.executable, "stages/train.py"], project, check=False)
+    finally:
+        vectors.write_bytes(intact)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: data/vectors/valid.npz: corrupt or not a textrnn vector file (BadZipFile); "
+        "rerun `dvc repro -f vectorize`"]

@@ -12,15 +12,24 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from textrnn.errors import UserError
+
 
 def launched_by_torchrun() -> bool:
     return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
-def relaunch_with_torchrun(script: str, nproc: int) -> int:
+def relaunch_with_torchrun(script: str, nproc: int, device: torch.device) -> int:
     """Run ``script`` again as ``nproc`` DDP processes on this machine; return torchrun's exit code."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", script]
-    # One OpenMP thread per process unless the user set it: torchrun's default, without its warning banner.
+    if device.type == "cuda" and nproc > torch.cuda.device_count():
+        raise UserError(f"train.nproc = {nproc} needs one GPU per process but {torch.cuda.device_count()} "
+                        f"are visible; lower train.nproc or set train.device: cpu")
+    # torchrun's own main, minus its log lines, traceback and failure banner: rank 0 already said what went wrong.
+    launcher = ("import logging, sys\nlogging.disable(logging.ERROR)\nfrom torch.distributed.run import main\n"
+                "from torch.distributed.elastic.multiprocessing.errors import ChildFailedError\n"
+                "try:\n    main(sys.argv[1:])\nexcept ChildFailedError:\n    sys.exit(1)\n")
+    command = [sys.executable, "-c", launcher, "--standalone", f"--nproc_per_node={nproc}", script]
+    # One OpenMP thread per process unless the user set it: torchrun's default, without its warning.
     env = {"OMP_NUM_THREADS": "1", **os.environ}
     process = subprocess.Popen(command, env=env)
     try:

@@ -65,16 +65,20 @@ def cli_main(func: F) -> F:
     def wrapper(*args, **kwargs):
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         previous = _install_signal_handlers()
+        # Under torchrun every rank meets the same error: rank 0 alone says it.
+        say = os.environ.get("RANK", "0") == "0"
         try:
             return func(*args, **kwargs)
         except UserError as error:
-            print("error: " + " ".join(str(error).split("\n")), file=sys.stderr)
+            if say:
+                print("error: " + " ".join(str(error).split("\n")), file=sys.stderr)
             sys.exit(1)
         except KeyboardInterrupt as interrupt:
             signum = getattr(interrupt, "signum", signal.SIGINT)
             by = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
-            print(f"interrupted{by}: stopped before finishing; the previous outputs are intact "
-                  f"and no temporary file is left", file=sys.stderr)
+            if say:
+                print(f"interrupted{by}: stopped before finishing; the previous outputs are intact "
+                      f"and no temporary file is left", file=sys.stderr)
             sys.exit(128 + signum)
         finally:
             for signum, old in (previous or {}).items():

@@ -112,8 +112,9 @@ def _gradient_norm(parameters: List[torch.Tensor], clip: Optional[float]) -> tor
 def _keep_freed_memory() -> None:
     """Ask glibc to keep freed memory for reuse (no-op elsewhere).
 
-    Every batch allocates MB-sized temporaries (RMSprop's sqrt over the embedding, the states
-    and their gradients); returned to the OS, each comes back as fresh pages, one fault each.
+    Every batch allocates MB-sized temporaries (the states, their gradients, the embedding's
+    gradient); returned to the OS, each comes back as fresh pages, one fault each. This is
+    process-wide and stays set: it only changes where freed memory goes.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -195,7 +196,7 @@ def train_model(model: RNN, train_split: EncodedSplit, valid_split: EncodedSplit
     train_batches = make_batches(train_split.last_tokens(max_tokens), config.batch_size, device, rng, rank, world_size)
     valid_batches = make_batches(valid_split.last_tokens(max_tokens), config.valid_batch_size, device,
                                  rank=rank, world_size=world_size)
-    tokens_per_epoch = int(sum(b.lengths.sum() for b in train_batches))
+    tokens_per_epoch = int(train_split.last_tokens(max_tokens).lengths.sum())  # all ranks' tokens
 
     result = TrainResult(best_state={}, best_epoch=0)
     best_loss = math.inf
@@ -224,8 +225,9 @@ def train_model(model: RNN, train_split: EncodedSplit, valid_split: EncodedSplit
                 loss = batch_loss * (world_size / batch.global_rows)
                 # Every rank must take this decision together, or the others would wait forever in backward.
                 if distributed.any_rank(not torch.isfinite(batch_loss)):
+                    value = batch_loss.item() if not torch.isfinite(batch_loss) else "not finite on another rank"
                     raise NonFiniteLoss(
-                        f"training loss is {batch_loss.item()} at epoch {epoch}, batch {step}; "
+                        f"training loss is {value} at epoch {epoch}, batch {step}; "
                         f"lower train.lr or set train.clip_grad_norm"
                     )
                 loss.backward()
@@ -255,6 +257,8 @@ def train_model(model: RNN, train_split: EncodedSplit, valid_split: EncodedSplit
                 result.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
             if on_epoch is not None:
                 on_epoch(stats)
+    if not result.best_state:
+        raise NonFiniteLoss("no epoch gave a finite valid loss; lower train.lr or set train.clip_grad_norm")
     return result
 
 
