@@ -44,12 +44,9 @@ from textrnn.model import RNN, ModelConfig, loss_function, predicted_labels
 from textrnn.training import SequenceModel, TrainConfig, _gradient_norm, fast_cpu_arithmetic, make_batches, train_model
 from textrnn.vocab import PAD_ID, Vocab
 
-FALLBACK_DATA = Path("/tmp/run1/data")
-
-
 def default_path(relative: str) -> Path:
-    in_repo = REPO / relative
-    return in_repo if in_repo.exists() else FALLBACK_DATA / Path(relative).relative_to("data")
+    """The pipeline's output in this checkout (run `dvc repro vectorize` first)."""
+    return REPO / relative
 
 
 def stratified(widths: np.ndarray, count: int) -> np.ndarray:

@@ -258,8 +258,9 @@ class EncodedSplit:
 def length_buckets(lengths: np.ndarray, batch_size: int, rng: Optional[np.random.Generator] = None) -> List[np.ndarray]:
     """Row indices grouped into batches of similar length.
 
-    With ``rng``, reviews of equal length are shuffled before sorting and the batch order
-    is shuffled: the composition and order change every epoch. Without it, the order is fixed.
+    With ``rng``, reviews of equal length are shuffled before sorting and the batch order is
+    shuffled (training draws the buckets once per run and reshuffles their order every epoch).
+    Without it, the order is fixed: shortest first.
     """
     order = np.arange(len(lengths))
     if rng is not None:

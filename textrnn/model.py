@@ -10,6 +10,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
+from textrnn import fused_cpu
 from textrnn.errors import UserError
 from textrnn.io import atomic_path
 
@@ -64,8 +65,6 @@ class RNN(nn.Module):
         The kernel runs every row to the batch's longest length; each review's state is read at
         its own last real token, so the right pads after it never count.
         """
-        from textrnn import fused_cpu  # on CPU, a hand-written kernel without torch's per-step overhead
-
         batch = tokens.shape[0]
         h0 = self.init_hidden(batch)
         embedded = self.embedding(tokens)
