@@ -32,8 +32,7 @@ def main() -> None:
     model.to(device)
     metrics, test = {}, None
     for name in SPLITS:
-        split = EncodedSplit.load(VECTORS / f"{name}.npz")
-        split.check_vocab(vocab_size, VECTORS / f"{name}.npz")
+        split = EncodedSplit.load(VECTORS / f"{name}.npz", vocab_size)
         if split.label_names != label_names:
             raise UserError(f"{MODEL} predicts classes {label_names} but {VECTORS / f'{name}.npz'} has "
                             f"{split.label_names}; retrain with `dvc repro train`")

@@ -32,9 +32,7 @@ def main() -> None:
     if params["threads"]:
         torch.set_num_threads(params["threads"])
     vocab_size = len(Vocab.load(VOCAB))
-    train, valid = (EncodedSplit.load(VECTORS / f"{name}.npz") for name in ("train", "valid"))
-    for split, name in ((train, "train"), (valid, "valid")):
-        split.check_vocab(vocab_size, VECTORS / f"{name}.npz")
+    train, valid = (EncodedSplit.load(VECTORS / f"{name}.npz", vocab_size) for name in ("train", "valid"))
     torch.manual_seed(params["seed"])
     model = RNN(ModelConfig(vocab_size, params["embedding_size"], params["hidden_size"],
                             len(train.label_names), params["max_tokens"]))

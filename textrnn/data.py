@@ -219,7 +219,8 @@ class EncodedSplit:
                          label_names=np.array(self.label_names, dtype=str))
 
     @classmethod
-    def load(cls, path: Path) -> "EncodedSplit":
+    def load(cls, path: Path, vocab_size: Optional[int] = None) -> "EncodedSplit":
+        """Read and check ``path``; with ``vocab_size``, every id must lie in the vocabulary."""
         path = Path(path)
         try:
             # Each key of an NpzFile reads from disk again: take every array out exactly once.
@@ -235,12 +236,11 @@ class EncodedSplit:
         if (offsets.ndim != 1 or len(offsets) != len(split.labels) + 1 or offsets[0] != 0
                 or offsets[-1] != len(split.ids) or np.any(np.diff(offsets) < 0)):
             raise UserError(f"{path}: offsets do not match ids and labels; rerun `dvc repro -f vectorize`")
-        return split
-
-    def check_vocab(self, vocab_size: int, path: Path) -> None:
-        if len(self.ids) and (self.ids.min() < 0 or self.ids.max() >= vocab_size):
+        ids = split.ids
+        if vocab_size is not None and len(ids) and (ids.min() < 0 or ids.max() >= vocab_size):
             raise UserError(f"{path}: token ids exceed the vocabulary ({vocab_size} tokens); "
                             f"rerun `dvc repro -f vectorize`")
+        return split
 
     def last_tokens(self, max_tokens: Optional[int]) -> "EncodedSplit":
         """The same reviews, each cut to its last ``max_tokens`` tokens (None keeps all)."""
