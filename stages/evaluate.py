@@ -1,9 +1,8 @@
 """Stage evaluate: models/model.pt + data/vectors -> metrics/metrics.json, metrics/plots/ (DVCLive), plots/evaluation/*.png."""
-import _root  # noqa: F401  (first: imports textrnn from this checkout)
 import logging
 from pathlib import Path
 
-import torch
+import _root  # noqa: F401  (first: imports textrnn from this checkout)
 from dvclive import Live
 
 from textrnn.data import SPLITS, EncodedSplit

@@ -2,12 +2,12 @@
 
 Runs as one process, or under `torchrun --nproc_per_node N stages/train.py` with DDP (rank 0 writes).
 """
-import _root  # noqa: F401  (first: imports textrnn from this checkout)
 import contextlib
 import logging
 import sys
 from pathlib import Path
 
+import _root  # noqa: F401  (first: imports textrnn from this checkout)
 import torch
 
 from textrnn import distributed

@@ -97,6 +97,7 @@ _MISSING = object()  # no check accepts it: check(_MISSING) says what is allowed
 SCHEMA: Dict[str, Dict[str, Check]] = {
     "download": {
         "dataset": _text(),
+        "hub": _text(nullable=True),
         "revision": _text(nullable=True),
         "text_column": _text(),
         "label_column": _text(),
@@ -105,6 +106,7 @@ SCHEMA: Dict[str, Dict[str, Check]] = {
         "valid_size": _number(0.0, 1.0),
         "test_size": _number(0.0, 1.0),
         "seed": _integer(0),
+        "valid_from": _choice("auto", "dataset", "train"),
     },
     "vocab": {
         "min_freq": _integer(1),

@@ -1,6 +1,8 @@
 """torchtext's ``basic_english`` tokenizer, reimplemented exactly."""
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from typing import List
 
@@ -62,3 +64,18 @@ def tokenize(text: str) -> List[str]:
     for old, new in _FAST_REPLACEMENTS:
         text = text.replace(old, new)
     return text.split()
+
+
+# Every rule at work at least once, so that a change of the tokenizer's behaviour changes the fingerprint.
+_PROBE = ("It's \"GREAT\"!<br />Isn't it? (Yes; no: maybe.) 1,000.5 <br/> <br \"/> caf\u00e9\u00a0"
+          "\u2003tabs\there\nnew-lines\r\n...!!?? \u00c9T\u00c9 \u0130 '' \"\"")
+
+
+def fingerprint() -> str:
+    """A short hash of the rules and of what ``tokenize`` makes of a probe text.
+
+    Checkpoints record it, so that a model is never fed tokens cut by other rules than its own.
+    """
+    description = {"rules": [(pattern.pattern, replacement) for pattern, replacement in RULES],
+                   "fast": _FAST_REPLACEMENTS, "probe": tokenize(_PROBE)}
+    return hashlib.sha256(json.dumps(description, ensure_ascii=True).encode()).hexdigest()[:16]

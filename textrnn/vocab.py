@@ -1,6 +1,7 @@
 """The vocabulary: token <-> id, built as torchtext's ``build_vocab_from_iterator`` builds it."""
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence
@@ -50,9 +51,17 @@ class Vocab:
         get = self.stoi.get
         return [get(token, UNK_ID) for token in tokens]
 
+    def text(self) -> str:
+        """The file's content: one token per line, line *i* is id *i*."""
+        return "".join(token + "\n" for token in self.itos)
+
+    def fingerprint(self) -> str:
+        """sha256 of the file's content: two vocabularies of one size can hold other tokens."""
+        return hashlib.sha256(self.text().encode("utf-8")).hexdigest()
+
     def save(self, path: Path) -> None:
         with atomic_path(path) as tmp:
-            tmp.write_text("".join(token + "\n" for token in self.itos), encoding="utf-8")
+            tmp.write_text(self.text(), encoding="utf-8")
 
     @classmethod
     def load(cls, path: Path) -> "Vocab":

@@ -1,0 +1,172 @@
+"""Where the data comes from: a local folder of parquet files, or a dataset on the Hugging Face Hub.
+
+Both are read in record batches, so a dataset of any size streams through in bounded memory.
+A local folder is read from its files every time (no cache keyed on path or time can serve
+old rows); its splits are found by file name, as Hugging Face ``datasets`` finds them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from textrnn.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# Our split name -> the words that name it in a file name (as in datasets.data_files).
+SPLIT_WORDS = {
+    "train": ("train", "training"),
+    "valid": ("validation", "valid", "dev", "val"),
+    "test": ("test", "testing", "eval", "evaluation"),
+}
+BATCH_ROWS = 10_000
+
+
+@dataclass
+class SplitSource:
+    """One split's rows, readable in record batches of chosen columns."""
+
+    name: str
+    num_rows: int
+    column_names: list[str]
+    read_batches: Callable[[list[str], int], Iterator[pa.RecordBatch]]
+    files: list[Path] = field(default_factory=list)
+
+    def batches(self, columns: list[str], batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        return self.read_batches(columns, batch_rows)
+
+
+@dataclass
+class Source:
+    """A dataset: its splits (train, and valid / test where it has them) and its class names when known."""
+
+    description: str
+    splits: dict[str, SplitSource]
+    label_names: list[str] | None
+
+
+def _split_of(relative: Path) -> str | None:
+    words = set(re.split(r"[-._ /0-9]+", relative.with_suffix("").as_posix().lower()))
+    found = [split for split, names in SPLIT_WORDS.items() if words & set(names)]
+    if len(found) > 1:
+        raise UserError(f"{relative}: its name fits the splits {found}; rename it so that it names one")
+    return found[0] if found else None
+
+
+def find_split_files(folder: Path) -> dict[str, list[Path]]:
+    """The parquet files of each split, by the words in their paths (``train-0000.parquet``, ``data/test.parquet``)."""
+    files = sorted(p for p in folder.rglob("*.parquet") if p.is_file() and not p.name.startswith("."))
+    if not files:
+        others = sorted(p.name for p in folder.iterdir())[:5]
+        raise UserError(
+            f"download.dataset: {folder} holds no .parquet files (found {others}); give a folder of "
+            f"parquet files such as train.parquet and test.parquet"
+        )
+    splits: dict[str, list[Path]] = {}
+    unnamed = []
+    for path in files:
+        split = _split_of(path.relative_to(folder))
+        if split is None:
+            unnamed.append(path)
+        else:
+            splits.setdefault(split, []).append(path)
+    if not splits:  # as datasets does: files that name no split are all train
+        return {"train": files}
+    if unnamed:
+        raise UserError(
+            f"download.dataset: cannot tell which split {unnamed[0].relative_to(folder)} belongs to; "
+            f"name each file after its split (train, validation, test)"
+        )
+    return splits
+
+
+def _class_label_names(schema: pa.Schema, label_column: str) -> list[str] | None:
+    """The ClassLabel names that Hugging Face writes into a parquet file's schema metadata."""
+    raw = (schema.metadata or {}).get(b"huggingface")
+    if not raw:
+        return None
+    try:
+        features = json.loads(raw)["info"]["features"]
+        names = features[label_column].get("names")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return [str(name) for name in names] if names else None
+
+
+def _open_parquet(path: Path) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as error:
+        raise UserError(f"{path}: not a readable parquet file ({type(error).__name__}); replace it") from None
+
+
+def local_source(folder: Path, label_column: str) -> Source:
+    """A folder of parquet files, read from disk on every call."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise UserError(f"download.dataset: local folder '{folder}' does not exist")
+    splits = {}
+    label_names: list[str] | None = None
+    for name, files in find_split_files(folder).items():
+        handles = [_open_parquet(path) for path in files]
+        columns = handles[0].schema_arrow.names
+        for path, handle in zip(files[1:], handles[1:]):
+            if handle.schema_arrow.names != columns:
+                raise UserError(f"{path}: columns {handle.schema_arrow.names} differ from {files[0]}'s {columns}")
+        label_names = label_names or _class_label_names(handles[0].schema_arrow, label_column)
+
+        def read_batches(columns_wanted, batch_rows, files=files):
+            for path in files:
+                try:
+                    yield from _open_parquet(path).iter_batches(batch_size=batch_rows, columns=columns_wanted)
+                except (OSError, pa.ArrowException) as error:
+                    raise UserError(
+                        f"{path}: not a readable parquet file ({type(error).__name__}: {str(error)[:200]}); replace it"
+                    ) from None
+
+        splits[name] = SplitSource(name, sum(h.metadata.num_rows for h in handles), list(columns), read_batches, files)
+    return Source(str(folder), splits, label_names)
+
+
+def hub_source(dataset_id: str, revision: str | None, label_column: str) -> Source:
+    """A Hugging Face Hub dataset, downloaded (and cached) by ``datasets`` at ``revision``."""
+    from huggingface_hub.utils import logging as hub_logging
+
+    import datasets  # slow to import: only the Hub path needs it
+
+    datasets.utils.logging.set_verbosity_error()
+    datasets.disable_progress_bars()  # "Generating train split" bars would bury a one-line error
+    hub_logging.set_verbosity_error()
+    try:
+        loaded = datasets.load_dataset(dataset_id, revision=revision)
+    except ConnectionError:
+        raise UserError(
+            f"cannot reach the Hugging Face Hub for {dataset_id!r}; use a local folder of parquet files "
+            f"instead: `dvc exp run -S download.hub=null -S download.dataset=path/to/folder`"
+        ) from None
+    except Exception as error:  # datasets raises many types; each is the user's data problem here
+        detail = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+        raise UserError(f"cannot load dataset {dataset_id!r}: {type(error).__name__}: {detail}") from None
+    splits, label_names = {}, None
+    for hub_name, split in loaded.items():
+        ours = next((s for s, words in SPLIT_WORDS.items() if hub_name.lower() in words), None)
+        if ours is None or ours in splits:
+            log.info("download: %s: split %r is not train, validation or test; left out", dataset_id, hub_name)
+            continue
+        names = getattr(split.features.get(label_column), "names", None)
+        label_names = label_names or (list(names) if names else None)
+
+        def read_batches(columns_wanted, batch_rows, split=split):
+            for table in split.select_columns(columns_wanted).with_format("arrow").iter(batch_size=batch_rows):
+                yield from table.to_batches()
+
+        splits[ours] = SplitSource(ours, split.num_rows, list(split.column_names), read_batches)
+    return Source(f"{dataset_id}@{revision or 'latest'}", splits, label_names)

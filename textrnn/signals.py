@@ -1,0 +1,64 @@
+"""SIGINT and SIGTERM as an exception in the main process, held during renames, default in workers."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+HANDLED = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM: unwinds like Ctrl-C, so every temporary output is deleted on the way."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_held = {"depth": 0, "pending": None}
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Delay a signal caught by our handler to the end of the block (for renames that belong together)."""
+    _held["depth"] += 1
+    try:
+        yield
+    finally:
+        _held["depth"] -= 1
+        if _held["depth"] == 0 and _held["pending"] is not None:
+            signum, _held["pending"] = _held["pending"], None
+            raise Interrupted(signum)
+
+
+def _handler(signum, frame):
+    if _held["depth"]:
+        _held["pending"] = signum
+        return
+    raise Interrupted(signum)
+
+
+def install() -> dict[int, object] | None:
+    """Make SIGINT and SIGTERM raise Interrupted in this process; return the previous handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return {signum: signal.signal(signum, _handler) for signum in HANDLED}
+
+
+def restore(previous: dict[int, object] | None) -> None:
+    for signum, handler in (previous or {}).items():
+        signal.signal(signum, handler)
+
+
+def default_in_worker() -> None:
+    """Give a forked worker the default actions back.
+
+    A worker that inherited our handler turns the SIGTERM of Pool.terminate into an exception
+    that can be swallowed while it waits on the task queue's lock, and the parent waits forever.
+    With the default action, the signal simply ends it.
+    """
+    for signum in HANDLED:
+        signal.signal(signum, signal.SIG_DFL)
