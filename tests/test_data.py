@@ -1,189 +1,188 @@
-"""Encoded splits, padding, length buckets and the stratified split."""
+"""Data on disk: a local folder read fresh, standardized split files, the stratified split, .npy vectors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from sklearn.model_selection import train_test_split
 
-from textrnn.data import EncodedSplit, length_buckets, pad_batch, stratified_split
+from conftest import synthetic_reviews, write_hf_parquet
+from textrnn.data import splits
+from textrnn.data.raw import write_raw
+from textrnn.data.sources import find_split_files, local_source
+from textrnn.data.vectors import SplitVectorsWriter, open_split, write_meta
 from textrnn.errors import UserError
 
-PAD = 1
+# ---------------------------------------------------------------- a local folder
 
 
-def encoded(reviews, labels=None, label_names=("neg", "pos")) -> EncodedSplit:
-    lengths = [len(r) for r in reviews]
-    ids = np.array([t for r in reviews for t in r], dtype=np.int32)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    if labels is None:
-        labels = [i % 2 for i in range(len(reviews))]
-    return EncodedSplit(ids, offsets, np.array(labels, dtype=np.int64), list(label_names))
+def test_split_files_are_found_by_the_words_in_their_names(tmp_path):
+    for name in ("train-00000-of-00002.parquet", "train-00001-of-00002.parquet", "validation.parquet",
+                 "data/test_set.parquet", "README.md"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    found = {split: [p.relative_to(tmp_path).as_posix() for p in files]
+             for split, files in find_split_files(tmp_path).items()}
+    assert found == {"train": ["train-00000-of-00002.parquet", "train-00001-of-00002.parquet"],
+                     "valid": ["validation.parquet"], "test": ["data/test_set.parquet"]}
 
 
-REVIEWS = [[5, 6, 7], [8], [9, 10, 11, 12, 13], [], [14, 15]]
+def test_files_that_name_no_split_are_all_train_and_an_odd_one_out_is_refused(tmp_path):
+    (tmp_path / "a.parquet").write_bytes(b"")
+    (tmp_path / "b.parquet").write_bytes(b"")
+    assert list(find_split_files(tmp_path)) == ["train"]
+    (tmp_path / "test.parquet").write_bytes(b"")
+    with pytest.raises(UserError, match="cannot tell which split a.parquet belongs to"):
+        find_split_files(tmp_path)
 
 
-def test_pad_batch_right():
-    split = encoded(REVIEWS)
-    tokens, lengths = pad_batch(split.ids, split.offsets, np.array([0, 1, 2, 3, 4]), PAD, "right")
-    assert tokens.dtype == np.int64 and lengths.dtype == np.int64
-    assert tokens.tolist() == [
-        [5, 6, 7, 1, 1],
-        [8, 1, 1, 1, 1],
-        [9, 10, 11, 12, 13],
-        [1, 1, 1, 1, 1],
-        [14, 15, 1, 1, 1],
-    ]
-    assert lengths.tolist() == [3, 1, 5, 0, 2]
+def test_a_folder_without_parquet_files_says_what_it_found(tmp_path):
+    (tmp_path / "train.csv").write_text("text,label\n")
+    with pytest.raises(UserError, match=r"holds no \.parquet files \(found \['train.csv'\]\)"):
+        find_split_files(tmp_path)
 
 
-def test_pad_batch_left():
-    split = encoded(REVIEWS)
-    tokens, lengths = pad_batch(split.ids, split.offsets, np.array([0, 1, 2, 3, 4]), PAD, "left")
-    assert tokens.tolist() == [
-        [1, 1, 5, 6, 7],
-        [1, 1, 1, 1, 8],
-        [9, 10, 11, 12, 13],
-        [1, 1, 1, 1, 1],
-        [1, 1, 1, 14, 15],
-    ]
-    assert lengths.tolist() == [3, 1, 5, 0, 2]
+def read_raw(directory, name):
+    return pd.read_parquet(directory / f"{name}.parquet")
 
 
-def test_pad_batch_takes_the_rows_asked_in_their_order_and_pads_to_their_longest():
-    split = encoded(REVIEWS)
-    tokens, lengths = pad_batch(split.ids, split.offsets, np.array([4, 1]), 0)
-    assert tokens.tolist() == [[14, 15], [8, 0]]
-    assert lengths.tolist() == [2, 1]
+def test_a_replaced_file_is_read_fresh_even_with_its_old_mtime(tmp_path):
+    """No cache keyed on path or modification time may serve old rows."""
+    dataset = tmp_path / "dataset"
+    write_hf_parquet(dataset / "train.parquet", synthetic_reviews(40, seed=0), ["neg", "pos"])
+    stamp = os.stat(dataset / "train.parquet")
+    write_raw(local_source(dataset, "label"), "text", "label", tmp_path / "first")
+    write_hf_parquet(dataset / "train.parquet", synthetic_reviews(40, seed=1), ["neg", "pos"])
+    os.utime(dataset / "train.parquet", ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    write_raw(local_source(dataset, "label"), "text", "label", tmp_path / "second")
+    assert read_raw(tmp_path / "second", "train")["text"].tolist() == synthetic_reviews(40, seed=1)["text"].tolist()
+    assert not read_raw(tmp_path / "first", "train").equals(read_raw(tmp_path / "second", "train"))
 
 
-def test_pad_batch_of_empty_reviews_only():
-    split = encoded([[], [], [3]])
-    tokens, lengths = pad_batch(split.ids, split.offsets, np.array([0, 1]), PAD)
-    assert tokens.tolist() == [[1], [1]]
-    assert lengths.tolist() == [0, 0]
-    empty = encoded([[], []])
-    tokens, lengths = pad_batch(empty.ids, empty.offsets, np.array([0, 1]), PAD, "left")
-    assert tokens.tolist() == [[1], [1]] and lengths.tolist() == [0, 0]
+def test_raw_splits_keep_rows_and_order_map_labels_and_drop_blank_texts(tmp_path, caplog):
+    dataset = tmp_path / "dataset"
+    frame = pd.DataFrame({"review": ["good film", "  ", None, "bad\tfilm", "\u2003", "fine"],
+                          "sentiment": ["pos", "neg", "pos", "neg", "pos", "meh"]})
+    dataset.mkdir()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), dataset / "train.parquet")
+    rows = write_raw(local_source(dataset, "sentiment"), "review", "sentiment", tmp_path / "raw")
+    assert rows == {"train": 3}
+    raw = read_raw(tmp_path / "raw", "train")
+    assert raw["text"].tolist() == ["good film", "bad\tfilm", "fine"]
+    assert raw["label"].tolist() == [2, 1, 0]  # classes: the sorted distinct values of every row, blank ones too
+    assert json.loads((tmp_path / "raw" / "labels.json").read_text()) == {"names": ["meh", "neg", "pos"]}
+    assert "dropped 3 rows with a null, empty or whitespace-only text" in caplog.text
 
 
-def test_pad_batch_rejects_an_unknown_side():
-    split = encoded(REVIEWS)
-    with pytest.raises(ValueError, match="side"):
-        pad_batch(split.ids, split.offsets, np.array([0]), PAD, "middle")
+def test_class_label_names_come_from_the_parquet_metadata(tmp_path):
+    dataset = tmp_path / "dataset"
+    write_hf_parquet(dataset / "train.parquet", synthetic_reviews(30, n_classes=3), ["a", "b", "c"])
+    write_raw(local_source(dataset, "label"), "text", "label", tmp_path / "raw")
+    assert json.loads((tmp_path / "raw" / "labels.json").read_text()) == {"names": ["a", "b", "c"]}
 
 
-LENGTHS = np.array([7, 3, 3, 9, 1, 3, 0, 12, 5, 5, 2, 8, 3, 6])
+@pytest.mark.parametrize("case, message", [
+    ("same column", "download.text_column and download.label_column are both 'text'"),
+    ("all blank test", "split 'test': no row has a text (4 blank of 4)"),
+    ("label outside", "label 5 is outside the classes ['neg', 'pos']"),
+    ("missing column", "no column 'label'"),
+])
+def test_raw_faults_are_one_line(tmp_path, case, message):
+    dataset = tmp_path / "dataset"
+    train = synthetic_reviews(20)
+    test = pd.DataFrame({"text": [" ", "", "\n", "\t"], "label": [0, 1, 0, 1]})
+    if case == "label outside":
+        train.loc[3, "label"] = 5
+    if case == "missing column":
+        train = train.rename(columns={"label": "stars"})
+    write_hf_parquet(dataset / "train.parquet", train, None if case == "missing column" else ["neg", "pos"])
+    if case == "all blank test":
+        write_hf_parquet(dataset / "test.parquet", test, ["neg", "pos"])
+    label_column = "text" if case == "same column" else "label"
+    with pytest.raises(UserError, match=re.escape(message)):
+        write_raw(local_source(dataset, label_column), "text", label_column, tmp_path / "raw")
 
 
-def test_length_buckets_without_rng_are_sorted_by_length_and_fixed():
-    batches = length_buckets(LENGTHS, 4)
-    assert [len(b) for b in batches] == [4, 4, 4, 2]
-    flat = np.concatenate(batches)
-    assert sorted(flat.tolist()) == list(range(len(LENGTHS)))
-    assert LENGTHS[flat].tolist() == sorted(LENGTHS.tolist())
-    # Stable: equal lengths keep the order of the rows.
-    assert flat.tolist() == np.argsort(LENGTHS, kind="stable").tolist()
-    assert [b.tolist() for b in length_buckets(LENGTHS, 4)] == [b.tolist() for b in batches]
+# ---------------------------------------------------------------- the stratified split
 
 
-def test_length_buckets_with_rng_cover_every_row_once_in_similar_length_batches():
-    lengths = np.random.default_rng(0).integers(0, 200, size=103)
-    batches = length_buckets(lengths, 10, np.random.default_rng(5))
-    assert sorted(len(b) for b in batches) == [3] + [10] * 10
-    flat = np.concatenate(batches)
-    assert sorted(flat.tolist()) == list(range(103))
-    # A batch is a run of the sorted lengths: no other batch has a length strictly inside its range.
-    ranges = sorted((lengths[b].min(), lengths[b].max()) for b in batches)
-    for (_, high), (low, _) in zip(ranges, ranges[1:]):
-        assert high <= low
+@pytest.mark.parametrize("counts, size, seed", [([300, 100], 0.2, 42), ([120, 80, 50], 0.3, 7), ([7, 7, 9, 2], 0.25, 0),
+                                                 ([12500, 12500], 0.2, 42), ([51, 49], 0.5, 3), ([86, 1162, 1250], 0.2, 1)])
+def test_stratified_indices_are_sklearns_train_test_split(counts, size, seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.concatenate([np.full(n, label) for label, n in enumerate(counts)])).astype(np.int64)
+    rows = np.arange(len(labels))
+    expected_rest, expected_part = train_test_split(rows, test_size=size, random_state=seed, stratify=labels)
+    rest, part = splits.stratified_indices(labels, size, seed, "valid", "data")
+    assert rest.tolist() == expected_rest.tolist() and part.tolist() == expected_part.tolist()
 
 
-def test_length_buckets_same_seed_same_batches_different_seed_different_order():
-    lengths = np.random.default_rng(0).integers(0, 50, size=200)
-    first = [b.tolist() for b in length_buckets(lengths, 16, np.random.default_rng(3))]
-    again = [b.tolist() for b in length_buckets(lengths, 16, np.random.default_rng(3))]
-    other = [b.tolist() for b in length_buckets(lengths, 16, np.random.default_rng(4))]
-    assert first == again
-    assert first != other
-    assert first != [b.tolist() for b in length_buckets(lengths, 16)]
+def test_a_class_with_one_row_cannot_be_stratified():
+    with pytest.raises(UserError, match="class 1 has 1 row; a stratified valid split needs at least 2 per class"):
+        splits.stratified_indices(np.array([0] * 50 + [1]), 0.2, 0, "valid", "tiny")
 
 
-def test_encoded_split_save_load_round_trip(tmp_path):
-    split = encoded(REVIEWS, labels=[0, 1, 2, 1, 0], label_names=["bad", "ok", "great"])
-    path = tmp_path / "train.npz"
-    split.save(path)
-    loaded = EncodedSplit.load(path)
-    assert loaded.ids.dtype == np.int32 and loaded.offsets.dtype == np.int64 and loaded.labels.dtype == np.int64
-    assert loaded.ids.tolist() == split.ids.tolist()
-    assert loaded.offsets.tolist() == [0, 3, 4, 9, 9, 11]
-    assert loaded.labels.tolist() == [0, 1, 2, 1, 0]
-    assert loaded.label_names == ["bad", "ok", "great"]
-    assert len(loaded) == 5
-    assert loaded.lengths.tolist() == [3, 1, 5, 0, 2]
-    assert loaded.sequence(2).tolist() == [9, 10, 11, 12, 13]
-    # Not a pickle: loads with allow_pickle=False.
-    with np.load(path, allow_pickle=False) as npz:
-        assert sorted(npz.files) == ["ids", "label_names", "labels", "offsets"]
+def test_reordering_in_small_parts_writes_the_rows_in_the_asked_order(tmp_path):
+    source = tmp_path / "train.parquet"
+    frame = synthetic_reviews(1000, seed=3)
+    with splits.SplitWriter(source) as out:
+        out.write(pa.array(frame["text"]), pa.array(frame["label"]))
+    rest, part = splits.stratified_indices(frame["label"].to_numpy(), 0.3, 5, "valid", "x")
+    splits.write_reordered(source, {tmp_path / "a.parquet": rest, tmp_path / "b.parquet": part}, reorder_rows=64)
+    for name, index in (("a", rest), ("b", part)):
+        written = pd.read_parquet(tmp_path / f"{name}.parquet")
+        assert written["text"].tolist() == frame["text"].iloc[index].tolist()
+        assert written["label"].tolist() == frame["label"].iloc[index].tolist()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".reorder")]
 
 
-def test_encoded_split_load_of_a_broken_file_names_it(tmp_path):
-    path = tmp_path / "train.npz"
-    path.write_bytes(b"not a zip file")
-    with pytest.raises(UserError) as error:
-        EncodedSplit.load(path)
-    assert str(path) in str(error.value)
+# ---------------------------------------------------------------- vectors
 
 
-def test_last_tokens_keeps_the_last_n_tokens_of_each_review():
-    split = encoded(REVIEWS)
-    cut = split.last_tokens(2)
-    assert [cut.sequence(i).tolist() for i in range(len(cut))] == [[6, 7], [8], [12, 13], [], [14, 15]]
-    assert cut.offsets.tolist() == [0, 2, 3, 5, 5, 7]
-    assert cut.offsets.dtype == np.int64 and cut.ids.dtype == np.int32
-    assert cut.labels.tolist() == split.labels.tolist() and cut.label_names == split.label_names
-    # The original is untouched.
-    assert split.sequence(2).tolist() == [9, 10, 11, 12, 13]
+def write_vectors(directory, reviews, labels, label_names=("neg", "pos"), chunk=2):
+    writer = SplitVectorsWriter(directory / "train")
+    for start in range(0, len(reviews), chunk):
+        part = reviews[start : start + chunk]
+        writer.append(np.array([t for r in part for t in r], dtype=np.int32), np.array([len(r) for r in part]))
+    writer.close(np.array(labels))
+    write_meta(directory, list(label_names), "sha", "tok", {"train": {"reviews": len(reviews), "tokens": writer.tokens}})
 
 
-@pytest.mark.parametrize("max_tokens", [None, 5, 100])
-def test_last_tokens_leaves_short_reviews_intact(max_tokens):
-    split = encoded(REVIEWS)
-    cut = split.last_tokens(max_tokens)
-    assert cut.ids.tolist() == split.ids.tolist()
-    assert cut.offsets.tolist() == split.offsets.tolist()
+def test_vectors_written_in_chunks_read_back_memory_mapped(tmp_path):
+    reviews = [[5, 6, 7], [8], [9, 10, 11, 12, 13], [], [14, 15]]
+    write_vectors(tmp_path, reviews, [0, 1, 1, 0, 1])
+    split = open_split(tmp_path, "train", vocab_size=16)
+    assert isinstance(split.ids, np.memmap) and split.ids.dtype == np.int32
+    assert [split.sequence(i).tolist() for i in range(len(split))] == reviews
+    assert split.offsets.tolist() == [0, 3, 4, 9, 9, 11] and split.labels.tolist() == [0, 1, 1, 0, 1]
+    assert split.label_names == ["neg", "pos"]
+    assert np.load(tmp_path / "train" / "ids.npy", allow_pickle=False).tolist() == list(range(5, 16))
 
 
-def test_last_tokens_one():
-    split = encoded(REVIEWS)
-    cut = split.last_tokens(1)
-    assert [cut.sequence(i).tolist() for i in range(len(cut))] == [[7], [8], [13], [], [15]]
-
-
-def frame_with_labels(counts):
-    labels = np.concatenate([np.full(n, label) for label, n in enumerate(counts)])
-    return pd.DataFrame({"text": [f"review {i}" for i in range(len(labels))], "label": labels.astype(np.int64)})
-
-
-def test_stratified_split_keeps_class_proportions():
-    frame = frame_with_labels([300, 100])  # 75% / 25%
-    rest, part = stratified_split(frame, 0.2, seed=42, what="valid", source="test data")
-    assert len(part) == 80 and len(rest) == 320
-    assert part["label"].value_counts().to_dict() == {0: 60, 1: 20}
-    assert rest["label"].value_counts().to_dict() == {0: 240, 1: 80}
-    # Every row lands in exactly one side.
-    assert sorted(rest["text"].tolist() + part["text"].tolist()) == sorted(frame["text"].tolist())
-    assert list(part.index) == list(range(80))
-
-
-def test_stratified_split_is_seeded():
-    frame = frame_with_labels([120, 80, 50])
-    a = stratified_split(frame, 0.3, seed=7, what="valid", source="x")[1]["text"].tolist()
-    b = stratified_split(frame, 0.3, seed=7, what="valid", source="x")[1]["text"].tolist()
-    c = stratified_split(frame, 0.3, seed=8, what="valid", source="x")[1]["text"].tolist()
-    assert a == b
-    assert a != c
-
-
-def test_stratified_split_refuses_a_class_with_one_row():
-    frame = frame_with_labels([50, 1])
-    with pytest.raises(UserError, match="class 1"):
-        stratified_split(frame, 0.2, seed=0, what="valid", source="tiny")
+@pytest.mark.parametrize("damage, message", [
+    ("truncate ids", "ids.npy: corrupt or not a textrnn vector file"),
+    ("offsets", "offsets do not match ids and labels"),
+    ("vocab", r"token ids exceed the vocabulary \(10 tokens\)"),
+    ("pickle", "labels.npy: corrupt or not a textrnn vector file"),
+    ("meta", "meta.json: not a textrnn vectors file"),
+])
+def test_damaged_vectors_are_named(tmp_path, damage, message):
+    write_vectors(tmp_path, [[5, 6, 7], [8], [9, 12]], [0, 1, 1])
+    folder = tmp_path / "train"
+    if damage == "truncate ids":
+        (folder / "ids.npy").write_bytes((folder / "ids.npy").read_bytes()[:140])
+    elif damage == "offsets":
+        np.save(folder / "offsets.npy", np.array([0, 3, 2, 6]))
+    elif damage == "pickle":
+        np.save(folder / "labels.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    elif damage == "meta":
+        (tmp_path / "meta.json").write_text("[]")
+    with pytest.raises(UserError, match=message):
+        open_split(tmp_path, "train", vocab_size=10)

@@ -6,13 +6,14 @@ import os
 import signal
 import subprocess
 import sys
-from typing import Iterator, List
+from typing import Dict, Iterator
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from textrnn.errors import UserError
+from textrnn.runtime import RELAUNCHED
 
 
 def launched_by_torchrun() -> bool:
@@ -20,23 +21,28 @@ def launched_by_torchrun() -> bool:
 
 
 def relaunch_with_torchrun(script: str, nproc: int, device: torch.device) -> int:
-    """Run ``script`` again as ``nproc`` DDP processes on this machine; return torchrun's exit code."""
+    """Run ``script`` again as ``nproc`` DDP processes on this machine; return torchrun's exit code.
+
+    torchrun runs in a session of its own, so a Ctrl-C in the terminal reaches this process
+    alone: it stops torchrun with SIGTERM, waits, and reports the interrupt in one line.
+    """
     if device.type == "cuda" and nproc > torch.cuda.device_count():
         raise UserError(f"train.nproc = {nproc} needs one GPU per process but {torch.cuda.device_count()} "
                         f"are visible; lower train.nproc or set train.device: cpu")
-    # torchrun's own main, minus its log lines, traceback and failure banner: rank 0 already said what went wrong.
+    # torchrun's own main, minus its log lines, tracebacks and failure banner: rank 0 says what went wrong.
     launcher = ("import logging, sys\nlogging.disable(logging.ERROR)\nfrom torch.distributed.run import main\n"
+                "from torch.distributed.elastic.multiprocessing.api import SignalException\n"
                 "from torch.distributed.elastic.multiprocessing.errors import ChildFailedError\n"
-                "try:\n    main(sys.argv[1:])\nexcept ChildFailedError:\n    sys.exit(1)\n")
+                "try:\n    main(sys.argv[1:])\nexcept (ChildFailedError, SignalException, KeyboardInterrupt):\n"
+                "    sys.exit(1)\n")
     command = [sys.executable, "-c", launcher, "--standalone", f"--nproc_per_node={nproc}", script]
     # One OpenMP thread per process unless the user set it: torchrun's default, without its warning.
-    env = {"OMP_NUM_THREADS": "1", **os.environ}
-    process = subprocess.Popen(command, env=env)
+    env = {"OMP_NUM_THREADS": "1", **os.environ, RELAUNCHED: "1"}
+    process = subprocess.Popen(command, env=env, start_new_session=True)
     try:
         return process.wait()
     except KeyboardInterrupt:
-        # Pass Ctrl-C / SIGTERM on, so that torchrun stops its ranks instead of leaving them orphaned.
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)  # torchrun stops its ranks, instead of leaving them orphaned
         process.wait()
         raise
 
@@ -86,14 +92,15 @@ def wrap(module: nn.Module, device: torch.device) -> nn.Module:
 
 def any_rank(flag: bool) -> bool:
     """Whether ``flag`` is true on any rank."""
-    return all_reduce_sum([float(flag)])[0] > 0 if dist.is_initialized() else bool(flag)
+    return all_reduce_sum({"flag": float(flag)})["flag"] > 0 if dist.is_initialized() else bool(flag)
 
 
-def all_reduce_sum(values: List[float]) -> List[float]:
-    """Sum ``values`` over all ranks (float64, so counts stay exact)."""
+def all_reduce_sum(values: Dict[str, float]) -> Dict[str, float]:
+    """Sum each value over all ranks (float64, so counts stay exact)."""
     if not dist.is_initialized():
-        return list(values)
+        return dict(values)
+    keys = sorted(values)
     backend_device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-    tensor = torch.tensor(values, dtype=torch.float64, device=backend_device)
+    tensor = torch.tensor([float(values[key]) for key in keys], dtype=torch.float64, device=backend_device)
     dist.all_reduce(tensor)
-    return tensor.tolist()
+    return dict(zip(keys, tensor.tolist()))

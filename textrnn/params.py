@@ -67,6 +67,10 @@ def _choice(*allowed: str) -> Check:
     return check
 
 
+def _boolean(value) -> Optional[str]:
+    return None if isinstance(value, bool) else "true or false"
+
+
 def _workers(value) -> Optional[str]:
     if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
         return None
@@ -131,6 +135,13 @@ SCHEMA: Dict[str, Dict[str, Check]] = {
         "nproc": _integer(1),
         "recurrent_init": _choice("default", "orthogonal"),
         "embedding_init_std": _number(0.0),
+        "cell": _choice("rnn", "gru", "lstm"),
+        "bidirectional": _boolean,
+        "readout": _choice("last", "mean", "max"),
+        "dropout": _number(0.0, 1.0, closed_low=True),
+        "optimizer": _choice("rmsprop", "adam", "adamw"),
+        "weight_decay": _number(0.0, closed_low=True),
+        "lr_schedule": _choice("constant", "linear", "cosine"),
     },
     "evaluate": {
         "batch_size": _integer(1),

@@ -1,20 +1,20 @@
 """Per-epoch logging: DVCLive files for `dvc plots`, a log line for people, PNG curves at the end."""
+
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import List
 
 from dvclive import Live
 
 from textrnn.plots import plot_curves
-from textrnn.training import EpochStats
+from textrnn.training import EpochStats, TrainResult
 
 log = logging.getLogger("train")
 
 
 class EpochReporter:
-    """Called after each epoch: logs train/valid loss and accuracy with step = epoch."""
+    """Called after each epoch: logs every per-epoch metric with step = epoch."""
 
     def __init__(self, live_dir: Path, epochs: int):
         self.live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False)
@@ -22,18 +22,31 @@ class EpochReporter:
 
     def __call__(self, stats: EpochStats) -> None:
         self.live.step = stats.epoch
-        for split in ("train", "valid"):
-            self.live.log_metric(f"{split}/loss", getattr(stats, f"{split}_loss"))
-            self.live.log_metric(f"{split}/accuracy", getattr(stats, f"{split}_accuracy"))
+        for name, value in stats.metrics.items():
+            self.live.log_metric(name, value)
         self.live.make_summary()
+        values = " | ".join(f"{name} {value:.4f}" for name, value in stats.metrics.items())
         skipped = f", {stats.skipped_steps} non-finite steps skipped" if stats.skipped_steps else ""
-        log.info("epoch %d/%d: train loss %.4f acc %.4f | valid loss %.4f acc %.4f | %.1f s, %.0f tokens/s%s",
-                 stats.epoch, self.epochs, stats.train_loss, stats.train_accuracy, stats.valid_loss,
-                 stats.valid_accuracy, stats.seconds, stats.tokens / stats.seconds, skipped)
+        log.info("epoch %d/%d: %s | %.1f s, %.0f tokens/s%s", stats.epoch, self.epochs, values, stats.seconds,
+                 stats.tokens / stats.seconds, skipped)
 
 
-def plot_history(plots_dir: Path, history: List[EpochStats], best_epoch: int) -> None:
+    def finish(self, result: TrainResult) -> None:
+        """The summary (plots/training/metrics.json) holds the best epoch's metrics: the checkpoint's epoch."""
+        best = result.history[result.best_epoch - 1]
+        summary: dict = {"best_epoch": best.epoch}
+        for name, value in best.metrics.items():
+            split, metric = name.split("/", 1)
+            summary.setdefault(split, {})[metric] = value
+        self.live.summary = summary
+        self.live.step = best.epoch  # DVCLive writes it as "step"
+        self.live.make_summary()
+
+
+def plot_history(plots_dir: Path, history: list[EpochStats], best_epoch: int) -> None:
+    """One PNG per metric (loss, accuracy, ...), train and valid on one chart."""
     epochs = [s.epoch for s in history]
-    for metric in ("loss", "accuracy"):
-        plot_curves(Path(plots_dir) / f"{metric}.png", epochs, [getattr(s, f"train_{metric}") for s in history],
-                    [getattr(s, f"valid_{metric}") for s in history], metric, best_epoch)
+    names = sorted({name.split("/", 1)[1] for name in history[0].metrics})
+    for metric in names:
+        plot_curves(Path(plots_dir) / f"{metric}.png", epochs, [s.metrics[f"train/{metric}"] for s in history],
+                    [s.metrics[f"valid/{metric}"] for s in history], metric, best_epoch)

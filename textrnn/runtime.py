@@ -16,6 +16,9 @@ from textrnn.errors import UserError
 
 F = TypeVar("F", bound=Callable[..., object])
 
+# Set for processes launched by another textrnn process (DDP ranks): the launcher reports an interrupt.
+RELAUNCHED = "TEXTRNN_RELAUNCHED"
+
 # Write faults the user fixes by freeing or choosing another place, not by changing code.
 NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 

@@ -1,31 +1,34 @@
-"""Training and scoring: length-bucketed batches, the fused RNN call, a guard against non-finite steps."""
+"""The training loop: length-bucketed batches, one optimizer step per batch, the best epoch by valid loss.
+
+Read top to bottom, ``train_model`` is the notebook's loop with three additions: batches of
+similar length (almost no padding), a guard that skips a step whose gradients are not finite
+(as AMP's GradScaler does), and per-epoch metrics reduced over DDP ranks when there are several.
+"""
+
 from __future__ import annotations
 
-import contextlib
 import copy
-import ctypes
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
-from textrnn import distributed, fused_cpu
-from textrnn.data import EncodedSplit, length_buckets, pad_batch
+from textrnn import accel, distributed
+from textrnn.batching import Batch, make_batches
+from textrnn.data.vectors import EncodedSplit
 from textrnn.errors import UserError
 from textrnn.model import RNN, loss_function, predicted_labels
 from textrnn.vocab import PAD_ID
 
 log = logging.getLogger(__name__)
 
-
-# Padded tokens per scoring batch at most (states: budget x hidden floats, 256 MB at hidden 64).
-SCORING_TOKEN_BUDGET = 1 << 20
+OPTIMIZERS = ("rmsprop", "adam", "adamw")
+SCHEDULES = ("constant", "linear", "cosine")
 
 
 @dataclass(frozen=True)
@@ -34,17 +37,18 @@ class TrainConfig:
     batch_size: int
     epochs: int
     seed: int
-    clip_grad_norm: Optional[float] = None
-    valid_batch_size: int = 256
+    clip_grad_norm: float | None = None
+    valid_batch_size: int = 512
+    max_tokens: int | None = None  # reviews are cut to their last max_tokens tokens
+    optimizer: str = "rmsprop"  # the notebook's
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"  # the notebook's; linear / cosine decay to 0 over all steps
 
 
 @dataclass
 class EpochStats:
     epoch: int
-    train_loss: float
-    train_accuracy: float
-    valid_loss: float
-    valid_accuracy: float
+    metrics: dict[str, float]  # "train/loss", "train/accuracy", "valid/loss", "valid/accuracy"
     skipped_steps: int
     seconds: float
     tokens: int
@@ -52,207 +56,145 @@ class EpochStats:
 
 @dataclass
 class TrainResult:
-    best_state: Dict[str, torch.Tensor]
+    best_state: dict[str, torch.Tensor]
     best_epoch: int
-    history: List[EpochStats] = field(default_factory=list)
+    history: list[EpochStats] = field(default_factory=list)
 
 
 class NonFiniteLoss(UserError):
     pass
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is cuda when a GPU is visible, else cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+def make_optimizer(parameters: list[torch.Tensor], config: TrainConfig) -> torch.optim.Optimizer:
+    """RMSprop (the notebook's; one fused pass per tensor on CPU), Adam or AdamW."""
+    if config.optimizer == "rmsprop":
+        return accel.RMSprop(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}; use one of {OPTIMIZERS}")
 
 
-class SequenceModel(nn.Module):
-    """The RNN's fused sequence path as ``forward``, so that DistributedDataParallel can wrap it."""
-
-    def __init__(self, rnn: RNN):
-        super().__init__()
-        self.rnn = rnn
-
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.rnn.forward_sequence(tokens, lengths)
-
-
-@dataclass
-class Batch:
-    tokens: torch.Tensor
-    lengths: torch.Tensor
-    labels: torch.Tensor
-    global_rows: int  # rows in this batch across all ranks
+def learning_rate_factor(schedule: str, step: int, steps: int) -> float:
+    """The learning rate's multiplier at ``step`` of ``steps``: constant, or a linear or cosine decay to 0."""
+    if schedule == "constant":
+        return 1.0
+    if schedule == "linear":
+        return 1.0 - step / steps
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * step / steps))
+    raise ValueError(f"unknown lr schedule {schedule!r}; use one of {SCHEDULES}")
 
 
-def make_batches(split: EncodedSplit, batch_size: int, device: torch.device,
-                 rng: Optional[np.random.Generator] = None, rank: int = 0, world_size: int = 1) -> List[Batch]:
-    """Pad every length bucket once; rank r keeps rows r, r + world_size, ... of each bucket."""
-    batches = []
-    for rows in length_buckets(split.lengths, batch_size, rng):
-        share = rows[rank::world_size]
-        tokens, lengths = pad_batch(split.ids, split.offsets, share, PAD_ID)
-        tensors = [torch.from_numpy(a) for a in (tokens, lengths, split.labels[share])]
-        if device.type == "cuda":
-            tensors = [t.pin_memory().to(device, non_blocking=True) for t in tensors]
-        batches.append(Batch(*tensors, global_rows=len(rows)))
-    return batches
-
-
-def _gradient_norm(parameters: List[torch.Tensor], clip: Optional[float]) -> torch.Tensor:
-    grads = [p.grad for p in parameters if p.grad is not None]
-    norm = torch.nn.utils.get_total_norm(grads)
-    if clip is not None and torch.isfinite(norm):
+def _clip_and_check(parameters: list[torch.Tensor], clip: float | None) -> bool:
+    """Clip the gradient's norm to ``clip`` (when set); whether every gradient is finite."""
+    norm = torch.nn.utils.get_total_norm([p.grad for p in parameters if p.grad is not None])
+    finite = bool(torch.isfinite(norm))
+    if clip is not None and finite:
         torch.nn.utils.clip_grads_with_norm_(parameters, clip, norm)
-    return norm
-
-
-def _keep_freed_memory() -> None:
-    """Ask glibc to keep freed memory for reuse (no-op elsewhere).
-
-    Every batch allocates MB-sized temporaries (the states, their gradients, the embedding's
-    gradient); returned to the OS, each comes back as fresh pages, one fault each. This is
-    process-wide and stays set: it only changes where freed memory goes.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        libc.mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest: blocks up to 32 MB come from the heap
-        libc.mallopt(m_trim_threshold, 1 << 30)  # and the heap keeps up to 1 GB free
-    except (OSError, AttributeError):
-        pass
-
-
-@contextlib.contextmanager
-def fast_cpu_arithmetic(device: torch.device) -> Iterator[None]:
-    """The CPU settings training needs to run at full speed; nothing on other devices.
-
-    Gradients that vanish through hundreds of tanh steps reach float32's denormal range
-    (below 1.2e-38), where this CPU's arithmetic, RMSprop's sqrt most of all, runs ~20x slower:
-    they are flushed to zero (values that small change nothing).
-    """
-    if device.type != "cpu":
-        yield
-        return
-    _keep_freed_memory()
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
+    return finite
 
 
 @torch.inference_mode()
-def score(model: RNN, batches: List[Batch]) -> Dict[str, float]:
-    """Summed loss, correct predictions and rows over ``batches`` (the caller reduces them)."""
+def score(model: RNN, batches: list[Batch]) -> dict[str, float]:
+    """Summed loss, correct predictions and rows over ``batches`` (the caller divides, after reducing ranks)."""
     model.eval()
     criterion = loss_function(model.config.num_classes, reduction="sum")
-    loss = torch.zeros((), dtype=torch.float64, device=model.U.weight.device)
+    loss = torch.zeros((), dtype=torch.float64, device=model.V.weight.device)
     correct = torch.zeros((), dtype=torch.int64, device=loss.device)
     rows = 0
     for batch in batches:
-        if len(batch.labels) == 0:
-            continue
-        logits = model.forward_sequence(batch.tokens, batch.lengths)
-        loss += criterion(logits, batch.labels).double()
-        correct += (predicted_labels(logits) == batch.labels).sum()
-        rows += len(batch.labels)
-    return {"loss": loss.item(), "correct": correct.item(), "rows": rows}
+        if len(batch.labels):
+            logits = model(batch.tokens, batch.lengths)
+            loss += criterion(logits, batch.labels).double()
+            correct += (predicted_labels(logits) == batch.labels).sum()
+            rows += len(batch.labels)
+    return {"loss": loss.item(), "accuracy": correct.item(), "rows": rows}
 
 
-@torch.inference_mode()
-def predict_logits(model: RNN, split: EncodedSplit, batch_size: int, device: torch.device) -> torch.Tensor:
-    """Logits of every review of ``split``, in the split's order, scored in length-bucketed batches."""
-    model.eval()
-    split = split.last_tokens(model.config.max_tokens)
-    shape = (len(split),) if model.config.num_classes == 2 else (len(split), model.config.num_classes)
-    logits = torch.empty(shape, dtype=torch.float32)
-    for bucket in length_buckets(split.lengths, batch_size):
-        # The kernel keeps every step's state: cap rows x width so that very long reviews stay in memory.
-        width = max(int(split.lengths[bucket].max(initial=0)), 1)
-        rows_per_batch = max(1, SCORING_TOKEN_BUDGET // width)
-        for start in range(0, len(bucket), rows_per_batch):
-            rows = bucket[start : start + rows_per_batch]
-            tokens, lengths = pad_batch(split.ids, split.offsets, rows, PAD_ID)
-            out = model.forward_sequence(torch.from_numpy(tokens).to(device), torch.from_numpy(lengths).to(device))
-            logits[torch.from_numpy(rows)] = out.float().cpu()
-    return logits
-
-
-def train_model(model: RNN, train_split: EncodedSplit, valid_split: EncodedSplit, config: TrainConfig,
-                device: torch.device, on_epoch: Optional[Callable[[EpochStats], None]] = None) -> TrainResult:
-    """Train with RMSprop; keep the weights of the epoch with the lowest valid loss."""
+def train_model(
+    model: RNN,
+    train_split: EncodedSplit,
+    valid_split: EncodedSplit,
+    config: TrainConfig,
+    device: torch.device,
+    on_epoch: Callable[[EpochStats], None] | None = None,
+) -> TrainResult:
+    """Train ``model``; keep the weights of the epoch with the lowest valid loss."""
     rank, world_size = distributed.rank(), distributed.world_size()
-    max_tokens = model.config.max_tokens
     model.to(device)
-    network = distributed.wrap(SequenceModel(model), device)
+    network = distributed.wrap(model, device)  # DDP averages the ranks' gradients; one process: the model itself
     parameters = list(model.parameters())
-    optimizer = fused_cpu.RMSprop(parameters, lr=config.lr)  # torch's RMSprop, one pass per tensor on CPU
     criterion = loss_function(model.config.num_classes, reduction="sum")
 
     rng = np.random.default_rng(config.seed)
-    train_batches = make_batches(train_split.last_tokens(max_tokens), config.batch_size, device, rng, rank, world_size)
-    valid_batches = make_batches(valid_split.last_tokens(max_tokens), config.valid_batch_size, device,
-                                 rank=rank, world_size=world_size)
-    tokens_per_epoch = int(train_split.last_tokens(max_tokens).lengths.sum())  # all ranks' tokens
+    train_split, valid_split = train_split.last_tokens(config.max_tokens), valid_split.last_tokens(config.max_tokens)
+    train_batches = make_batches(train_split, config.batch_size, device, rng, rank, world_size)
+    valid_batches = make_batches(valid_split, config.valid_batch_size, device, rank=rank, world_size=world_size)
+    optimizer = make_optimizer(parameters, config)
+    steps, total_steps = 0, config.epochs * len(train_batches)
 
     result = TrainResult(best_state={}, best_epoch=0)
     best_loss = math.inf
-    with fast_cpu_arithmetic(device):
+    with accel.training_settings(device):
         for epoch in range(1, config.epochs + 1):
             started = time.perf_counter()
             network.train()
-            total_loss = torch.zeros((), dtype=torch.float64, device=device)
-            correct = torch.zeros((), dtype=torch.int64, device=device)
+            train_loss = torch.zeros((), dtype=torch.float64, device=device)
+            train_correct = torch.zeros((), dtype=torch.int64, device=device)
             skipped = 0
             order = rng.permutation(len(train_batches))
+            # Bars on a terminal only (disable=None), and on rank 0 only.
             progress = tqdm(order, desc=f"epoch {epoch}/{config.epochs}", unit="batch", leave=False,
-                            disable=None if rank == 0 else True)  # None: bars on a terminal, none in log files
+                            disable=None if rank == 0 else True)
             for step, index in enumerate(progress, start=1):
                 batch = train_batches[index]
-                optimizer.zero_grad()  # None: backward stores each gradient, no zero fill + add over the embedding
+                optimizer.zero_grad()
+                for group in optimizer.param_groups:
+                    group["lr"] = config.lr * learning_rate_factor(config.lr_schedule, steps, total_steps)
+                steps += 1
                 if len(batch.labels):
                     logits = network(batch.tokens, batch.lengths)
                     batch_loss = criterion(logits, batch.labels)
-                    correct += (predicted_labels(logits.detach()) == batch.labels).sum()
+                    train_correct += (predicted_labels(logits.detach()) == batch.labels).sum()
                 else:  # this rank's share of a tiny batch is empty; it still runs DDP's forward and backward,
                     # or the other ranks would wait forever in their gradient all-reduce
                     empty = torch.full((1, 1), PAD_ID, device=device), torch.zeros(1, dtype=torch.long, device=device)
                     batch_loss = network(*empty).sum() * 0.0
-                # A sum over this rank's rows / the global rows * world size: DDP's gradient average is the global mean.
-                loss = batch_loss * (world_size / batch.global_rows)
                 # Every rank must take this decision together, or the others would wait forever in backward.
                 if distributed.any_rank(not torch.isfinite(batch_loss)):
                     value = batch_loss.item() if not torch.isfinite(batch_loss) else "not finite on another rank"
-                    raise NonFiniteLoss(
-                        f"training loss is {value} at epoch {epoch}, batch {step}; "
-                        f"lower train.lr or set train.clip_grad_norm"
-                    )
-                loss.backward()
-                if torch.isfinite(_gradient_norm(parameters, config.clip_grad_norm)):
+                    raise NonFiniteLoss(f"training loss is {value} at epoch {epoch}, batch {step}; "
+                                        f"lower train.lr or set train.clip_grad_norm")
+                # This rank's sum / the global rows * world size: DDP's gradient average is the global mean.
+                (batch_loss * (world_size / batch.global_rows)).backward()
+                if _clip_and_check(parameters, config.clip_grad_norm):
                     optimizer.step()
                 else:
                     skipped += 1  # as AMP's GradScaler does: an overflowed step is dropped, not applied
-                total_loss += batch_loss.detach().double()
+                train_loss += batch_loss.detach().double()
             progress.close()
+            if skipped == len(train_batches):
+                raise NonFiniteLoss(
+                    f"every training step of epoch {epoch} had non-finite gradients ({skipped} of {skipped} skipped), "
+                    f"so the model never changed: the initial weights or the learning rate are too large; lower "
+                    f"train.embedding_init_std (now the embeddings start at that scale) or train.lr, or set "
+                    f"train.clip_grad_norm")
 
-            train_rows, valid = len(train_split), score(model, valid_batches)
-            sums = distributed.all_reduce_sum([total_loss.item(), correct.item(), valid["loss"], valid["correct"], valid["rows"]])
-            stats = EpochStats(
-                epoch=epoch,
-                train_loss=sums[0] / train_rows,
-                train_accuracy=sums[1] / train_rows,
-                valid_loss=sums[2] / sums[4],
-                valid_accuracy=sums[3] / sums[4],
-                skipped_steps=skipped,
-                seconds=time.perf_counter() - started,
-                tokens=tokens_per_epoch,
-            )
+            valid = score(model, valid_batches)
+            sums = distributed.all_reduce_sum({
+                "train/loss": train_loss.item(), "train/accuracy": train_correct.item(),
+                "valid/loss": valid["loss"], "valid/accuracy": valid["accuracy"], "valid/rows": valid["rows"],
+            })
+            sums["train/rows"] = len(train_split)  # every rank trains on a share of it; the shares add up to it
+            metrics = {f"{split}/{name}": sums[f"{split}/{name}"] / sums[f"{split}/rows"]
+                       for split in ("train", "valid") for name in ("loss", "accuracy")}
+            stats = EpochStats(epoch, metrics, skipped, time.perf_counter() - started,
+                               tokens=int(train_split.lengths.sum()))
             result.history.append(stats)
-            if stats.valid_loss < best_loss:
-                best_loss = stats.valid_loss
+            if metrics["valid/loss"] < best_loss:
+                best_loss = metrics["valid/loss"]
                 result.best_epoch = epoch
                 result.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
             if on_epoch is not None:
@@ -260,14 +202,3 @@ def train_model(model: RNN, train_split: EncodedSplit, valid_split: EncodedSplit
     if not result.best_state:
         raise NonFiniteLoss("no epoch gave a finite valid loss; lower train.lr or set train.clip_grad_norm")
     return result
-
-
-def run_metadata(result: TrainResult, device: torch.device) -> Dict[str, object]:
-    """What a checkpoint records about the run that made it."""
-    return {
-        "best_epoch": result.best_epoch,
-        "train_device": f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "cpu",
-        "world_size": distributed.world_size(),
-        "torch_version": str(torch.__version__),
-        "skipped_steps": sum(s.skipped_steps for s in result.history),
-    }

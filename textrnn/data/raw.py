@@ -120,6 +120,7 @@ def write_raw(source: Source, text_column: str, label_column: str, out_dir: Path
         mapping = {v: i for i, v in enumerate(values)}
     if len(label_names) < 2:
         raise UserError(f"{source.description}: found {len(label_names)} class; a classifier needs at least 2")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
     rows = {}
     for name, split in source.splits.items():
         with SplitWriter(Path(out_dir) / f"{name}.parquet") as out:
