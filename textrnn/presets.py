@@ -1,0 +1,83 @@
+"""Presets: files ``presets/<name>.yaml`` with params.yaml's sections and keys, holding only what they change.
+
+``textrnn preset NAME`` prints them as DVC's ``-S`` options, so that one command runs an
+experiment at a preset: ``dvc exp run $(textrnn preset recommended)``. ``--apply`` writes them
+into params.yaml instead (its comments kept), for plain ``dvc repro``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from textrnn.errors import UserError
+from textrnn.io import atomic_path
+from textrnn.params import PARAMS_FILE, SCHEMA, read_yaml, validate
+
+PRESETS_DIR = Path("presets")
+
+
+def preset_path(name: str, directory: Path = PRESETS_DIR) -> Path:
+    path = Path(name)
+    if path.suffix not in (".yaml", ".yml"):
+        path = Path(directory) / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in Path(directory).glob("*.yaml")) if Path(directory).is_dir() else []
+        raise UserError(f"{path}: no such preset; known presets: {', '.join(known) or 'none'}")
+    return path
+
+
+def load_preset(path: Path, params_path: Path = PARAMS_FILE) -> dict[str, dict[str, Any]]:
+    """The preset's values by section, each key known and each section, merged into params.yaml's, valid."""
+    preset = read_yaml(path)
+    params = read_yaml(params_path)
+    if not isinstance(preset, dict):
+        raise UserError(f"{path}: a preset is a mapping of params.yaml's sections to the keys it changes")
+    for section, values in preset.items():
+        if section not in SCHEMA:
+            raise UserError(f"{path}: unknown section '{section}'; params.yaml has {', '.join(SCHEMA)}")
+        if not isinstance(values, dict) or not values:
+            raise UserError(f"{path}: section '{section}' must map keys of params.yaml's '{section}' to values")
+        validate(section, {**params.get(section, {}), **values}, source=str(path))
+    return preset
+
+
+def _yaml_scalar(value: Any) -> str:
+    """``value`` as DVC's -S reads it (YAML 1.2): numbers, true/false, null; strings plain or quoted."""
+    if isinstance(value, str):
+        text = value if value and value.strip() == value and read_scalar(value) == value else json.dumps(value)
+        if any(c.isspace() for c in text):
+            raise UserError(f"the preset value {value!r} holds whitespace, which a shell splits in `$(...)`; "
+                            f"use `textrnn preset NAME --apply` instead")
+        return text
+    return json.dumps(value)
+
+
+def read_scalar(text: str) -> Any:
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe").load(io.StringIO(text))
+
+
+def as_set_options(preset: dict[str, dict[str, Any]]) -> list[str]:
+    """``["-S", "train.cell=gru", ...]`` for ``dvc exp run``."""
+    options = []
+    for section, values in preset.items():
+        for key, value in values.items():
+            options += ["-S", f"{section}.{key}={_yaml_scalar(value)}"]
+    return options
+
+
+def apply(preset: dict[str, dict[str, Any]], params_path: Path = PARAMS_FILE) -> None:
+    """Write the preset's values into ``params_path``, keeping its comments and order."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()  # round-trip: comments and key order survive
+    document = yaml.load(Path(params_path).read_text(encoding="utf-8"))
+    for section, values in preset.items():
+        for key, value in values.items():
+            document[section][key] = value
+    with atomic_path(params_path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        yaml.dump(document, handle)
