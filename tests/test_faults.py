@@ -22,7 +22,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT, make_dataset_dir, make_project, run, synthetic_reviews, write_hf_parquet
+from conftest import make_dataset_dir, make_project, run, synthetic_reviews, write_hf_parquet
 from textrnn.data import EncodedSplit, standardize_splits, stratified_split
 from textrnn.errors import UserError, cli_main, interrupts_held
 from textrnn.io import atomic_dir, atomic_path
