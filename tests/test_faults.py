@@ -2,6 +2,7 @@
 
 Each stage runs as the user runs it (`python stages/X.py` in a small project) and must answer a
 fault with one `error: ...` line, exit non-zero, and leave every previous output as it was.
+The params checks themselves are in test_params.py.
 """
 from __future__ import annotations
 
@@ -21,18 +22,16 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT, make_dataset_dir, make_project, run, synthetic_reviews, write_hf_parquet
+from conftest import make_dataset_dir, make_project, run, synthetic_reviews, write_hf_parquet
 from textrnn.data import EncodedSplit, standardize_splits, stratified_split
 from textrnn.errors import UserError, cli_main, interrupts_held
 from textrnn.io import atomic_dir, atomic_path
 from textrnn.model import RNN, ModelConfig, load_checkpoint, save_checkpoint
-from textrnn.params import SCHEMA, load_params, validate
 from textrnn.training import NonFiniteLoss, TrainConfig, train_model
 from textrnn.vocab import Vocab
 
 STAGES = ("download", "split", "build_vocab", "vectorize", "train", "evaluate")
 OUTPUTS = ("data", "models", "plots", "metrics")
-PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
 
 
@@ -98,137 +97,6 @@ def assert_failed_cleanly(project: Path, before: dict, result: subprocess.Comple
     assert snapshot(project) == before
     assert leftovers(project) == []
     return line
-
-
-# ---------------------------------------------------------------- params: the checks, case by case
-
-def good(section: str) -> dict:
-    return dict(PARAMS[section])
-
-
-def test_the_shipped_params_pass_every_check():
-    for section in SCHEMA:
-        assert validate(section, good(section)) == PARAMS[section]
-    assert set(SCHEMA) == set(PARAMS)
-
-
-@pytest.mark.parametrize("section, typo, meant", [
-    ("train", "hiden_size", "hidden_size"),
-    ("train", "learning_rate", None),
-    ("split", "valid_sise", "valid_size"),
-    ("vocab", "min_frequency", "min_freq"),
-    ("evaluate", "batchsize", "batch_size"),
-])
-def test_an_unknown_key_is_named_with_a_suggestion(section, typo, meant):
-    values = {**good(section), typo: 1}
-    with pytest.raises(UserError) as error:
-        validate(section, values)
-    hint = f"did you mean '{section}.{meant}'?" if meant else f"known keys: {', '.join(SCHEMA[section])}"
-    assert str(error.value) == f"params.yaml: unknown param '{section}.{typo}'; {hint}"
-
-
-@pytest.mark.parametrize("section, key, value, allowed", [
-    # wrong types
-    ("train", "hidden_size", "64", "an integer >= 1"),
-    ("train", "hidden_size", 64.0, "an integer >= 1"),
-    ("train", "epochs", True, "an integer >= 1"),
-    ("train", "lr", "fast", "a number > 0.0"),
-    ("train", "lr", "1e-3", "a number > 0.0"),  # quoted in YAML: a string, not a number
-    ("split", "valid_size", [0.2], "a number in (0.0, 1.0)"),
-    ("download", "dataset", 42, "a non-empty string"),
-    ("download", "text_column", None, "a non-empty string"),
-    ("vocab", "workers", "many", "'auto' or an integer >= 1"),
-    # out of range
-    ("train", "embedding_size", 0, "an integer >= 1"),
-    ("train", "hidden_size", -8, "an integer >= 1"),
-    ("train", "batch_size", 0, "an integer >= 1"),
-    ("train", "valid_batch_size", 0, "an integer >= 1"),
-    ("train", "max_tokens", 0, "an integer >= 1 or null"),
-    ("train", "epochs", 0, "an integer >= 1"),
-    ("train", "lr", 0, "a number > 0.0"),
-    ("train", "lr", -1, "a number > 0.0"),
-    ("train", "lr", float("inf"), "a number > 0.0"),
-    ("train", "clip_grad_norm", 0.0, "a number > 0.0 or null"),
-    ("train", "seed", -1, "an integer >= 0"),
-    ("split", "valid_size", 0, "a number in (0.0, 1.0)"),
-    ("split", "valid_size", 1, "a number in (0.0, 1.0)"),
-    ("split", "valid_size", 1.5, "a number in (0.0, 1.0)"),
-    ("split", "test_size", -0.1, "a number in (0.0, 1.0)"),
-    ("vocab", "min_freq", 0, "an integer >= 1"),
-    ("vocab", "max_size", 2, "an integer >= 3 or null"),
-    ("vectorize", "workers", 0, "'auto' or an integer >= 1"),
-    ("evaluate", "batch_size", 0, "an integer >= 1"),
-    ("download", "dataset", "  ", "a non-empty string"),
-    # devices
-    ("train", "device", "tpu", "'auto', 'cpu', 'cuda' or 'cuda:N'"),
-    ("train", "device", "cuda:x", "'auto', 'cpu', 'cuda' or 'cuda:N'"),
-    ("evaluate", "device", 0, "'auto', 'cpu', 'cuda' or 'cuda:N'"),
-])
-def test_a_bad_value_names_key_value_and_what_is_allowed(section, key, value, allowed):
-    with pytest.raises(UserError) as error:
-        validate(section, {**good(section), key: value})
-    assert str(error.value) == f"params.yaml: {section}.{key} = {value!r} is not allowed; use {allowed}"
-
-
-def test_nan_is_refused_wherever_a_number_is_expected():
-    with pytest.raises(UserError, match=r"^params.yaml: train.lr = nan is not allowed; use a number > 0.0$"):
-        validate("train", {**good("train"), "lr": float("nan")})
-
-
-@NO_GPU
-@pytest.mark.parametrize("section", ["train", "evaluate"])
-@pytest.mark.parametrize("device", ["cuda", "cuda:0"])
-def test_cuda_on_a_machine_without_a_gpu_says_so(section, device):
-    with pytest.raises(UserError) as error:
-        validate(section, {**good(section), "device": device})
-    assert str(error.value) == (f"params.yaml: {section}.device = {device!r} is not allowed; "
-                                f"use 'auto' or 'cpu' (no CUDA GPU is visible here)")
-
-
-@pytest.mark.parametrize("section, key", [(s, k) for s in SCHEMA for k in SCHEMA[s]])
-def test_a_missing_key_is_named_with_what_to_set(section, key):
-    values = good(section)
-    del values[key]
-    with pytest.raises(UserError) as error:
-        validate(section, values)
-    message = str(error.value)
-    assert message.startswith(f"params.yaml: missing param '{section}.{key}'; set it to ")
-    assert message.endswith(SCHEMA[section][key](object()))
-
-
-@pytest.mark.parametrize("section, key, value", [
-    ("split", "valid_size", 0.5), ("train", "lr", 1e-6), ("train", "epochs", 1), ("train", "clip_grad_norm", None),
-    ("train", "clip_grad_norm", 1), ("train", "max_tokens", None), ("vocab", "workers", "auto"),
-    ("vocab", "workers", 1), ("vocab", "max_size", None), ("train", "device", "cpu"), ("train", "threads", 0),
-])
-def test_values_at_the_edges_of_what_is_allowed_pass(section, key, value):
-    assert validate(section, {**good(section), key: value})[key] == value
-
-
-@pytest.mark.parametrize("text, value", [("1e-3", 1e-3), ("1e38", 1e38), ("2.5E-4", 2.5e-4), ("-1e-3", None)])
-def test_exponent_numbers_in_params_yaml_are_numbers_as_dvc_reads_them(tmp_path, text, value):
-    # PyYAML's YAML 1.1 reads `1e-3` as the string '1e-3'; DVC (YAML 1.2) reads a number.
-    path = tmp_path / "params.yaml"
-    source = (ROOT / "params.yaml").read_text()
-    path.write_text(source.replace("lr: 0.001", f"lr: {text}"))
-    assert f"lr: {text}" in path.read_text()
-    if value is None:
-        with pytest.raises(UserError, match=rf"train.lr = {float(text)!r} is not allowed"):
-            load_params("train", path)
-    else:
-        assert load_params("train", path)["lr"] == value
-
-
-def test_params_yaml_that_is_not_yaml_or_lacks_a_section(tmp_path):
-    path = tmp_path / "params.yaml"
-    path.write_text("train:\n  lr: [0.1\n")
-    with pytest.raises(UserError, match=rf"^{path}: not valid YAML \(line \d+\)$"):
-        load_params("train", path)
-    path.write_text("evaluate:\n  batch_size: 4\n")
-    with pytest.raises(UserError, match=rf"^{path}: no 'train' section$"):
-        load_params("train", path)
-    with pytest.raises(UserError, match="not found; run from the project root"):
-        load_params("train", tmp_path / "nowhere.yaml")
 
 
 # ---------------------------------------------------------------- params: every stage checks before any work

@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +19,8 @@ import torch
 from conftest import ROOT, run, synthetic_reviews
 from textrnn.data import EncodedSplit
 from textrnn.errors import UserError
-from textrnn.model import RNN, ModelConfig, probabilities, save_checkpoint
+import textrnn.predict
+from textrnn.model import CHECKPOINT_FORMAT, RNN, ModelConfig, probabilities, save_checkpoint
 from textrnn.predict import load_predictor, predict_texts, read_inputs, split_lines
 from textrnn.preprocess import count_tokens, encode_texts
 from textrnn.training import TrainConfig, train_model
@@ -261,7 +268,8 @@ def corrupt_checkpoint(directory: Path) -> list:
     (lambda d: ["--vocab", "missing.txt"], r"missing\.txt: vocabulary not found"),
     (corrupt_checkpoint, r"corrupt\.pt: corrupt or truncated checkpoint"),
     (lambda d: ["--file", "missing.txt"], r"missing\.txt: input file not found"),
-], ids=["mismatched-vocab", "missing-model", "missing-vocab", "corrupt-checkpoint", "missing-input"])
+    (lambda d: ["--file", "models"], r"^error: models: is a folder; --file takes a text file with one review per line$"),
+], ids=["mismatched-vocab", "missing-model", "missing-vocab", "corrupt-checkpoint", "missing-input", "input-folder"])
 def test_cli_errors_are_one_line(project, make_args, message):
     args = make_args(project)
     result = cli(args if "--file" in args else [*args, SHORT], project)
@@ -271,3 +279,283 @@ def test_cli_errors_are_one_line(project, make_args, message):
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert re.search(message, lines[0]), lines[0]
+
+
+# ---------------------------------------------------------------- streaming: bounded memory, interruptible
+
+MAX_REVIEW_BYTES = 1 << 20  # the documented limit on one review (one line)
+MEMORY_LIMIT = 1 << 30  # RSS a streaming predict must stay under (it starts at about 200 MB with torch)
+INTERRUPTED = "stopped before finishing; the previous outputs are intact and no temporary file is left"
+
+
+def decoded_then_split(data: bytes) -> list:
+    """The reviews of ``data`` by the rule predict has always had: decode it all, then split at '\\n'."""
+    lines = data.decode("utf-8", errors="replace").split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines] if data else []
+
+
+class Trickle(io.RawIOBase):
+    """A stream whose reads return a few bytes at a time, at random, as a pipe may."""
+
+    def __init__(self, data: bytes, seed: int):
+        self.data, self.position, self.rng = data, 0, np.random.default_rng(seed)
+
+    def readable(self) -> bool:
+        return True
+
+    def read1(self, size: int = -1) -> bytes:
+        n = min(size, int(self.rng.integers(1, 40)))
+        chunk = self.data[self.position : self.position + n]
+        self.position += len(chunk)
+        return chunk
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_reading_in_pieces_gives_the_reviews_of_reading_at_once(seed):
+    rng = np.random.default_rng(seed)
+    alphabet = [b"a", b" ", b"\n", b"\r", b"\r\n", b"\xff", b"\xe2\x82", b"\xe2\x82\xac", b"\xf0\x9f\x98\x80", b"\x00"]
+    data = b"".join(rng.choice(alphabet, int(rng.integers(0, 400))))
+    expected = decoded_then_split(data)
+    assert split_lines(data) == expected
+    chunks = list(textrnn.predict.read_reviews(Trickle(data, seed), "test", chunk_reviews=3, chunk_bytes=10))
+    assert [review for chunk in chunks for review in chunk] == expected
+    assert all(chunk for chunk in chunks)
+    assert all(len(chunk) <= 3 for chunk in chunks)
+
+
+def test_chunks_are_bounded_in_reviews_and_bytes():
+    data = b"".join(f"review {i} ".encode() * (i % 7) + b"\n" for i in range(5000))
+    chunks = list(textrnn.predict.read_reviews(io.BytesIO(data), "test", chunk_reviews=100, chunk_bytes=2000))
+    assert [review for chunk in chunks for review in chunk] == decoded_then_split(data)
+    for chunk in chunks:
+        assert len(chunk) <= 100
+        assert sum(len(review.encode()) + 1 for review in chunk[:-1]) < 2000  # the last one may cross the line
+
+
+def test_scoring_chunk_by_chunk_gives_the_results_of_scoring_everything_at_once(trained):
+    model, vocab = trained
+    rng = np.random.default_rng(5)
+    words = ["great", "dull", "the", "film", "plot", "zzqx", ""]
+    texts = [" ".join(rng.choice(words, int(rng.integers(0, 60)))) for _ in range(300)]
+    data = "\n".join(texts).encode() + b"\n"
+    chunks = textrnn.predict.read_reviews(io.BytesIO(data), "test", chunk_reviews=7, chunk_bytes=300)
+    streamed = [result for results in textrnn.predict.score_chunks(model, vocab, LABELS, chunks, batch_size=5)
+                for result in results]
+    at_once = predict_texts(model, vocab, LABELS, texts, batch_size=64)
+    assert [(r["index"], r["label"]) for r in streamed] == [(r["index"], r["label"]) for r in at_once]
+    for result, want in zip(streamed, at_once):  # as batch-invariant as batching ever was: to float32 rounding
+        assert probs(result) == pytest.approx(probs(want), abs=1e-6)
+
+
+@pytest.mark.parametrize("line_break", [b"\n", b"\r\n"])
+def test_a_review_longer_than_the_limit_is_refused_with_its_line_number(line_break):
+    longest = b"x" * (MAX_REVIEW_BYTES - len(line_break) + 1)
+    fits = b"a" + line_break + longest + line_break
+    assert read_inputs([], "-", FakeStdin(fits, False)) == ["a", "x" * len(longest)]
+    too_long = fits + b"b" * (MAX_REVIEW_BYTES + 1) + line_break + b"c\n"
+    with pytest.raises(UserError) as error:
+        read_inputs([], "-", FakeStdin(too_long, False))
+    assert str(error.value) == (f"stdin: line 3 is longer than {MAX_REVIEW_BYTES} bytes, the most one review may "
+                                f"have; give one review per line")
+    with pytest.raises(UserError, match=r"^stdin: line 1 is longer than "):  # no line break at all
+        read_inputs([], "-", FakeStdin(b"z" * (MAX_REVIEW_BYTES + 1), False))
+
+
+def start_predict(args, cwd: Path, stdin, stdout) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "textrnn", "predict", *args], cwd=cwd, stdin=stdin,
+                            stdout=stdout, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+
+def rss(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+    return int(match.group(1)) * 1024 if match else 0
+
+
+def watch(process: subprocess.Popen, until, timeout: float) -> None:
+    """Wait for ``until()`` while ``process`` runs; fail if its memory passes MEMORY_LIMIT or time runs out."""
+    deadline = time.monotonic() + timeout
+    while not until():
+        memory = rss(process.pid)
+        if memory > MEMORY_LIMIT:
+            process.kill()
+            pytest.fail(f"predict grew to {memory >> 20} MiB: its memory is not bounded")
+        if process.poll() is not None:
+            pytest.fail(f"predict ended ({process.returncode}): {process.stderr.read().decode()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"nothing after {timeout} s")
+        time.sleep(0.05)
+
+
+def complete_lines(path: Path) -> list:
+    text = path.read_bytes().decode()
+    return text.split("\n")[:-1]  # the last piece is empty or a line still being written
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads memory use from /proc")
+
+
+@needs_proc
+@pytest.mark.parametrize("signum, code, by", [(signal.SIGINT, 130, ""), (signal.SIGTERM, 143, " by SIGTERM")])
+def test_an_endless_input_streams_results_in_bounded_memory_and_stops_on_a_signal(project, trained, tmp_path,
+                                                                                signum, code, by):
+    model, vocab = trained
+    expected = predict_texts(model, vocab, LABELS, ["great film"])[0]
+    out = tmp_path / "out.jsonl"
+    yes = subprocess.Popen(["yes", "great film"], stdout=subprocess.PIPE)
+    try:
+        with open(out, "wb") as stdout:
+            predict = start_predict([], project, yes.stdout, stdout)
+        yes.stdout.close()  # predict holds the only reading end: when it exits, `yes` gets SIGPIPE
+        watch(predict, lambda: len(complete_lines(out)) >= 5000, timeout=120)
+        predict.send_signal(signum)
+        predict.wait(timeout=10)
+    finally:
+        for process in (yes, predict):
+            process.kill()
+            process.wait()
+    assert predict.returncode == code
+    assert predict.stderr.read().decode().splitlines() == [f"interrupted{by}: {INTERRUPTED}"]
+    lines = complete_lines(out)
+    assert len(lines) >= 5000
+    for i, line in enumerate(lines):
+        assert json.loads(line) == {**expected, "index": i}
+
+
+@needs_proc
+@pytest.mark.parametrize("source", ["--file", "stdin"])
+def test_an_endless_line_is_refused_in_bounded_memory(project, source):
+    with open("/dev/zero", "rb") as zeros:
+        if source == "--file":
+            predict = start_predict(["--file", "/dev/zero"], project, subprocess.DEVNULL, subprocess.PIPE)
+        else:
+            predict = start_predict([], project, zeros, subprocess.PIPE)
+    try:
+        watch(predict, lambda: predict.poll() is not None, timeout=60)
+    finally:
+        predict.kill()
+        predict.wait()
+    name = "/dev/zero" if source == "--file" else "stdin"
+    assert predict.returncode == 1
+    assert predict.stdout.read() == b""
+    assert predict.stderr.read().decode().splitlines() == [
+        f"error: {name}: line 1 is longer than {MAX_REVIEW_BYTES} bytes, the most one review may have; "
+        f"give one review per line"]
+
+
+@needs_proc
+@pytest.mark.parametrize("signum, code, by", [(signal.SIGINT, 130, ""), (signal.SIGTERM, 143, " by SIGTERM")])
+def test_results_come_as_lines_arrive_and_a_signal_stops_a_waiting_read(project, tmp_path, signum, code, by):
+    out = tmp_path / "out.jsonl"
+    with open(out, "wb") as stdout:
+        predict = start_predict([], project, subprocess.PIPE, stdout)
+    try:
+        predict.stdin.write(b"great film\nawful film\n")
+        predict.stdin.flush()  # and keep stdin open: predict waits in a read for more
+        watch(predict, lambda: len(complete_lines(out)) == 2, timeout=60)
+        time.sleep(0.5)
+        predict.send_signal(signum)
+        predict.wait(timeout=10)
+    finally:
+        predict.kill()
+        predict.wait()
+        predict.stdin.close()
+    assert predict.returncode == code
+    assert predict.stderr.read().decode().splitlines() == [f"interrupted{by}: {INTERRUPTED}"]
+    assert [json.loads(line)["index"] for line in complete_lines(out)] == [0, 1]
+
+
+def shell(command: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``command`` under bash, with ``predict`` meaning `python -m textrnn predict` from this checkout."""
+    return subprocess.run(["bash", "-c", f"predict() {{ {sys.executable} -m textrnn predict \"$@\"; }}; {command}"],
+                          cwd=cwd, capture_output=True, timeout=timeout, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+
+def test_a_broken_pipe_stays_quiet_even_on_an_endless_input(project):
+    # `ulimit -v` keeps a predict that would read without end from taking the machine's memory.
+    result = shell('yes "great film" | (ulimit -v 3000000; predict) | head -1; echo "${PIPESTATUS[1]}" >&2', project)
+    assert json.loads(result.stdout)["index"] == 0
+    assert result.stderr.decode() == "1\n"  # predict's exit status, and nothing else on stderr
+
+
+def test_a_full_disk_on_stdout_is_one_line(project):
+    result = shell("predict 'great film' 'awful film' > /dev/full", project)
+    assert result.returncode == 1
+    assert result.stderr.decode().splitlines() == [
+        "error: cannot write the predictions to stdout: No space left on device"]
+
+
+def test_a_closed_stdout_is_one_line(project):
+    result = shell("predict 'great film' >&-", project)
+    assert result.returncode == 1
+    assert result.stderr.decode().splitlines() == ["error: stdout is closed; the predictions have nowhere to go"]
+
+
+@pytest.mark.parametrize("args", ["", "--file -"])
+def test_a_closed_stdin_is_one_line(project, args):
+    result = shell(f"predict {args} <&-", project)
+    assert result.returncode == 1
+    assert result.stdout == b""
+    assert result.stderr.decode().splitlines() == [
+        "error: stdin is closed; give reviews as TEXT arguments or with --file PATH"]
+
+
+def test_an_input_that_fails_to_read_is_one_line(project):
+    # /proc/self/mem opens, then fails to read at offset 0. (A folder as stdin, `< /`, never reaches
+    # predict: Python itself stops at startup with "Fatal Python error: init_sys_streams".)
+    result = shell("predict --file /proc/self/mem", project)
+    assert result.returncode == 1
+    assert result.stdout == b""
+    assert result.stderr.decode().splitlines() == ["error: /proc/self/mem: cannot read it (Input/output error)"]
+
+
+# ---------------------------------------------------------------- never invalid JSON
+
+def strict_json(line: str):
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+    return json.loads(line, parse_constant=refuse)
+
+
+def save_raw_checkpoint(path: Path, model: RNN, state_dict: dict, label_names: list) -> None:
+    """What save_checkpoint writes, without its refusal of non-finite weights."""
+    torch.save({"format": CHECKPOINT_FORMAT, "config": asdict(model.config), "label_names": label_names,
+                "metadata": {}, "state_dict": state_dict}, path)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_checkpoint_with_non_finite_weights_is_refused_at_load(project, trained, tmp_path, value):
+    model, _ = trained
+    state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    state["V.weight"][0, 3] = value
+    save_raw_checkpoint(tmp_path / "bad.pt", model, state, LABELS)
+    result = cli(["--model", str(tmp_path / "bad.pt"), SHORT], project)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: {tmp_path / 'bad.pt'}: weights V.weight are not finite (NaN or inf); "
+        f"retrain with `dvc repro -f train`"]
+
+
+def test_scores_that_overflow_are_refused_and_never_printed_as_nan(project, trained, tmp_path):
+    _, vocab = trained
+    torch.manual_seed(1)
+    model = RNN(ModelConfig(len(vocab), 8, 16, num_classes=3)).eval()
+    state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    state["V.weight"][0] = 3e38  # finite, but the logit of class 0 overflows to inf and softmax gives NaN
+    state["V.bias"][0] = 3e38
+    state["W.bias"][:] = 50.0  # every hidden unit near +1 once a token is read
+    save_raw_checkpoint(tmp_path / "huge.pt", model, state, ["a", "b", "c"])
+    result = cli(["--model", str(tmp_path / "huge.pt"), SHORT], project)
+    for line in result.stdout.splitlines():
+        strict_json(line)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"error: {tmp_path / 'huge.pt'} gave review 0 a non-finite score (its weights overflow); "
+        f"retrain with `dvc repro -f train`"]

@@ -164,5 +164,8 @@ def load_checkpoint(path: Path, map_location: str = "cpu") -> Tuple[RNN, List[st
         model.load_state_dict(payload["state_dict"])
     except (TypeError, KeyError, RuntimeError) as error:
         raise UserError(f"{path}: checkpoint does not match the model ({str(error).splitlines()[0]})") from None
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise UserError(f"{path}: weights {name} are not finite (NaN or inf); retrain with `dvc repro -f train`")
     model.eval()
     return model, list(payload["label_names"]), dict(payload.get("metadata", {}))

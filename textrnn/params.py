@@ -1,39 +1,47 @@
-"""Read one stage's section of params.yaml and check it before any work is done."""
+"""Read one stage's section of params.yaml exactly as DVC reads it, and check it before any work is done.
+
+DVC (``dvc params diff``, ``dvc exp show``, the params dependencies of dvc.yaml) reads params.yaml with
+ruamel.yaml, YAML 1.2: ``010`` is 10, ``yes`` and ``1:05`` are strings, ``1e-3`` is a number, a key given
+twice is an error. The stages read it with the same parser, so a param means what DVC shows.
+"""
 from __future__ import annotations
 
 import difflib
+import errno
 import math
 import re
+import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from textrnn.errors import UserError
 
 PARAMS_FILE = Path("params.yaml")
 
-
-class _Loader(yaml.SafeLoader):
-    """YAML 1.2 floats, as DVC reads params.yaml: ``1e-3`` is a number, not the string '1e-3'."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
+# Upper bounds that keep every integer param inside the integer types it meets downstream.
+SEED_MAX = 2**32 - 1  # numpy's legacy RandomState (sklearn's random_state) takes seeds in [0, 2**32 - 1]
+COUNT_MAX = 2**31 - 1  # a C int: torch.set_num_threads and the like take nothing wider
+# A weight of size x size (or vocabulary x size, vocabulary < 2**31) float32s must count its bytes in 64 bits.
+SIZE_MAX = 2**24
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 # A check returns None when the value is fine, else what is allowed.
 Check = Callable[[Any], Optional[str]]
 
 
-def _integer(minimum: int, nullable: bool = False) -> Check:
+def _integer(minimum: int, maximum: int = COUNT_MAX, nullable: bool = False) -> Check:
     def check(value):
         if value is None and nullable:
             return None
+        or_null = " or null" if nullable else ""
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            return f"an integer >= {minimum}" + (" or null" if nullable else "")
+            return f"an integer >= {minimum}{or_null}"
+        if value > maximum:
+            return f"an integer in [{minimum}, {maximum}]{or_null}"
         return None
     return check
 
@@ -42,11 +50,14 @@ def _number(low: float, high: Optional[float] = None, nullable: bool = False, cl
     def check(value):
         if value is None and nullable:
             return None
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        # An integer beyond 64 bits would overflow torch's scalar arguments (and float() past 1e308).
+        wide = isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not wide and math.isfinite(value)
         ok = ok and (value >= low if closed_low else value > low) and (high is None or value < high)
         if not ok:
             bound = f"{'[' if closed_low else '('}{low}, {high})" if high is not None else f"{'>=' if closed_low else '>'} {low}"
-            return f"a number in {bound}" if high is not None else f"a number {bound}" + (" or null" if nullable else "")
+            allowed = f"a number in {bound}" if high is not None else f"a number {bound}" + (" or null" if nullable else "")
+            return allowed + (" (integers of at most 64 bits)" if wide else "")
         return None
     return check
 
@@ -72,9 +83,10 @@ def _boolean(value) -> Optional[str]:
 
 
 def _workers(value) -> Optional[str]:
-    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+    if value == "auto":
         return None
-    return "'auto' or an integer >= 1"
+    allowed = _integer(1)(value)
+    return None if allowed is None else f"'auto' or {allowed}"
 
 
 def _device(value) -> Optional[str]:
@@ -109,7 +121,7 @@ SCHEMA: Dict[str, Dict[str, Check]] = {
     "split": {
         "valid_size": _number(0.0, 1.0),
         "test_size": _number(0.0, 1.0),
-        "seed": _integer(0),
+        "seed": _integer(0, SEED_MAX),
         "valid_from": _choice("auto", "dataset", "train"),
     },
     "vocab": {
@@ -121,12 +133,12 @@ SCHEMA: Dict[str, Dict[str, Check]] = {
         "workers": _workers,
     },
     "train": {
-        "embedding_size": _integer(1),
-        "hidden_size": _integer(1),
+        "embedding_size": _integer(1, SIZE_MAX),
+        "hidden_size": _integer(1, SIZE_MAX),
         "lr": _number(0.0),
         "batch_size": _integer(1),
         "epochs": _integer(1),
-        "seed": _integer(0),
+        "seed": _integer(0, SEED_MAX),
         "device": _device,
         "clip_grad_norm": _number(0.0, nullable=True),
         "max_tokens": _integer(1, nullable=True),
@@ -157,29 +169,106 @@ def validate(section: str, values: Any, source: str = str(PARAMS_FILE)) -> Dict[
         raise UserError(f"{source}: section '{section}' must be a mapping of {sorted(schema)}")
     for key in values:
         if key not in schema:
-            close = difflib.get_close_matches(str(key), schema, n=1)
+            name = key if isinstance(key, str) else _shown(key)
+            close = difflib.get_close_matches(name, schema, n=1)
             hint = f"; did you mean '{section}.{close[0]}'?" if close else f"; known keys: {', '.join(schema)}"
-            raise UserError(f"{source}: unknown param '{section}.{key}'{hint}")
+            raise UserError(f"{source}: unknown param '{section}.{name}'{hint}")
     for key, check in schema.items():
         if key not in values:
             raise UserError(f"{source}: missing param '{section}.{key}'; set it to {check(_MISSING)}")
         allowed = check(values[key])
         if allowed is not None:
-            raise UserError(f"{source}: {section}.{key} = {values[key]!r} is not allowed; use {allowed}")
+            raise UserError(f"{source}: {section}.{key} = {_shown(values[key])} is not allowed; use {allowed}")
     return dict(values)
+
+
+def _shown(value: Any, limit: int = 100) -> str:
+    """``repr(value)``, shortened to about ``limit`` characters."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer (hex in the YAML) with more digits than Python will print
+        return f"<an integer of {value.bit_length()} bits>" if isinstance(value, int) else "<a value too long to show>"
+    return text if len(text) <= limit else f"{text[:limit // 2]}... ({len(text)} characters)"
+
+
+def _parse(path: Path) -> Any:
+    """The YAML document in ``path`` (None when it holds none), read as DVC reads it; else a one-line UserError."""
+    try:
+        with open(path, encoding="utf-8") as file:  # as DVC opens it: text mode, so "\r\n" reads as "\n"
+            text = file.read()
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found; run from the project root") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder, not a file") from None
+    except UnicodeDecodeError as error:
+        line = error.object[:error.start].count(b"\n") + 1
+        raise UserError(f"{path}: not UTF-8 (byte 0x{error.object[error.start]:02x} on line {line}); "
+                        f"save it as UTF-8") from None
+    except OSError as error:
+        advice = "; check its permissions" if error.errno in (errno.EACCES, errno.EPERM) else ""
+        raise UserError(f"{path}: cannot read it ({error.strerror or error}){advice}") from None
+    try:
+        return YAML(typ="safe").load(text)  # DVC's parse_yaml: dvc/utils/serialize/_yaml.py
+    except DuplicateKeyError as error:
+        key = re.match(r'found duplicate key "(.*)" with value', error.problem or "")
+        raise UserError(f"{path}: key {repr(key.group(1)) if key else ''} is given twice in one mapping"
+                        f"{_where(error, text, problem=False)}; DVC refuses that: keep one of them") from None
+    except YAMLError as error:
+        raise UserError(f"{path}: not valid YAML{_where(error, text)}") from None
+    except (RecursionError, MemoryError):
+        raise UserError(f"{path}: nested too deeply to read; params.yaml holds sections of plain key: value "
+                        f"pairs") from None
+    except Exception as error:
+        # ruamel lets some failures through unwrapped: int() of more digits than Python converts,
+        # date(2001, 13, 45), `!!bool maybe`, an unhashable key. Each is the file's fault.
+        limit = sys.get_int_max_str_digits()
+        if isinstance(error, ValueError) and "integer string conversion" in str(error):
+            digits = re.search(r"[0-9A-Fa-f_]{%d,}" % (limit + 1), text)
+            line = f" (line {_line_at(text, digits.start())})" if digits else ""
+            raise UserError(f"{path}: an integer of more than {limit} digits{line}; "
+                            f"params take integers of at most 64 bits") from None
+        raise UserError(f"{path}: not valid YAML ({type(error).__name__}: {_one_line(error)})") from None
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
+def _line_at(text: str, index: int) -> int:
+    return text.count("\n", 0, index) + 1
+
+
+def _where(error: YAMLError, text: str, problem: bool = True) -> str:
+    """`` (line N): what is wrong`` for a ruamel error (without what is wrong when ``problem`` is False)."""
+    if isinstance(error, MarkedYAMLError):
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark is not None else None
+        what = ", ".join(str(part) for part in (error.context, error.problem) if part)
+    else:  # a ReaderError (a character YAML does not allow) knows its position in the text
+        position = getattr(error, "position", None)
+        line = _line_at(text, position) if isinstance(position, int) else None
+        what = str(error).split("\n")[0]
+    where = f" (line {line})" if line is not None else ""
+    return f"{where}: {_one_line(what or error)}" if problem else where
+
+
+def read_params(path: Path = PARAMS_FILE) -> Any:
+    """All of ``path`` as DVC reads it (dvc.utils.serialize.load_yaml), or a one-line UserError."""
+    return _parse(Path(path)) or {}
+
+
+_KINDS = {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
 
 
 def load_params(section: str, path: Path = PARAMS_FILE) -> Dict[str, Any]:
     """The checked ``section`` of ``path``."""
     path = Path(path)
-    try:
-        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
-    except FileNotFoundError:
-        raise UserError(f"{path}: not found; run from the project root") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise UserError(f"{path}: not valid YAML{where}") from None
-    if not isinstance(document, dict) or section not in document:
+    document = _parse(path)
+    if document is None:
+        raise UserError(f"{path}: is empty; it needs a '{section}' section")
+    if not isinstance(document, dict):
+        kind = _KINDS.get(type(document), f"a {type(document).__name__}")
+        raise UserError(f"{path}: holds {kind}, not a mapping of sections such as '{section}:'")
+    if section not in document:
         raise UserError(f"{path}: no '{section}' section")
     return validate(section, document[section], str(path))

@@ -9,15 +9,22 @@ Defined answers for odd inputs:
   byte becomes U+FFFD (scored like any other character), never a decoding error.
 - A review longer than the model's ``max_tokens`` keeps its last ``max_tokens`` tokens, as in
   training; with ``max_tokens`` null the whole review is scored (100k tokens: about a second on CPU).
+
+Input is read as a stream, in pieces of at most READ_SIZE bytes, and scored in chunks of at most
+CHUNK_REVIEWS reviews or CHUNK_BYTES bytes; each chunk's JSON lines are printed as soon as it is
+scored. Memory stays bounded however long the input runs, and Ctrl-C is seen between reads.
+One review (one line, without its '\n') may have at most MAX_REVIEW_BYTES bytes: a longer line
+(or an endless one, such as /dev/zero) is refused with its line number.
 """
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import BinaryIO, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -32,6 +39,12 @@ from textrnn.vocab import Vocab
 DEFAULT_MODEL = Path("models/model.pt")
 DEFAULT_VOCAB = Path("data/vocab.txt")
 DEFAULT_BATCH_SIZE = 64
+READ_SIZE = 1 << 16
+# 1 MiB: some 200k tokens, far beyond any real review; it bounds memory and the time between Ctrl-C checks.
+MAX_REVIEW_BYTES = 1 << 20
+# A chunk's results are printed together: big enough for length bucketing, small enough to stream.
+CHUNK_REVIEWS = 1024
+CHUNK_BYTES = 1 << 20
 
 
 def encode_reviews(texts: Sequence[str], vocab: Vocab) -> EncodedSplit:
@@ -41,14 +54,28 @@ def encode_reviews(texts: Sequence[str], vocab: Vocab) -> EncodedSplit:
 
 
 def predict_texts(model: RNN, vocab: Vocab, label_names: Sequence[str], texts: Sequence[str],
-                  batch_size: int = DEFAULT_BATCH_SIZE,
-                  device: torch.device = torch.device("cpu")) -> List[Dict[str, object]]:
-    """One ``{"index", "label", "probabilities"}`` dict per text, in order; independent of batching."""
+                  batch_size: int = DEFAULT_BATCH_SIZE, device: torch.device = torch.device("cpu"),
+                  first_index: int = 0) -> List[Dict[str, object]]:
+    """One ``{"index", "label", "probabilities"}`` dict per text, in order; independent of batching
+    (to float32 rounding: the last bits may differ with how reviews share a batch).
+
+    Indexes count from ``first_index``.
+    """
     logits = predict_logits(model, encode_reviews(texts, vocab), batch_size, device)
     probs = probabilities(logits).tolist()
     labels = predicted_labels(logits).tolist()
-    return [{"index": i, "label": label_names[label], "probabilities": dict(zip(label_names, p))}
+    return [{"index": first_index + i, "label": label_names[label], "probabilities": dict(zip(label_names, p))}
             for i, (label, p) in enumerate(zip(labels, probs))]
+
+
+def score_chunks(model: RNN, vocab: Vocab, label_names: Sequence[str], chunks: Iterable[Sequence[str]],
+                 batch_size: int = DEFAULT_BATCH_SIZE,
+                 device: torch.device = torch.device("cpu")) -> Iterator[List[Dict[str, object]]]:
+    """``predict_texts`` of each chunk as it comes, indexed across all chunks."""
+    scored = 0
+    for texts in chunks:
+        yield predict_texts(model, vocab, label_names, texts, batch_size, device, first_index=scored)
+        scored += len(texts)
 
 
 def load_predictor(model_path: Path, vocab_path: Path) -> Tuple[RNN, Vocab, List[str]]:
@@ -65,14 +92,66 @@ def load_predictor(model_path: Path, vocab_path: Path) -> Tuple[RNN, Vocab, List
     return model, vocab, label_names
 
 
+def _decode(line: bytes) -> str:
+    text = line.decode("utf-8", errors="replace")
+    return text[:-1] if text.endswith("\r") else text
+
+
+def _too_long(source: str, line_number: int, limit: int) -> UserError:
+    return UserError(f"{source}: line {line_number} is longer than {limit} bytes, the most one review may have; "
+                     f"give one review per line")
+
+
+def read_reviews(stream: BinaryIO, source: str, chunk_reviews: int = CHUNK_REVIEWS, chunk_bytes: int = CHUNK_BYTES,
+                 max_review_bytes: int = MAX_REVIEW_BYTES) -> Iterator[List[str]]:
+    """The lines of ``stream`` as reviews (see ``split_lines``), in lists of at most ``chunk_reviews``.
+
+    A list ends once it holds ``chunk_bytes`` bytes, and early when the stream has nothing more ready
+    (a slow pipe, a terminal), so answers come as lines arrive. Memory holds one list and at most
+    ``max_review_bytes`` + READ_SIZE bytes of an unfinished line; a longer line is a UserError.
+    """
+    read = getattr(stream, "read1", stream.read)  # read1: what is there, up to READ_SIZE, in one call
+    pending = bytearray()  # the bytes after the last line break
+    chunk: List[str] = []
+    size = lines = 0
+    while True:
+        try:
+            data = read(READ_SIZE)
+        except OSError as error:
+            raise UserError(f"{source}: cannot read it ({error.strerror or error})") from None
+        if not data:
+            break
+        start, searched = 0, len(pending)
+        pending += data
+        while (end := pending.find(b"\n", searched)) >= 0:
+            lines += 1
+            if end - start > max_review_bytes:
+                raise _too_long(source, lines, max_review_bytes)
+            chunk.append(_decode(pending[start:end]))
+            size += end - start + 1
+            start = searched = end + 1
+            if len(chunk) >= chunk_reviews or size >= chunk_bytes:
+                yield chunk
+                chunk, size = [], 0
+        del pending[:start]
+        if len(pending) > max_review_bytes:
+            raise _too_long(source, lines + 1, max_review_bytes)
+        if chunk and len(data) < READ_SIZE:
+            yield chunk
+            chunk, size = [], 0
+    if pending:
+        chunk.append(_decode(pending))  # the last line has no line break
+    if chunk:
+        yield chunk
+
+
 def split_lines(data: bytes) -> List[str]:
-    """One review per line of ``data`` (UTF-8, invalid bytes -> U+FFFD); blank lines are reviews too."""
-    if not data:
-        return []
-    lines = data.decode("utf-8", errors="replace").split("\n")
-    if lines[-1] == "":
-        lines.pop()  # the newline that ends the last line does not start another review
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
+    """One review per line of ``data`` (UTF-8, invalid bytes -> U+FFFD); blank lines are reviews too.
+
+    Only '\\n' ends a line; a '\\r' before it is dropped; a last line without '\\n' is a review.
+    """
+    stream = io.BytesIO(data)
+    return [text for chunk in read_reviews(stream, "data", max_review_bytes=len(data)) for text in chunk]
 
 
 def _from_argv(text: str) -> str:
@@ -80,31 +159,46 @@ def _from_argv(text: str) -> str:
     return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
 
 
-def read_inputs(texts: Sequence[str], file: Optional[str], stdin=None) -> List[str]:
-    """The reviews to score: the TEXT arguments, or the lines of ``file`` (``-`` = stdin).
+def input_chunks(texts: Sequence[str], file: Optional[str], stdin=None) -> Iterator[List[str]]:
+    """The reviews to score, chunk by chunk: the TEXT arguments, or the lines of ``file`` (``-`` = stdin).
 
     With neither, stdin is read when it is not a terminal (a pipe or a redirect).
     """
-    stdin = sys.stdin if stdin is None else stdin
+    stdin = sys.stdin if stdin is None else stdin  # sys.stdin is None when fd 0 is closed (`<&-`)
     if texts and file is not None:
         raise UserError("give reviews as TEXT arguments or with --file, not both")
     if texts:
-        return [_from_argv(text) for text in texts]
+        reviews = [_from_argv(text) for text in texts]
+        for start in range(0, len(reviews), CHUNK_REVIEWS):
+            yield reviews[start : start + CHUNK_REVIEWS]
+        return
     if file is None:
-        if stdin.isatty():
+        if stdin is not None and stdin.isatty():
             raise UserError("nothing to score: give TEXT arguments, --file PATH, or --file - to read stdin")
         file = "-"
     if file == "-":
-        return split_lines(stdin.buffer.read())
+        if stdin is None:
+            raise UserError("stdin is closed; give reviews as TEXT arguments or with --file PATH")
+        yield from read_reviews(stdin.buffer, "stdin")
+        return
     path = Path(file)
     try:
-        return split_lines(path.read_bytes())
+        stream = open(path, "rb")
     except FileNotFoundError:
         raise UserError(f"{path}: input file not found") from None
     except IsADirectoryError:
         raise UserError(f"{path}: is a folder; --file takes a text file with one review per line") from None
     except PermissionError:
         raise UserError(f"{path}: permission denied") from None
+    except OSError as error:
+        raise UserError(f"{path}: cannot open it ({error.strerror or error})") from None
+    with stream:
+        yield from read_reviews(stream, str(path))
+
+
+def read_inputs(texts: Sequence[str], file: Optional[str], stdin=None) -> List[str]:
+    """All the reviews of ``input_chunks``, in one list."""
+    return [text for chunk in input_chunks(texts, file, stdin) for text in chunk]
 
 
 def _whole_number(value: str, minimum: int) -> int:
@@ -128,7 +222,7 @@ def _non_negative_int(value: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("texts", nargs="*", metavar="TEXT", help="reviews to score, one per argument")
     parser.add_argument("--file", metavar="PATH",
-                        help="read one review per line from PATH ('-' = stdin, read to its end); "
+                        help="read one review per line from PATH ('-' = stdin, read as a stream to its end); "
                              "without TEXT or --file, stdin is read when it is a pipe or a redirect")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, metavar="PATH",
                         help="checkpoint (default: %(default)s)")
@@ -148,19 +242,39 @@ Print one JSON object per review on stdout, in input order:
 Input bytes are decoded as UTF-8 with invalid bytes replaced by U+FFFD; blank lines are reviews.
 An empty or whitespace-only review has no tokens, so the hidden state stays zero and the
 answer is V's bias; a review of unknown words only is scored as that many <unk> tokens.
-Reviews longer than the model's max_tokens keep their last max_tokens tokens."""
+Reviews longer than the model's max_tokens keep their last max_tokens tokens.
+Input is read as a stream and answers are printed as they are scored, in chunks of at most
+1024 reviews; a line (one review) may have at most 1 MiB (1048576 bytes)."""
 
 
-def run(args: argparse.Namespace) -> None:
-    """The ``predict`` command: read, score, print JSON lines."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model, vocab, label_names = load_predictor(args.model, args.vocab)
-    texts = read_inputs(args.texts, args.file)
-    results = predict_texts(model, vocab, label_names, texts, args.batch_size)
+def _json_line(result: Dict[str, object], model_path: Path) -> str:
     try:
-        sys.stdout.writelines(json.dumps(result) + "\n" for result in results)
+        return json.dumps(result, allow_nan=False) + "\n"  # NaN and Infinity are not JSON
+    except ValueError:
+        raise UserError(f"{model_path} gave review {result['index']} a non-finite score (its weights overflow); "
+                        f"retrain with `dvc repro -f train`") from None
+
+
+def _write(text: str) -> None:
+    try:
+        sys.stdout.write(text)
         sys.stdout.flush()
     except BrokenPipeError:  # the reader (`| head`) left early: stop quietly, as the Python docs advise
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
+    except OSError as error:
+        # What stdout still buffers would fail again at exit, as a second message: let it go nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise UserError(f"cannot write the predictions to stdout: {error.strerror or error}") from None
+
+
+def run(args: argparse.Namespace) -> None:
+    """The ``predict`` command: read, score and print JSON lines, chunk by chunk."""
+    if sys.stdout is None:
+        raise UserError("stdout is closed; the predictions have nowhere to go")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, vocab, label_names = load_predictor(args.model, args.vocab)
+    chunks = input_chunks(args.texts, args.file)
+    for results in score_chunks(model, vocab, label_names, chunks, args.batch_size):
+        _write("".join(_json_line(result, args.model) for result in results))
