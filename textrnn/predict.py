@@ -29,11 +29,11 @@ from typing import BinaryIO, Dict, Iterable, Iterator, List, Optional, Sequence,
 import numpy as np
 import torch
 
-from textrnn.data import EncodedSplit
+from textrnn.data.vectors import EncodedSplit
 from textrnn.errors import UserError
 from textrnn.model import RNN, load_checkpoint, predicted_labels, probabilities
-from textrnn.preprocess import encode_texts
-from textrnn.training import predict_logits
+from textrnn.encoding import encode_texts
+from textrnn.inference import predict_logits
 from textrnn.vocab import Vocab
 
 DEFAULT_MODEL = Path("models/model.pt")

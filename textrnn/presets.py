@@ -14,7 +14,7 @@ from typing import Any
 
 from textrnn.errors import UserError
 from textrnn.io import atomic_path
-from textrnn.params import PARAMS_FILE, SCHEMA, read_yaml, validate
+from textrnn.params import PARAMS_FILE, SCHEMA, read_params, validate
 
 PRESETS_DIR = Path("presets")
 
@@ -31,8 +31,8 @@ def preset_path(name: str, directory: Path = PRESETS_DIR) -> Path:
 
 def load_preset(path: Path, params_path: Path = PARAMS_FILE) -> dict[str, dict[str, Any]]:
     """The preset's values by section, each key known and each section, merged into params.yaml's, valid."""
-    preset = read_yaml(path)
-    params = read_yaml(params_path)
+    preset = read_params(path)
+    params = read_params(params_path)
     if not isinstance(preset, dict):
         raise UserError(f"{path}: a preset is a mapping of params.yaml's sections to the keys it changes")
     for section, values in preset.items():
