@@ -36,7 +36,7 @@ def main() -> None:
         if split.label_names != label_names:
             raise UserError(f"{MODEL} predicts classes {label_names} but {VECTORS / f'{name}.npz'} has "
                             f"{split.label_names}; retrain with `dvc repro train`")
-        logits = predict_logits(model, split, params["batch_size"], device)
+        logits = predict_logits(model, split, params["batch_size"], device, metadata.get("max_tokens"))
         metrics[name] = split_metrics(logits, split.labels)
         test = (logits, split.labels)
         log.info("evaluate: %s: %s", name, metrics[name])

@@ -34,11 +34,10 @@ def main() -> None:
     vocab_size = len(Vocab.load(VOCAB))
     train, valid = (EncodedSplit.load(VECTORS / f"{name}.npz", vocab_size) for name in ("train", "valid"))
     torch.manual_seed(params["seed"])
-    model = RNN(ModelConfig(vocab_size, params["embedding_size"], params["hidden_size"],
-                            len(train.label_names), params["max_tokens"]))
+    model = RNN(ModelConfig(vocab_size, params["embedding_size"], params["hidden_size"], len(train.label_names)))
     initialize(model, params["recurrent_init"], params["embedding_init_std"])
     config = TrainConfig(params["lr"], params["batch_size"], params["epochs"], params["seed"],
-                         params["clip_grad_norm"], params["valid_batch_size"])
+                         params["clip_grad_norm"], params["valid_batch_size"], params["max_tokens"])
     device = distributed.local_device(resolve_device(params["device"]))
     with distributed.process_group(device):
         main_rank = distributed.is_main()
@@ -49,7 +48,8 @@ def main() -> None:
             result = train_model(model, train, valid, config, device, reporter)
             if main_rank:
                 plot_history(live_dir, result.history, result.best_epoch)
-                metadata = run_metadata(result, device)
+                # Scoring cuts reviews as training did: evaluate and predict read max_tokens from here.
+                metadata = {**run_metadata(result, device), "max_tokens": config.max_tokens}
                 save_checkpoint(MODEL, model, result.best_state, train.label_names, metadata)
     if main_rank:
         log.info("train: best valid loss at epoch %d -> %s (%s)", result.best_epoch, MODEL, metadata)

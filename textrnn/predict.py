@@ -7,8 +7,9 @@ Defined answers for odd inputs:
   ``<unk>`` ids and gets the model's answer for that run.
 - Bytes from ``--file`` or stdin are decoded as UTF-8 with ``errors="replace"``: an invalid
   byte becomes U+FFFD (scored like any other character), never a decoding error.
-- A review longer than the model's ``max_tokens`` keeps its last ``max_tokens`` tokens, as in
-  training; with ``max_tokens`` null the whole review is scored (100k tokens: about a second on CPU).
+- A review longer than the training run's ``max_tokens`` (in the checkpoint's metadata) keeps its
+  last ``max_tokens`` tokens, as in training; with ``max_tokens`` null the whole review is scored
+  (100k tokens: about a second on CPU).
 """
 from __future__ import annotations
 
@@ -41,19 +42,19 @@ def encode_reviews(texts: Sequence[str], vocab: Vocab) -> EncodedSplit:
 
 
 def predict_texts(model: RNN, vocab: Vocab, label_names: Sequence[str], texts: Sequence[str],
-                  batch_size: int = DEFAULT_BATCH_SIZE,
-                  device: torch.device = torch.device("cpu")) -> List[Dict[str, object]]:
+                  batch_size: int = DEFAULT_BATCH_SIZE, device: torch.device = torch.device("cpu"),
+                  max_tokens: Optional[int] = None) -> List[Dict[str, object]]:
     """One ``{"index", "label", "probabilities"}`` dict per text, in order; independent of batching."""
-    logits = predict_logits(model, encode_reviews(texts, vocab), batch_size, device)
+    logits = predict_logits(model, encode_reviews(texts, vocab), batch_size, device, max_tokens)
     probs = probabilities(logits).tolist()
     labels = predicted_labels(logits).tolist()
     return [{"index": i, "label": label_names[label], "probabilities": dict(zip(label_names, p))}
             for i, (label, p) in enumerate(zip(labels, probs))]
 
 
-def load_predictor(model_path: Path, vocab_path: Path) -> Tuple[RNN, Vocab, List[str]]:
-    """The checkpoint's model and label names, and the vocabulary it was trained with."""
-    model, label_names, _ = load_checkpoint(model_path)
+def load_predictor(model_path: Path, vocab_path: Path) -> Tuple[RNN, Vocab, List[str], Optional[int]]:
+    """The checkpoint's model, label names and max_tokens, and the vocabulary it was trained with."""
+    model, label_names, metadata = load_checkpoint(model_path)
     vocab = Vocab.load(vocab_path)
     if len(vocab) != model.config.vocabulary_size:
         raise UserError(f"{vocab_path} has {len(vocab)} tokens but {model_path} was trained on "
@@ -62,7 +63,7 @@ def load_predictor(model_path: Path, vocab_path: Path) -> Tuple[RNN, Vocab, List
     if len(label_names) != model.config.num_classes:
         raise UserError(f"{model_path}: {len(label_names)} label names for {model.config.num_classes} classes; "
                         f"retrain with `dvc repro -f train`")
-    return model, vocab, label_names
+    return model, vocab, label_names, metadata.get("max_tokens")
 
 
 def split_lines(data: bytes) -> List[str]:
@@ -148,16 +149,16 @@ Print one JSON object per review on stdout, in input order:
 Input bytes are decoded as UTF-8 with invalid bytes replaced by U+FFFD; blank lines are reviews.
 An empty or whitespace-only review has no tokens, so the hidden state stays zero and the
 answer is V's bias; a review of unknown words only is scored as that many <unk> tokens.
-Reviews longer than the model's max_tokens keep their last max_tokens tokens."""
+Reviews longer than the training run's max_tokens keep their last max_tokens tokens."""
 
 
 def run(args: argparse.Namespace) -> None:
     """The ``predict`` command: read, score, print JSON lines."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, vocab, label_names = load_predictor(args.model, args.vocab)
+    model, vocab, label_names, max_tokens = load_predictor(args.model, args.vocab)
     texts = read_inputs(args.texts, args.file)
-    results = predict_texts(model, vocab, label_names, texts, args.batch_size)
+    results = predict_texts(model, vocab, label_names, texts, args.batch_size, max_tokens=max_tokens)
     try:
         sys.stdout.writelines(json.dumps(result) + "\n" for result in results)
         sys.stdout.flush()

@@ -12,7 +12,6 @@ from typing import Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from textrnn import distributed, fused_cpu
@@ -36,6 +35,7 @@ class TrainConfig:
     seed: int
     clip_grad_norm: Optional[float] = None
     valid_batch_size: int = 256
+    max_tokens: Optional[int] = None  # reviews are cut to their last max_tokens tokens
 
 
 @dataclass
@@ -66,17 +66,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-class SequenceModel(nn.Module):
-    """The RNN's fused sequence path as ``forward``, so that DistributedDataParallel can wrap it."""
-
-    def __init__(self, rnn: RNN):
-        super().__init__()
-        self.rnn = rnn
-
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.rnn.forward_sequence(tokens, lengths)
 
 
 @dataclass
@@ -155,7 +144,7 @@ def score(model: RNN, batches: List[Batch]) -> Dict[str, float]:
     for batch in batches:
         if len(batch.labels) == 0:
             continue
-        logits = model.forward_sequence(batch.tokens, batch.lengths)
+        logits = model(batch.tokens, batch.lengths)
         loss += criterion(logits, batch.labels).double()
         correct += (predicted_labels(logits) == batch.labels).sum()
         rows += len(batch.labels)
@@ -163,10 +152,12 @@ def score(model: RNN, batches: List[Batch]) -> Dict[str, float]:
 
 
 @torch.inference_mode()
-def predict_logits(model: RNN, split: EncodedSplit, batch_size: int, device: torch.device) -> torch.Tensor:
-    """Logits of every review of ``split``, in the split's order, scored in length-bucketed batches."""
+def predict_logits(model: RNN, split: EncodedSplit, batch_size: int, device: torch.device,
+                   max_tokens: Optional[int] = None) -> torch.Tensor:
+    """Logits of every review of ``split`` (cut to its last ``max_tokens`` tokens), in the split's order,
+    scored in length-bucketed batches."""
     model.eval()
-    split = split.last_tokens(model.config.max_tokens)
+    split = split.last_tokens(max_tokens)
     shape = (len(split),) if model.config.num_classes == 2 else (len(split), model.config.num_classes)
     logits = torch.empty(shape, dtype=torch.float32)
     for bucket in length_buckets(split.lengths, batch_size):
@@ -176,7 +167,7 @@ def predict_logits(model: RNN, split: EncodedSplit, batch_size: int, device: tor
         for start in range(0, len(bucket), rows_per_batch):
             rows = bucket[start : start + rows_per_batch]
             tokens, lengths = pad_batch(split.ids, split.offsets, rows, PAD_ID)
-            out = model.forward_sequence(torch.from_numpy(tokens).to(device), torch.from_numpy(lengths).to(device))
+            out = model(torch.from_numpy(tokens).to(device), torch.from_numpy(lengths).to(device))
             logits[torch.from_numpy(rows)] = out.float().cpu()
     return logits
 
@@ -185,9 +176,9 @@ def train_model(model: RNN, train_split: EncodedSplit, valid_split: EncodedSplit
                 device: torch.device, on_epoch: Optional[Callable[[EpochStats], None]] = None) -> TrainResult:
     """Train with RMSprop; keep the weights of the epoch with the lowest valid loss."""
     rank, world_size = distributed.rank(), distributed.world_size()
-    max_tokens = model.config.max_tokens
+    max_tokens = config.max_tokens
     model.to(device)
-    network = distributed.wrap(SequenceModel(model), device)
+    network = distributed.wrap(model, device)
     parameters = list(model.parameters())
     optimizer = fused_cpu.RMSprop(parameters, lr=config.lr)  # torch's RMSprop, one pass per tensor on CPU
     criterion = loss_function(model.config.num_classes, reduction="sum")
