@@ -49,11 +49,10 @@ class ModelConfig:
     dropout: float = 0.0  # probability of zeroing an embedded input or a feature of V's input, in training
 
     def __post_init__(self):
-        for name in ("vocabulary_size", "embedding_size", "hidden_size"):
-            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"ModelConfig.{name} must be an integer >= 1, got {getattr(self, name)!r}")
-        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 2:
-            raise ValueError(f"ModelConfig.num_classes must be an integer >= 2, got {self.num_classes!r}")
+        for name, minimum in [("vocabulary_size", 1), ("embedding_size", 1), ("hidden_size", 1), ("num_classes", 2)]:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"ModelConfig.{name} must be an integer >= {minimum}, got {value!r}")
         if self.cell not in CELLS:
             raise ValueError(f"ModelConfig.cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
         if not isinstance(self.bidirectional, bool):
@@ -100,12 +99,13 @@ class RNN(nn.Module):
         mask = self._dropout_mask(embedded.shape, embedded)
         if mask is not None:
             embedded = embedded * mask
-        (W, U), *reverse = self.directions()
-        states = [self.cell.sequence(W, U, embedded, self.training)]
-        for W, U in reverse:
-            rows, flipped = torch.arange(len(tokens), device=tokens.device)[:, None], _flip_within(lengths, tokens.shape[1])
+        states = [self.cell.sequence(self.W, self.U, embedded, self.training)]
+        if self.config.bidirectional:
+            rows = torch.arange(len(tokens), device=tokens.device)[:, None]
+            flipped = _flip_within(lengths, tokens.shape[1])
+            backwards = self.cell.sequence(self.W_reverse, self.U_reverse, embedded[rows, flipped], self.training)
             # Flipping within the length is its own inverse: the same index puts h<- back in token order.
-            states.append(self.cell.sequence(W, U, embedded[rows, flipped], self.training)[rows, flipped])
+            states.append(backwards[rows, flipped])
         return self._classify(states, lengths)
 
     # ------------------------------------------------------------ the readable reference
