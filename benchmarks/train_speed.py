@@ -4,9 +4,9 @@ Every row trains a copy of the same initial model (forward, backward, RMSprop st
 the same vectorized train split and reports real (non-pad) tokens per second:
 
   notebook   the course notebook's loop as written: sklearn-shuffled batches padded on the left to
-             their longest review, one Python step per token through forward(x_t, hidden)
+             their longest review, one Python step per token through the notebook's forward (RNN.step)
   loop       our readable reference, RNN.forward_loop, on length-bucketed right-padded batches
-  rnn_tanh   our batching (make_batches + forward_sequence) on PyTorch's own fused torch.rnn_tanh and
+  rnn_tanh   our batching (make_batches + the model's fused forward) on PyTorch's own fused torch.rnn_tanh and
              torch.optim.RMSprop: the default where the CPU kernel cannot be built
   fused_cpu  our default path, as train_model runs it: textrnn.fused_cpu's hand-written kernel and
              its one-pass RMSprop step (when the kernel builds here)
@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))  # run from a checkout without `pip install -e .`
 from textrnn import fused_cpu
 from textrnn.data import EncodedSplit
 from textrnn.model import RNN, ModelConfig, loss_function, predicted_labels
-from textrnn.training import SequenceModel, TrainConfig, _gradient_norm, fast_cpu_arithmetic, make_batches, train_model
+from textrnn.training import TrainConfig, _gradient_norm, fast_cpu_arithmetic, make_batches, train_model
 from textrnn.vocab import PAD_ID, Vocab
 
 def default_path(relative: str) -> Path:
@@ -94,7 +94,7 @@ def notebook_steps(model: RNN, split: EncodedSplit, count: int, seed: int) -> Li
         hidden = model.init_hidden(batch_size=batch_X.shape[0]).to(device)
         optimizer.zero_grad()
         for t in range(batch_X.shape[1]):
-            output, hidden = model(batch_X[:, t], hidden)
+            output, hidden = model.step(batch_X[:, t], hidden)
         loss = criterion(output, batch_y.float().unsqueeze(1))
         loss.backward()
         optimizer.step()
@@ -140,7 +140,7 @@ def bucketed_steps(model: RNN, split: EncodedSplit, count: int, seed: int, batch
 
 
 def sequence_forward(model: RNN, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    return SequenceModel(model)(tokens, lengths)
+    return model(tokens, lengths)
 
 
 def loop_forward(model: RNN, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

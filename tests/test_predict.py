@@ -126,10 +126,8 @@ def test_unknown_words_score_as_that_many_unk_tokens(trained):
 
 def test_max_tokens_keeps_the_last_tokens(trained):
     model, vocab = trained
-    capped = RNN(ModelConfig(len(vocab), 8, 16, max_tokens=5))
-    capped.load_state_dict(model.state_dict())
     words = "great wonderful the film awful boring terrible dull waste bad".split()
-    full, tail = predict_texts(capped, vocab, LABELS, [" ".join(words), " ".join(words[-5:])])
+    full, tail = predict_texts(model, vocab, LABELS, [" ".join(words), " ".join(words[-5:])], max_tokens=5)
     assert probs(full) == pytest.approx(probs(tail), abs=1e-6)
     uncapped = predict_texts(model, vocab, LABELS, [" ".join(words)])[0]
     assert probs(uncapped) != pytest.approx(probs(tail), abs=1e-6)

@@ -90,7 +90,7 @@ def test_predict_logits_keeps_the_split_order(splits):
     with torch.no_grad():
         for i in (0, 5, 77, len(valid) - 1):
             review = torch.from_numpy(valid.sequence(i).astype(np.int64))[None]
-            alone = model.forward_sequence(review, torch.tensor([review.shape[1]]))
+            alone = model(review, torch.tensor([review.shape[1]]))
             assert abs(logits[i].item() - alone.item()) <= 1e-6
 
 
@@ -209,8 +209,8 @@ def test_scoring_splits_long_buckets_over_the_token_budget_with_the_same_logits(
     split = EncodedSplit(ids, offsets, np.zeros(len(lengths), np.int64), ["a", "b"])
     whole = predict_logits(model, split, 64, torch.device("cpu"))
     widths = []
-    original = model.forward_sequence
-    monkeypatch.setattr(model, "forward_sequence", lambda t, n: widths.append(t.numel()) or original(t, n))
+    original = model.forward
+    monkeypatch.setattr(model, "forward", lambda t, n: widths.append(t.numel()) or original(t, n))
     monkeypatch.setattr("textrnn.training.SCORING_TOKEN_BUDGET", 5000)
     cut = predict_logits(model, split, 64, torch.device("cpu"))
     torch.testing.assert_close(cut, whole, atol=1e-6, rtol=0)

@@ -7,8 +7,8 @@ Defined answers for odd inputs:
   ``<unk>`` ids and gets the model's answer for that run.
 - Bytes from ``--file`` or stdin are decoded as UTF-8 with ``errors="replace"``: an invalid
   byte becomes U+FFFD (scored like any other character), never a decoding error.
-- A review longer than the model's ``max_tokens`` keeps its last ``max_tokens`` tokens, as in
-  training; with ``max_tokens`` null the whole review is scored (100k tokens: about a second on CPU).
+- A review longer than the training run's ``max_tokens`` (recorded in the checkpoint) keeps its
+  last ``max_tokens`` tokens, as in training; with ``max_tokens`` null the whole review is scored.
 
 Input is read as a stream, in pieces of at most READ_SIZE bytes, and scored in chunks of at most
 CHUNK_REVIEWS reviews or CHUNK_BYTES bytes; each chunk's JSON lines are printed as soon as it is
@@ -23,6 +23,7 @@ import io
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
@@ -31,6 +32,7 @@ import torch
 
 from textrnn.data.vectors import EncodedSplit
 from textrnn.errors import UserError
+from textrnn import tokenizer
 from textrnn.model import RNN, load_checkpoint, predicted_labels, probabilities
 from textrnn.encoding import encode_texts
 from textrnn.inference import predict_logits
@@ -53,43 +55,53 @@ def encode_reviews(texts: Sequence[str], vocab: Vocab) -> EncodedSplit:
     return EncodedSplit(ids, offsets, np.zeros(len(texts), dtype=np.int64), [])
 
 
-def predict_texts(model: RNN, vocab: Vocab, label_names: Sequence[str], texts: Sequence[str],
-                  batch_size: int = DEFAULT_BATCH_SIZE, device: torch.device = torch.device("cpu"),
-                  first_index: int = 0) -> List[Dict[str, object]]:
+@dataclass
+class Predictor:
+    """A trained model with the vocabulary and the settings it was trained with."""
+
+    model: RNN
+    vocab: Vocab
+    label_names: List[str]
+    max_tokens: Optional[int]
+
+
+def predict_texts(predictor: Predictor, texts: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE,
+                  device: torch.device = torch.device("cpu"), first_index: int = 0) -> List[Dict[str, object]]:
     """One ``{"index", "label", "probabilities"}`` dict per text, in order; independent of batching
     (to float32 rounding: the last bits may differ with how reviews share a batch).
 
     Indexes count from ``first_index``.
     """
-    logits = predict_logits(model, encode_reviews(texts, vocab), batch_size, device)
+    logits = predict_logits(predictor.model, encode_reviews(texts, predictor.vocab), batch_size, device,
+                            predictor.max_tokens)
     probs = probabilities(logits).tolist()
     labels = predicted_labels(logits).tolist()
-    return [{"index": first_index + i, "label": label_names[label], "probabilities": dict(zip(label_names, p))}
+    names = predictor.label_names
+    return [{"index": first_index + i, "label": names[label], "probabilities": dict(zip(names, p))}
             for i, (label, p) in enumerate(zip(labels, probs))]
 
 
-def score_chunks(model: RNN, vocab: Vocab, label_names: Sequence[str], chunks: Iterable[Sequence[str]],
-                 batch_size: int = DEFAULT_BATCH_SIZE,
+def score_chunks(predictor: Predictor, chunks: Iterable[Sequence[str]], batch_size: int = DEFAULT_BATCH_SIZE,
                  device: torch.device = torch.device("cpu")) -> Iterator[List[Dict[str, object]]]:
     """``predict_texts`` of each chunk as it comes, indexed across all chunks."""
     scored = 0
     for texts in chunks:
-        yield predict_texts(model, vocab, label_names, texts, batch_size, device, first_index=scored)
+        yield predict_texts(predictor, texts, batch_size, device, first_index=scored)
         scored += len(texts)
 
 
-def load_predictor(model_path: Path, vocab_path: Path) -> Tuple[RNN, Vocab, List[str]]:
-    """The checkpoint's model and label names, and the vocabulary it was trained with."""
-    model, label_names, _ = load_checkpoint(model_path)
+def load_predictor(model_path: Path, vocab_path: Path) -> Predictor:
+    """The checkpoint's model, with the vocabulary it was trained with (checked by content, not by size)."""
+    checkpoint = load_checkpoint(model_path)
     vocab = Vocab.load(vocab_path)
-    if len(vocab) != model.config.vocabulary_size:
-        raise UserError(f"{vocab_path} has {len(vocab)} tokens but {model_path} was trained on "
-                        f"{model.config.vocabulary_size}; pass the vocabulary it was trained with (--vocab) "
+    if vocab.fingerprint() != checkpoint.inputs["vocab_sha256"]:
+        raise UserError(f"{vocab_path} is not the vocabulary {model_path} was trained with ({len(vocab)} tokens, "
+                        f"the model's has {checkpoint.model.config.vocabulary_size}); pass that one with --vocab, "
                         f"or retrain with `dvc repro train`")
-    if len(label_names) != model.config.num_classes:
-        raise UserError(f"{model_path}: {len(label_names)} label names for {model.config.num_classes} classes; "
-                        f"retrain with `dvc repro -f train`")
-    return model, vocab, label_names
+    if checkpoint.inputs["tokenizer"] != tokenizer.fingerprint():
+        raise UserError(f"{model_path} was trained on tokens cut by other tokenizer rules than this textrnn's "
+                        f"(textrnn/tokenizer.py changed); retrain with `dvc repro train`")
+    return Predictor(checkpoint.model, vocab, checkpoint.label_names, checkpoint.inputs["max_tokens"])
 
 
 def _decode(line: bytes) -> str:
@@ -242,7 +254,7 @@ Print one JSON object per review on stdout, in input order:
 Input bytes are decoded as UTF-8 with invalid bytes replaced by U+FFFD; blank lines are reviews.
 An empty or whitespace-only review has no tokens, so the hidden state stays zero and the
 answer is V's bias; a review of unknown words only is scored as that many <unk> tokens.
-Reviews longer than the model's max_tokens keep their last max_tokens tokens.
+Reviews longer than the training run's max_tokens keep their last max_tokens tokens.
 Input is read as a stream and answers are printed as they are scored, in chunks of at most
 1024 reviews; a line (one review) may have at most 1 MiB (1048576 bytes)."""
 
@@ -274,7 +286,7 @@ def run(args: argparse.Namespace) -> None:
         raise UserError("stdout is closed; the predictions have nowhere to go")
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, vocab, label_names = load_predictor(args.model, args.vocab)
+    predictor = load_predictor(args.model, args.vocab)
     chunks = input_chunks(args.texts, args.file)
-    for results in score_chunks(model, vocab, label_names, chunks, args.batch_size):
+    for results in score_chunks(predictor, chunks, args.batch_size):
         _write("".join(_json_line(result, args.model) for result in results))
