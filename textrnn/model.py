@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
-from textrnn import fused_cpu
+from textrnn import accel
 from textrnn.errors import UserError
 from textrnn.io import atomic_path
 
@@ -60,7 +60,7 @@ class RNN(nn.Module):
 
     def forward_sequence(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The same recurrence in one fused call on W and U's weights: cuDNN on GPU, on CPU the
-        hand-written kernel of textrnn.fused_cpu (ATen's loop where that kernel is not available).
+        hand-written kernel of textrnn.accel (ATen's loop where that kernel is not available).
 
         The kernel runs every row to the batch's longest length; each review's state is read at
         its own last real token, so the right pads after it never count.
@@ -68,9 +68,9 @@ class RNN(nn.Module):
         batch = tokens.shape[0]
         h0 = self.init_hidden(batch)
         embedded = self.embedding(tokens)
-        if fused_cpu.applies(embedded, self.U.in_features):
+        if accel.applies(embedded, self.U.in_features):
             projected = nn.functional.linear(embedded, self.W.weight, self.W.bias + self.U.bias)
-            states = fused_cpu.rnn_tanh(projected, h0, self.U.weight)
+            states = accel.rnn_tanh(projected, h0, self.U.weight)
         else:
             weights = [self.W.weight, self.U.weight, self.W.bias, self.U.bias]
             with warnings.catch_warnings():

@@ -1,21 +1,19 @@
 """Training and scoring: length-bucketed batches, the fused RNN call, a guard against non-finite steps."""
 from __future__ import annotations
 
-import contextlib
 import copy
-import ctypes
 import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from textrnn import distributed, fused_cpu
+from textrnn import accel, distributed
 from textrnn.data import EncodedSplit, length_buckets, pad_batch
 from textrnn.errors import UserError
 from textrnn.model import RNN, loss_function, predicted_labels
@@ -109,41 +107,6 @@ def _gradient_norm(parameters: List[torch.Tensor], clip: Optional[float]) -> tor
     return norm
 
 
-def _keep_freed_memory() -> None:
-    """Ask glibc to keep freed memory for reuse (no-op elsewhere).
-
-    Every batch allocates MB-sized temporaries (the states, their gradients, the embedding's
-    gradient); returned to the OS, each comes back as fresh pages, one fault each. This is
-    process-wide and stays set: it only changes where freed memory goes.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        libc.mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest: blocks up to 32 MB come from the heap
-        libc.mallopt(m_trim_threshold, 1 << 30)  # and the heap keeps up to 1 GB free
-    except (OSError, AttributeError):
-        pass
-
-
-@contextlib.contextmanager
-def fast_cpu_arithmetic(device: torch.device) -> Iterator[None]:
-    """The CPU settings training needs to run at full speed; nothing on other devices.
-
-    Gradients that vanish through hundreds of tanh steps reach float32's denormal range
-    (below 1.2e-38), where this CPU's arithmetic, RMSprop's sqrt most of all, runs ~20x slower:
-    they are flushed to zero (values that small change nothing).
-    """
-    if device.type != "cpu":
-        yield
-        return
-    _keep_freed_memory()
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
-
-
 @torch.inference_mode()
 def score(model: RNN, batches: List[Batch]) -> Dict[str, float]:
     """Summed loss, correct predictions and rows over ``batches`` (the caller reduces them)."""
@@ -189,7 +152,7 @@ def train_model(model: RNN, train_split: EncodedSplit, valid_split: EncodedSplit
     model.to(device)
     network = distributed.wrap(SequenceModel(model), device)
     parameters = list(model.parameters())
-    optimizer = fused_cpu.RMSprop(parameters, lr=config.lr)  # torch's RMSprop, one pass per tensor on CPU
+    optimizer = accel.RMSprop(parameters, lr=config.lr)  # torch's RMSprop, one pass per tensor on CPU
     criterion = loss_function(model.config.num_classes, reduction="sum")
 
     rng = np.random.default_rng(config.seed)
@@ -200,7 +163,7 @@ def train_model(model: RNN, train_split: EncodedSplit, valid_split: EncodedSplit
 
     result = TrainResult(best_state={}, best_epoch=0)
     best_loss = math.inf
-    with fast_cpu_arithmetic(device):
+    with accel.cpu_settings(device):
         for epoch in range(1, config.epochs + 1):
             started = time.perf_counter()
             network.train()
