@@ -4,11 +4,11 @@ Every row trains a copy of the same initial model (forward, backward, RMSprop st
 the same vectorized train split and reports real (non-pad) tokens per second:
 
   notebook   the course notebook's loop as written: sklearn-shuffled batches padded on the left to
-             their longest review, one Python step per token through the notebook's forward (RNN.step)
+             their longest review, one Python step per token through forward(x_t, hidden)
   loop       our readable reference, RNN.forward_loop, on length-bucketed right-padded batches
-  rnn_tanh   our batching (make_batches + the model's fused forward) on PyTorch's own fused torch.rnn_tanh and
+  rnn_tanh   our batching (make_batches + forward_sequence) on PyTorch's own fused torch.rnn_tanh and
              torch.optim.RMSprop: the default where the CPU kernel cannot be built
-  fused_cpu  our default path, as train_model runs it: textrnn.fused_cpu's hand-written kernel and
+  fused_cpu  our default path, as train_model runs it: textrnn.accel's hand-written kernel and
              its one-pass RMSprop step (when the kernel builds here)
 
 Each row times a sample of one epoch's batches that is stratified by batch width (every k-th
@@ -38,10 +38,10 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without `pip install -e .`
 
-from textrnn import fused_cpu
+from textrnn import accel
 from textrnn.data import EncodedSplit
 from textrnn.model import RNN, ModelConfig, loss_function, predicted_labels
-from textrnn.training import TrainConfig, _gradient_norm, fast_cpu_arithmetic, make_batches, train_model
+from textrnn.training import SequenceModel, TrainConfig, _gradient_norm, make_batches, train_model
 from textrnn.vocab import PAD_ID, Vocab
 
 def default_path(relative: str) -> Path:
@@ -94,7 +94,7 @@ def notebook_steps(model: RNN, split: EncodedSplit, count: int, seed: int) -> Li
         hidden = model.init_hidden(batch_size=batch_X.shape[0]).to(device)
         optimizer.zero_grad()
         for t in range(batch_X.shape[1]):
-            output, hidden = model.step(batch_X[:, t], hidden)
+            output, hidden = model(batch_X[:, t], hidden)
         loss = criterion(output, batch_y.float().unsqueeze(1))
         loss.backward()
         optimizer.step()
@@ -109,7 +109,7 @@ def notebook_steps(model: RNN, split: EncodedSplit, count: int, seed: int) -> Li
 
 def bucketed_steps(model: RNN, split: EncodedSplit, count: int, seed: int, batch_size: int,
                    forward: Callable[[RNN, torch.Tensor, torch.Tensor], torch.Tensor],
-                   optimizer_class=fused_cpu.RMSprop) -> List[Callable[[], int]]:
+                   optimizer_class=accel.RMSprop) -> List[Callable[[], int]]:
     """train_model's inner loop body (one rank, keep in step with it) on a width-stratified sample of one epoch's buckets."""
     batches = make_batches(split, batch_size, torch.device("cpu"), np.random.default_rng(seed))
     widths = np.array([b.tokens.shape[1] for b in batches])
@@ -140,7 +140,7 @@ def bucketed_steps(model: RNN, split: EncodedSplit, count: int, seed: int, batch
 
 
 def sequence_forward(model: RNN, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    return model(tokens, lengths)
+    return SequenceModel(model)(tokens, lengths)
 
 
 def loop_forward(model: RNN, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -154,9 +154,9 @@ KERNEL_ROWS = ("fused_cpu",)
 def row_settings(key: str) -> contextlib.ExitStack:
     """The kernel on or off; our rows under train_model's CPU settings, the notebook's loop as it is."""
     stack = contextlib.ExitStack()
-    stack.enter_context(fused_cpu.enabled(key in KERNEL_ROWS))
+    stack.enter_context(accel.enabled(key in KERNEL_ROWS))
     if key != "notebook":
-        stack.enter_context(fast_cpu_arithmetic(torch.device("cpu")))
+        stack.enter_context(accel.cpu_settings(torch.device("cpu")))
     return stack
 
 
@@ -188,7 +188,7 @@ def main() -> None:
     epoch_tokens = int(split.lengths.sum())
 
     started = time.perf_counter()
-    fused_available = fused_cpu.available()
+    fused_available = accel.available()
     build_seconds = time.perf_counter() - started
     print(f"machine: {platform.machine()}, nproc {os.cpu_count()}, torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}, python {platform.python_version()}")
@@ -241,7 +241,7 @@ def main() -> None:
         config = TrainConfig(lr=0.001, batch_size=args.batch_size, epochs=1, seed=args.seed)
         print()
         for kernel in (True, False) if fused_available else (False,):
-            with fused_cpu.enabled(kernel):
+            with accel.enabled(kernel):
                 stats = train_model(copy.deepcopy(initial), split, valid, config, torch.device("cpu")).history[0]
             print(f"train_model, one epoch, {'fused_cpu kernel' if kernel else 'torch.rnn_tanh'}: {stats.seconds:.1f} s, "
                   f"{stats.tokens / stats.seconds:.0f} tokens/s, "

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from textrnn import fused_cpu
+from textrnn import accel
 from textrnn.data import pad_batch
 from textrnn.errors import UserError
 from textrnn.model import READOUTS, RNN, ModelConfig, initialize, load_checkpoint, save_checkpoint
@@ -52,9 +52,9 @@ class FrozenRNN(nn.Module):
         batch = tokens.shape[0]
         h0 = self.init_hidden(batch)
         embedded = self.embedding(tokens)
-        if fused_cpu.applies(embedded, self.U.in_features):
+        if accel.applies(embedded, self.U.in_features):
             projected = nn.functional.linear(embedded, self.W.weight, self.W.bias + self.U.bias)
-            states = fused_cpu.rnn_tanh(projected, h0, self.U.weight)
+            states = accel.rnn_tanh(projected, h0, self.U.weight)
         else:
             weights = [self.W.weight, self.U.weight, self.W.bias, self.U.bias]
             with warnings.catch_warnings():
@@ -159,7 +159,7 @@ def test_defaults_give_the_frozen_rnn_bit_for_bit_weights_logits_and_gradients(h
     assert list(new.state_dict()) == list(frozen.state_dict())  # same names in the same order
     for name, tensor in frozen.state_dict().items():
         assert torch.equal(new.state_dict()[name], tensor), name
-    assert fused_cpu.applies(new.U.weight, hidden) == (hidden == 16)
+    assert accel.applies(new.U.weight, hidden) == (hidden == 16)
     tokens, lengths = padded(random_reviews(MIXED + [40, 3], seed=1))
     labels = torch.arange(len(lengths)) % num_classes
     for frozen_run, new_run in [(frozen.forward_sequence, new.forward), (frozen.forward_loop, new.forward_loop)]:
@@ -204,7 +204,7 @@ def test_defaults_initialize_as_before():
 @pytest.mark.parametrize("options", OPTIONS, ids=option_id)
 @pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
 def test_fused_path_equals_step_loop_logits_and_every_gradient(options, num_classes, dtype, tolerance):
-    # hidden 16: the rnn cell's float32 fused path is textrnn.fused_cpu's kernel; float64 is torch's.
+    # hidden 16: the rnn cell's float32 fused path is textrnn.accel's kernel; float64 is torch's.
     model = make_model(num_classes=num_classes, dtype=dtype, hidden=16, scale=1.5, **options).train()
     assert set(dict(model.named_parameters())) == parameter_names(options)
     tokens, lengths = padded(random_reviews(MIXED))

@@ -137,7 +137,7 @@ def train_model(
 
     result = TrainResult(best_state={}, best_epoch=0)
     best_loss = math.inf
-    with accel.training_settings(device):
+    with accel.cpu_settings(device):
         for epoch in range(1, config.epochs + 1):
             started = time.perf_counter()
             network.train()

@@ -26,7 +26,7 @@ from typing import Dict, List, Tuple, Union
 import torch
 from torch import nn
 
-from textrnn import fused_cpu
+from textrnn import accel
 
 State = Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]
 
@@ -44,10 +44,10 @@ def _quietly(kernel, *args):
 
 def _hand_written_rnn_tanh(inputs: torch.Tensor, W: nn.Linear, U: nn.Linear, h0: torch.Tensor):
     """textrnn's own CPU kernel (float32, hidden % 16 == 0, up to 256), or None where it does not apply."""
-    if not fused_cpu.applies(inputs, U.in_features):
+    if not accel.applies(inputs, U.in_features):
         return None
     projected = nn.functional.linear(inputs, W.weight, W.bias + U.bias)
-    return fused_cpu.rnn_tanh(projected, h0, U.weight)
+    return accel.rnn_tanh(projected, h0, U.weight)
 
 
 class Cell:

@@ -91,7 +91,7 @@ class RNN(nn.Module):
         """Logits [batch] (two classes) or [batch, classes] of right-padded ``tokens`` [batch, time].
 
         Each direction runs in one fused call: the rnn cell on float32 CPU tensors through
-        textrnn.fused_cpu's kernel where it applies, every other case through torch's kernels
+        textrnn.accel's kernel where it applies, every other case through torch's kernels
         (cuDNN on GPU). The reverse direction reads each review flipped within its own length,
         so it starts at the review's last real token, never at the pads.
         """

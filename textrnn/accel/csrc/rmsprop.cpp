@@ -1,10 +1,11 @@
 // RMSprop's update (no momentum, not centered, no weight decay) in one pass over a float32 tensor.
 //
-// torch.optim.RMSprop makes five passes (mul_, addcmul_, sqrt, add_, addcdiv_) and allocates
-// the sqrt's result; over the 27k x 32 embedding, whose gradient is dense, that is ~2.5 ms a
-// batch on this CPU, and its sqrt is ~5x slower on zeros (the rows no batch has touched yet).
-// Same formula, same order of operations; the last bit can differ where the compiler fuses a
-// multiply-add differently from ATen's build.
+// torch.optim.RMSprop makes five passes over each tensor (mul_, addcmul_, sqrt, add_, addcdiv_)
+// and allocates the sqrt's result; over the embedding, whose gradient is dense, that dominates
+// the step. This is the same formula in the same order of operations as ATen's CPU kernels:
+//   square_avg = square_avg * alpha + (keep * g) * g        (mul_, then addcmul_)
+//   param      = param + (-lr * g) / (sqrt(square_avg) + eps)   (sqrt, add_, then addcdiv_)
+// each operation rounded on its own (-ffp-contract=off), so it gives the same bytes on any CPU.
 #include <cmath>
 #include <cstdint>
 
@@ -12,10 +13,11 @@
 extern "C" void textrnn_rmsprop_step(float* __restrict param, const float* __restrict grad,
                                      float* __restrict square_avg, int64_t n, float lr, float alpha, float keep,
                                      float eps) {
+    const float step = -lr;
     for (int64_t i = 0; i < n; ++i) {
         const float g = grad[i];
         const float average = square_avg[i] * alpha + keep * g * g;
         square_avg[i] = average;
-        param[i] += -lr * (g / (std::sqrt(average) + eps));
+        param[i] = param[i] + step * g / (std::sqrt(average) + eps);
     }
 }

@@ -1,0 +1,389 @@
+"""textrnn.accel: the hand-written kernels equal the step loop and torch, give the same bytes at every
+ISA level, build once into a checked cache, and fall back to PyTorch's kernels where they cannot build."""
+import ctypes
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from textrnn import accel
+from textrnn.accel import cpu, kernel as kernels_module
+from textrnn.data import pad_batch
+from textrnn.model import RNN, ModelConfig
+from textrnn.vocab import PAD_ID
+
+ROOT = Path(__file__).resolve().parents[1]
+VOCAB = 60
+
+
+@pytest.fixture
+def kernel():
+    assert accel.available(), "the CPU kernels did not build here (g++ on PATH? see the log line)"
+    return accel
+
+
+@pytest.fixture
+def fresh_loader(monkeypatch, tmp_path):
+    """textrnn.accel as in a new process (nothing loaded yet), caching into tmp_path."""
+    monkeypatch.setattr(kernels_module, "_kernels", None)
+    monkeypatch.setattr(kernels_module, "_tried", False)
+    monkeypatch.setenv(kernels_module.BUILD_DIR, str(tmp_path / "build"))
+    return kernels_module
+
+
+def make_model(hidden, num_classes=2, embedding=8, seed=0, scale=2.0):
+    torch.manual_seed(seed)
+    model = RNN(ModelConfig(VOCAB, embedding, hidden, num_classes))
+    with torch.no_grad():  # larger than the default init, so that the state saturates and differences show
+        for p in model.parameters():
+            p.mul_(scale)
+    return model.train()
+
+
+def batch(lengths, seed=0):
+    rng = np.random.default_rng(seed)
+    reviews = [rng.integers(2, VOCAB, size=n) for n in lengths]
+    ids = np.concatenate(reviews).astype(np.int32)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    tokens, lengths = pad_batch(ids, offsets, np.arange(len(reviews)), PAD_ID)
+    labels = torch.arange(len(reviews)) % 2
+    return torch.from_numpy(tokens), torch.from_numpy(lengths), labels
+
+
+def logits_and_grads(model, path, tokens, lengths, labels):
+    model.zero_grad()
+    logits = getattr(model, path)(tokens, lengths)
+    weights = torch.linspace(0.5, 1.5, len(labels))  # every review's gradient weighs differently
+    if logits.dim() == 1:
+        losses = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels.float(), reduction="none")
+    else:
+        losses = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    (weights * losses).sum().backward()
+    return logits.detach().clone(), {n: p.grad.detach().clone() for n, p in model.named_parameters()}
+
+
+def assert_same(a, b, tolerance=1e-5):
+    (logits_a, grads_a), (logits_b, grads_b) = a, b
+    difference = (logits_a - logits_b).abs().max().item()
+    assert difference <= tolerance, f"logits differ by {difference}"
+    assert set(grads_a) == {"embedding.weight", "W.weight", "W.bias", "U.weight", "U.bias", "V.weight", "V.bias"}
+    for name, grad in grads_a.items():
+        assert grad.abs().max() > 0, name  # every parameter takes part
+        difference = (grads_b[name] - grad).abs().max().item()
+        assert difference <= tolerance, f"{name}: gradients differ by {difference}"
+
+
+# Batch sizes that are not a multiple of the kernel's row block; empty, one-token and full-width reviews.
+LENGTHS = [37, 1, 0, 50, 12, 50, 3, 29, 44, 8, 0]
+
+
+@pytest.mark.parametrize("hidden", [16, 64, 80, 256])
+@pytest.mark.parametrize("num_classes", [2, 3])
+def test_kernel_equals_step_loop_logits_and_every_gradient(kernel, hidden, num_classes):
+    model = make_model(hidden, num_classes, scale=1.0 if hidden == 256 else 2.0)
+    tokens, lengths, labels = batch(LENGTHS)
+    labels = labels % num_classes
+    assert kernel.applies(model.U.weight, hidden)
+    loop = logits_and_grads(model, "forward_loop", tokens, lengths, labels)
+    fused = logits_and_grads(model, "forward_sequence", tokens, lengths, labels)
+    assert_same(loop, fused)
+
+
+def test_kernel_equals_torch_rnn_tanh_on_long_reviews(kernel):
+    model = make_model(64, scale=1.0)
+    tokens, lengths, labels = batch([300, 257, 120, 299, 1, 64] * 6, seed=3)
+    fused = logits_and_grads(model, "forward_sequence", tokens, lengths, labels)
+    with kernel.enabled(False):
+        assert not kernel.applies(model.U.weight, 64)
+        reference = logits_and_grads(model, "forward_sequence", tokens, lengths, labels)
+    assert_same(reference, fused)
+
+
+def test_kernel_gives_every_state_and_the_gradient_of_h0(kernel):
+    torch.manual_seed(1)
+    inputs = torch.randn(5, 9, 32, requires_grad=True)
+    h0 = torch.randn(5, 32, requires_grad=True)
+    weight = (torch.randn(32, 32) * 0.3).requires_grad_()
+    states = kernel.rnn_tanh(inputs, h0, weight)
+    upstream = torch.randn_like(states)
+    (states * upstream).sum().backward()
+    got = [states.detach(), inputs.grad, h0.grad, weight.grad]
+
+    for tensor in (inputs, h0, weight):
+        tensor.grad = None
+    hidden, expected_states = h0, []
+    for t in range(inputs.shape[1]):
+        hidden = torch.tanh(inputs[:, t] + hidden @ weight.t())
+        expected_states.append(hidden)
+    expected_states = torch.stack(expected_states, dim=1)
+    (expected_states * upstream).sum().backward()
+    expected = [expected_states.detach(), inputs.grad, h0.grad, weight.grad]
+    for name, a, b in zip(["states", "inputs", "h0", "weight"], got, expected):
+        # float32 sums of up to 45 terms of size ~10: relative to the largest value
+        assert (a - b).abs().max().item() <= 1e-5 * max(1.0, b.abs().max().item()), name
+
+
+def test_kernel_tanh_is_within_half_a_micro_of_float64(kernel):
+    x = torch.linspace(-20, 20, 16 * 4001).reshape(4001, 1, 16)
+    states = kernel.rnn_tanh(x, torch.zeros(4001, 16), torch.zeros(16, 16))  # U = 0: states = tanh(inputs)
+    error = (states.double() - torch.tanh(x.double())).abs().max().item()
+    assert error <= 5e-7, error
+    assert torch.equal(kernel.rnn_tanh(torch.zeros(1, 1, 16), torch.zeros(1, 16), torch.zeros(16, 16)),
+                       torch.zeros(1, 1, 16))
+
+
+def test_kernel_scores_in_inference_mode(kernel):
+    model = make_model(32)
+    tokens, lengths, _ = batch(LENGTHS)
+    with torch.inference_mode():
+        fused = model.forward_sequence(tokens, lengths)
+        loop = model.forward_loop(tokens, lengths)
+    assert (fused - loop).abs().max().item() <= 1e-5
+
+
+def test_sizes_the_kernel_does_not_take_use_torch_rnn_tanh(kernel):
+    assert not kernel.applies(torch.zeros(1), 20)  # not a multiple of 16
+    assert not kernel.applies(torch.zeros(1), 272)  # over 256
+    assert not kernel.applies(torch.zeros(1, dtype=torch.float64), 64)
+    model = make_model(20)
+    tokens, lengths, labels = batch(LENGTHS)
+    assert_same(logits_and_grads(model, "forward_loop", tokens, lengths, labels),
+                logits_and_grads(model, "forward_sequence", tokens, lengths, labels))
+
+
+# ---------------------------------------------------------------- the same bytes on every CPU
+
+def kernel_outputs(kernels):
+    """Every output of every kernel function on fixed inputs: hidden sizes of both blockings, tanh's
+    clamp and its small-|x| branch, a batch that is not a multiple of the row block, RMSprop on
+    zero, tiny and large gradients over a length that is not a multiple of any vector width."""
+    generator = torch.Generator()
+    outputs = {}
+    for hidden in (16, 48, 64, 80, 256):
+        generator.manual_seed(hidden)
+        inputs = torch.randn(11, 40, hidden, generator=generator) * 3
+        inputs[0, 0, :8] = torch.tensor([0.0, -0.0, 1e-5, -3e-4, 9.0, -12.0, 1e-30, 7.99])
+        h0 = torch.randn(11, hidden, generator=generator)
+        weight = torch.randn(hidden, hidden, generator=generator) * 1.5 / hidden ** 0.5
+        grad_states = torch.randn(11, 40, hidden, generator=generator)
+        states, grad_inputs, grad_h0 = torch.empty_like(inputs), torch.empty_like(inputs), torch.empty_like(h0)
+        kernels.rnn_tanh_forward(inputs, h0, weight, states)
+        kernels.rnn_tanh_backward(grad_states, states, weight, grad_inputs, grad_h0)
+        outputs.update({f"states {hidden}": states, f"grad_inputs {hidden}": grad_inputs, f"grad_h0 {hidden}": grad_h0})
+    param, square_avg = torch.randn(1001, generator=generator), torch.zeros(1001)
+    for step in range(20):
+        grad = torch.randn(1001, generator=generator) * 10.0 ** (2 - step % 6)
+        grad[::7] = 0
+        kernels.rmsprop_step(param, grad, square_avg, lr=0.01, alpha=0.99, eps=1e-8)
+    outputs.update({"rmsprop param": param, "rmsprop square_avg": square_avg})
+    return {name: tensor.numpy().tobytes() for name, tensor in outputs.items()}
+
+
+def levels_this_cpu_runs():
+    flags = kernels_module.cpu_flags()
+    if os.uname().machine != "x86_64":
+        return []
+    return ["x86-64"] + [name for name, needs in reversed(kernels_module.X86_LEVELS) if needs <= flags]
+
+
+def test_every_isa_level_gives_the_same_bytes(kernel, tmp_path):
+    levels = levels_this_cpu_runs()
+    if len(levels) < 2:
+        pytest.skip("needs an x86-64 CPU that runs two ISA levels")
+    common = [flag for flag in kernels_module.compile_flags() if not flag.startswith("-march=")]
+    results = {}
+    for level in levels:
+        path = kernels_module.build(kernels_module.compiler(), common + [f"-march={level}"], tmp_path / level)
+        results[level] = kernel_outputs(kernels_module.Kernels(path))
+    results["this process's build"] = kernel_outputs(kernels_module.loaded())
+    baseline = results["x86-64"]
+    differing = {level: [name for name in baseline if outputs[name] != baseline[name]] for level, outputs in results.items()}
+    assert not any(differing.values()), differing
+
+
+@pytest.mark.parametrize("machine, flags, expected", [
+    ("x86_64", set(), ["-march=x86-64"]),
+    ("x86_64", kernels_module.X86_LEVELS[1][1], ["-march=x86-64-v2"]),
+    ("x86_64", kernels_module.X86_LEVELS[0][1], ["-march=x86-64-v3"]),
+    ("x86_64", kernels_module.X86_LEVELS[0][1] | {"avx512f", "avx512bw", "avx512vl", "avx512dq"}, ["-march=x86-64-v3"]),
+    ("x86_64", kernels_module.X86_LEVELS[0][1] - {"fma"}, ["-march=x86-64-v2"]),
+    ("aarch64", {"fp", "asimd", "sve"}, ["-march=armv8-a"]),
+    ("riscv64", set(), []),
+])
+def test_the_isa_level_is_one_of_a_fixed_few(machine, flags, expected):
+    assert kernels_module.isa_flags(machine, flags) == expected
+    assert "-ffp-contract=off" in kernels_module.compile_flags()
+
+
+# ---------------------------------------------------------------- building, caching, falling back
+
+@pytest.mark.parametrize("compiler, reason", [("no-such-compiler-textrnn", "no C++ compiler"),
+                                              ("false", "kernels not available")])
+def test_a_failed_build_falls_back_to_torch_with_one_log_line(fresh_loader, monkeypatch, caplog, compiler, reason):
+    monkeypatch.setenv("CXX", compiler)
+    with caplog.at_level(logging.INFO, logger="textrnn.accel"):
+        assert not fresh_loader.available()
+        assert not fresh_loader.available()  # tried once, not again
+    lines = [r.getMessage() for r in caplog.records if r.name == "textrnn.accel"]
+    assert len(lines) == 1 and reason in lines[0] and "using PyTorch's kernels" in lines[0], lines
+    model = make_model(64)
+    tokens, lengths, labels = batch(LENGTHS)
+    assert not accel.applies(model.U.weight, 64)
+    assert_same(logits_and_grads(model, "forward_loop", tokens, lengths, labels),
+                logits_and_grads(model, "forward_sequence", tokens, lengths, labels))
+
+
+def test_the_switch_turns_the_kernels_off(fresh_loader, monkeypatch, caplog):
+    monkeypatch.setenv(accel.SWITCH, "0")
+    with caplog.at_level(logging.INFO, logger="textrnn.accel"):
+        assert not fresh_loader.available()
+    assert [r.getMessage() for r in caplog.records] == ["accel: TEXTRNN_FUSED_CPU=0, using PyTorch's kernels"]
+
+
+def compiler_named_c_plus_plus(tmp_path):
+    """g++ under another name, as CXX=c++ or a toolchain wrapper gives it: its --version line differs."""
+    link = tmp_path / "bin" / "c++"
+    link.parent.mkdir()
+    link.symlink_to(shutil.which("g++"))
+    return str(link)
+
+
+@pytest.mark.parametrize("cxx", ["unset", "c++"])
+def test_a_fresh_build_compiles_once_then_loads_from_the_cache(fresh_loader, monkeypatch, tmp_path, caplog, cxx):
+    if cxx == "unset":
+        monkeypatch.delenv("CXX", raising=False)
+    else:
+        monkeypatch.setenv("CXX", compiler_named_c_plus_plus(tmp_path))
+    with caplog.at_level(logging.INFO, logger="textrnn.accel"):
+        assert fresh_loader.available()
+    files = sorted(path.name for path in (tmp_path / "build").iterdir())
+    assert len(files) == 2 and files[0].endswith(".so") and files[1] == files[0] + ".sha256", files
+    library = tmp_path / "build" / files[0]
+    stamp = library.stat().st_mtime_ns
+    monkeypatch.setattr(fresh_loader, "_tried", False)  # as a second process would
+    with caplog.at_level(logging.INFO, logger="textrnn.accel"):
+        assert fresh_loader.available()
+    assert fresh_loader.loaded().path == library and library.stat().st_mtime_ns == stamp
+    assert sorted(path.name for path in (tmp_path / "build").iterdir()) == files
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [f"accel: compiled {library}"]
+
+
+SMOKE = """import logging, torch
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+from textrnn import accel
+assert accel.available()
+print(accel.rnn_tanh(torch.ones(1, 2, 16), torch.zeros(1, 16), torch.eye(16)).sum().item())
+"""
+
+
+def run_smoke(build_dir):
+    env = dict(os.environ, TEXTRNN_BUILD_DIR=str(build_dir), PYTHONPATH=str(ROOT))
+    env.pop(accel.SWITCH, None)
+    return subprocess.run([sys.executable, "-c", SMOKE], env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "no checksum"])
+def test_a_damaged_cached_library_is_rebuilt_not_loaded(tmp_path, damage):
+    first = run_smoke(tmp_path)
+    assert first.returncode == 0, first.stderr
+    (library,) = tmp_path.glob("*.so")
+    if damage == "truncated":  # as a crash or a full disk leaves it; loading it would die of SIGBUS
+        library.write_bytes(library.read_bytes()[: library.stat().st_size // 2])
+    else:  # as a build interrupted between the library and its checksum leaves it
+        Path(f"{library}.sha256").unlink()
+    second = run_smoke(tmp_path)
+    assert second.returncode == 0, f"exit {second.returncode}: {second.stderr[-500:]}"
+    assert second.stdout == first.stdout
+    assert second.stderr.splitlines() == [f"accel: rebuilt {library}: the cached copy failed its checksum"]
+    assert kernels_module._intact(library)
+
+
+# ---------------------------------------------------------------- RMSprop
+
+def optimizer_run(optimizer_class, steps=25, **options):
+    """Parameters and state after ``steps`` steps on fixed gradients: dense, zero rows, and one parameter without any."""
+    torch.manual_seed(0)
+    params = [torch.randn(300, 8, requires_grad=True), torch.randn(16, requires_grad=True),
+              torch.randn(4, 4, requires_grad=True)]
+    optimizer = optimizer_class(params, lr=0.01, **options)
+    generator = torch.Generator().manual_seed(1)
+    for step in range(steps):
+        embedding_grad = torch.zeros(300, 8)
+        rows = torch.randint(0, 300, (20,), generator=generator)
+        embedding_grad[rows] = torch.randn(20, 8, generator=generator) * 10.0 ** -(step % 4)
+        params[0].grad, params[1].grad = embedding_grad, torch.randn(16, generator=generator)
+        optimizer.step()
+    return params, optimizer
+
+
+def test_fused_rmsprop_follows_torch_rmsprop(kernel):
+    ours, fused = optimizer_run(kernel.RMSprop)
+    theirs, reference = optimizer_run(torch.optim.RMSprop)
+    assert fused._fused()
+    for mine, torch_param in zip(ours, theirs):
+        # 25 updates of up to lr / sqrt(1 - alpha) = 0.1 each, each one rounded: a few float32 ulps of |param| ~ 2
+        assert torch.allclose(mine, torch_param, rtol=0, atol=2e-6), (mine - torch_param).abs().max()
+    assert not fused.state[ours[2]] and not reference.state[theirs[2]]  # no gradient, no state, untouched
+    assert torch.equal(ours[2], theirs[2])
+    for mine, torch_param in zip(ours[:2], theirs[:2]):
+        a, b = fused.state[mine], reference.state[torch_param]
+        assert set(a) == set(b) == {"step", "square_avg"} and a["step"].dtype == b["step"].dtype
+        assert a["step"].item() == b["step"].item() == 25
+        assert torch.allclose(a["square_avg"], b["square_avg"], rtol=1e-6, atol=0)
+    untouched = fused.state[ours[0]]["square_avg"] == 0  # embedding rows no step had a gradient for
+    assert untouched.any() and torch.equal(untouched, reference.state[theirs[0]]["square_avg"] == 0)
+
+
+def test_either_rmsprop_continues_the_others_state(kernel):
+    """5 steps of one optimizer, then its state_dict loaded into the other for 5 more: as 10 steps of either."""
+    for first, second in ((kernel.RMSprop, torch.optim.RMSprop), (torch.optim.RMSprop, kernel.RMSprop)):
+        params, optimizer = optimizer_run(first, steps=5)
+        successor = second(params, lr=0.01)
+        successor.load_state_dict(optimizer.state_dict())
+        generator = torch.Generator().manual_seed(2)
+        for _ in range(5):
+            params[0].grad, params[1].grad = (torch.randn(p.shape, generator=generator) for p in params[:2])
+            if second is kernel.RMSprop:
+                assert successor._fused()  # the kernel steps on the state torch created
+            successor.step()
+        reference, reference_optimizer = optimizer_run(torch.optim.RMSprop, steps=5)
+        generator = torch.Generator().manual_seed(2)
+        for _ in range(5):
+            reference[0].grad, reference[1].grad = (torch.randn(p.shape, generator=generator) for p in reference[:2])
+            reference_optimizer.step()
+        for p, q in zip(params, reference):
+            assert torch.allclose(p, q, rtol=0, atol=2e-6), (p - q).abs().max()
+            assert set(successor.state[p]) == set(reference_optimizer.state[q])
+        assert successor.state[params[0]]["step"].item() == 10
+
+
+def test_fused_rmsprop_takes_torch_step_where_it_does_not_apply(kernel):
+    ours, _ = optimizer_run(kernel.RMSprop, momentum=0.9)
+    theirs, _ = optimizer_run(torch.optim.RMSprop, momentum=0.9)
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+    with kernel.enabled(False):
+        ours, _ = optimizer_run(kernel.RMSprop)
+    theirs, _ = optimizer_run(torch.optim.RMSprop)
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+
+
+# ---------------------------------------------------------------- CPU settings
+
+@pytest.mark.parametrize("before", [False, True])
+def test_cpu_settings_flush_denormals_inside_and_restore_the_previous_setting(before):
+    torch.set_flush_denormal(before)
+    try:
+        assert cpu.flushes_denormals() == before
+        with accel.cpu_settings(torch.device("cpu")):
+            assert cpu.flushes_denormals()
+            tiny = torch.tensor([1e-30]) * torch.tensor([1e-10])
+            assert tiny.item() == 0.0
+        assert cpu.flushes_denormals() == before
+    finally:
+        torch.set_flush_denormal(False)

@@ -1,0 +1,43 @@
+"""torch.optim.RMSprop with a one-pass step per float32 CPU tensor (csrc/rmsprop.cpp)."""
+from __future__ import annotations
+
+import torch
+
+from textrnn.accel import kernel
+
+
+class RMSprop(torch.optim.RMSprop):
+    """torch.optim.RMSprop whose step is one fused pass per float32 CPU tensor.
+
+    The same formula in the same order of operations. A parameter's first step is torch's own,
+    which creates its state (``step``, ``square_avg``) in torch's format, so that either optimizer
+    can continue the other's state. Momentum, centered, weight decay, maximize, other devices or
+    dtypes, and kernels that did not build all take torch's own step.
+    """
+
+    def _fused(self) -> bool:
+        if not kernel.is_enabled():
+            return False
+        for group in self.param_groups:
+            if (group["momentum"] or group["centered"] or group["weight_decay"] or group["maximize"]
+                    or group["differentiable"] or group["capturable"] or torch.is_tensor(group["lr"])):
+                return False
+            for p in group["params"]:
+                if p.grad is not None and not (p.device.type == "cpu" and p.dtype == torch.float32 and p.is_contiguous()
+                                               and p.grad.layout == torch.strided and p.grad.is_contiguous()
+                                               and p.grad.dtype == torch.float32 and self.state[p]):
+                    return False
+        return kernel.available()  # last: on a GPU machine the kernels are never built for nothing
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        if closure is not None or not self._fused():
+            return super().step(closure)
+        kernels = kernel.loaded()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    state = self.state[p]
+                    state["step"] += 1
+                    kernels.rmsprop_step(p, p.grad, state["square_avg"], group["lr"], group["alpha"], group["eps"])
+        return None

@@ -1,0 +1,46 @@
+"""The tanh RNN's whole recurrence, forward and backpropagation through time, in one kernel call per batch."""
+from __future__ import annotations
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from textrnn.accel import kernel
+
+
+def applies(like: torch.Tensor, hidden: int) -> bool:
+    """Whether ``rnn_tanh`` takes inputs on ``like``'s device and dtype with this hidden size."""
+    # The kernels' build comes last: on a GPU machine it never runs for nothing.
+    return (kernel.is_enabled() and like.device.type == "cpu" and like.dtype == torch.float32 and hidden % 16 == 0
+            and kernel.available() and hidden <= kernel.loaded().max_hidden)
+
+
+class _RNNTanh(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, inputs: torch.Tensor, h0: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        inputs, h0, weight = inputs.contiguous(), h0.contiguous(), weight.contiguous()
+        states = torch.empty_like(inputs)
+        kernel.loaded().rnn_tanh_forward(inputs, h0, weight, states)
+        ctx.save_for_backward(states, h0, weight)
+        return states
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_states: torch.Tensor):
+        states, h0, weight = ctx.saved_tensors
+        grad_inputs, grad_h0 = torch.empty_like(states), torch.empty_like(h0)
+        kernel.loaded().rnn_tanh_backward(grad_states.contiguous(), states, weight, grad_inputs, grad_h0)
+        grad_weight = None
+        if ctx.needs_input_grad[2]:
+            # dL/dU = sum over rows and steps of dz_t h_{t-1}^T: one matrix product over all of them.
+            hidden = states.shape[2]
+            previous = torch.cat([h0[:, None], states[:, :-1]], dim=1)
+            grad_weight = grad_inputs.reshape(-1, hidden).t().mm(previous.reshape(-1, hidden))
+        return grad_inputs, grad_h0 if ctx.needs_input_grad[1] else None, grad_weight
+
+
+def rnn_tanh(inputs: torch.Tensor, h0: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """All states h_t = tanh(inputs_t + weight h_{t-1}) [batch, time, hidden] of a batch-first sequence.
+
+    ``inputs`` already hold x_t W^T and both biases; check ``applies(inputs, hidden)`` first.
+    """
+    return _RNNTanh.apply(inputs, h0, weight)
