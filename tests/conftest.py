@@ -105,6 +105,7 @@ def make_project(directory: Path, dataset: Path, overrides: Optional[Dict[str, D
         run(["git", "config", "user.name", "test"], directory)
         run([sys.executable, "-m", "dvc", "init", "-q"], directory)
         run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], directory)
+        shutil.copytree(ROOT / ".dvc" / "plots", directory / ".dvc" / "plots")  # dvc.yaml's plot templates
         run(["git", "add", "-A"], directory)
         run(["git", "commit", "-qm", "project"], directory)
     return directory

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import matplotlib
 
@@ -19,12 +19,12 @@ def _save(figure, path: Path) -> None:
     plt.close(figure)
 
 
-def plot_curves(path: Path, epochs: Sequence[int], train: Sequence[float], valid: Sequence[float],
-                ylabel: str, best_epoch: int) -> None:
-    """Train and valid curves on one chart, as the notebook plots its losses."""
+def plot_curves(path: Path, epochs: Sequence[int], curves: Dict[str, Sequence[float]], ylabel: str,
+                best_epoch: int) -> None:
+    """One curve per split (train, valid, ...) on one chart, as the notebook plots its losses."""
     figure, axes = plt.subplots(figsize=(6, 4))
-    axes.plot(epochs, train, marker="o", label="train")
-    axes.plot(epochs, valid, marker="o", label="valid")
+    for split, values in curves.items():
+        axes.plot(epochs, values, marker="o", label=split)
     axes.axvline(best_epoch, color="grey", linestyle=":", label=f"best (epoch {best_epoch})")
     axes.set_xlabel("epoch")
     axes.set_ylabel(ylabel)
@@ -48,12 +48,17 @@ def plot_confusion(path: Path, matrix: np.ndarray, label_names: List[str], title
     _save(figure, path)
 
 
-def plot_roc(path: Path, fpr: np.ndarray, tpr: np.ndarray, auc: float, title: str) -> None:
+def plot_roc(path: Path, curves: Sequence[Tuple[str, np.ndarray, np.ndarray, float]], title: str) -> None:
+    """ROC curves, one per (class name, fpr, tpr, AUC), on one chart."""
     figure, axes = plt.subplots(figsize=(4.5, 4.5))
-    axes.plot(fpr, tpr, label=f"AUC {auc:.3f}")
+    for name, fpr, tpr, auc in curves:
+        axes.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
     axes.plot([0, 1], [0, 1], color="grey", linestyle=":")
     axes.set_xlabel("false positive rate")
     axes.set_ylabel("true positive rate")
     axes.set_title(title)
-    axes.legend(loc="lower right")
+    if curves:
+        axes.legend(loc="lower right")
+    else:
+        axes.text(0.5, 0.5, "no curve: the split has a single class", ha="center", va="center")
     _save(figure, path)
