@@ -17,7 +17,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 # The files a fresh clone has; everything a test repo needs to run the pipeline.
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "textrnn", ".dvcignore"]
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "textrnn", "presets", ".dvcignore"]
 
 POSITIVE = ["great", "wonderful", "superb", "loved", "brilliant", "moving", "fun", "best"]
 NEGATIVE = ["awful", "boring", "terrible", "hated", "worst", "dull", "waste", "bad"]
@@ -65,10 +65,11 @@ def make_dataset_dir(directory: Path, n_train: int = 240, n_test: int = 120, n_c
     return directory
 
 
+# Tests of CPU behaviour say so (device: cpu): on a machine with a GPU, `auto` would pick cuda.
 SMALL_PARAMS: Dict[str, Dict[str, object]] = {
     "vocab": {"min_freq": 1},
-    "train": {"embedding_size": 8, "hidden_size": 16, "epochs": 3, "batch_size": 16, "lr": 0.01},
-    "evaluate": {"batch_size": 64},
+    "train": {"embedding_size": 8, "hidden_size": 16, "epochs": 3, "batch_size": 16, "lr": 0.01, "device": "cpu"},
+    "evaluate": {"batch_size": 64, "device": "cpu"},
 }
 
 
@@ -105,7 +106,8 @@ def make_project(directory: Path, dataset: Path, overrides: Optional[Dict[str, D
         run(["git", "config", "user.name", "test"], directory)
         run([sys.executable, "-m", "dvc", "init", "-q"], directory)
         run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], directory)
-        shutil.copytree(ROOT / ".dvc" / "plots", directory / ".dvc" / "plots")  # dvc.yaml's plot templates
+    shutil.copytree(ROOT / ".dvc" / "plots", directory / ".dvc" / "plots", dirs_exist_ok=True)  # plot templates
+    if git:
         run(["git", "add", "-A"], directory)
         run(["git", "commit", "-qm", "project"], directory)
     return directory

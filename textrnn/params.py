@@ -82,6 +82,13 @@ def _boolean(value) -> Optional[str]:
     return None if isinstance(value, bool) else "true or false"
 
 
+def _positive_numbers(value) -> Optional[str]:
+    allowed = "a non-empty list of numbers > 0, e.g. [1, 4, 16]"
+    if not isinstance(value, list) or not value:
+        return allowed
+    return next((allowed for item in value if _number(0.0)(item) is not None), None)
+
+
 def _workers(value) -> Optional[str]:
     if value == "auto":
         return None
@@ -154,6 +161,10 @@ SCHEMA: Dict[str, Dict[str, Check]] = {
         "optimizer": _choice("rmsprop", "adam", "adamw"),
         "weight_decay": _number(0.0, closed_low=True),
         "lr_schedule": _choice("constant", "linear", "cosine"),
+    },
+    "baseline": {
+        "enabled": _boolean,
+        "C": _positive_numbers,
     },
     "evaluate": {
         "batch_size": _integer(1),

@@ -47,6 +47,7 @@ def plot_history(plots_dir: Path, history: list[EpochStats], best_epoch: int) ->
     """One PNG per metric (loss, accuracy, ...), train and valid on one chart."""
     epochs = [s.epoch for s in history]
     names = sorted({name.split("/", 1)[1] for name in history[0].metrics})
+    splits = sorted({name.split("/", 1)[0] for name in history[0].metrics}, key=["train", "valid"].index)
     for metric in names:
-        plot_curves(Path(plots_dir) / f"{metric}.png", epochs, [s.metrics[f"train/{metric}"] for s in history],
-                    [s.metrics[f"valid/{metric}"] for s in history], metric, best_epoch)
+        curves = {split: [s.metrics[f"{split}/{metric}"] for s in history] for split in splits}
+        plot_curves(Path(plots_dir) / f"{metric}.png", epochs, curves, metric, best_epoch)
