@@ -52,6 +52,7 @@ def run(params: dict[str, Any], vectors_dir: Path, vocab_path: Path, model_path:
     model = RNN(config)
     initialize(model, params["recurrent_init"], params["embedding_init_std"])
     with distributed.process_group(device):
+        torch.manual_seed(params["seed"] + distributed.rank())  # each rank its own dropout masks, same weights
         main_rank = distributed.is_main()
         if main_rank:
             log.info("train: %d reviews on %s x%d, %s", len(train), device, distributed.world_size(), config)
