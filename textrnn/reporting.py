@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List
+from typing import TYPE_CHECKING
 
 from dvclive import Live
 
@@ -23,14 +23,14 @@ log = logging.getLogger("train")
 SUMMARY_FILE = "metrics.json"
 
 
-def epoch_metrics(stats: EpochStats) -> Dict[str, float]:
+def epoch_metrics(stats: EpochStats) -> dict[str, float]:
     """The epoch's metrics as ``{"split/metric": value}``."""
     return {"train/loss": stats.train_loss, "train/accuracy": stats.train_accuracy,
             "valid/loss": stats.valid_loss, "valid/accuracy": stats.valid_accuracy}
 
 
-def _by_split(metrics: Dict[str, float]) -> Dict[str, Dict[str, float]]:
-    nested: Dict[str, Dict[str, float]] = defaultdict(dict)
+def _by_split(metrics: dict[str, float]) -> dict[str, dict[str, float]]:
+    nested: dict[str, dict[str, float]] = defaultdict(dict)
     for name, value in metrics.items():
         split, _, metric = name.rpartition("/")
         nested[split][metric] = value
@@ -44,7 +44,7 @@ class EpochReporter:
         self.live_dir = Path(live_dir)
         self.live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False)
         self.epochs = epochs
-        self.logged: Dict[int, Dict[str, float]] = {}
+        self.logged: dict[int, dict[str, float]] = {}
 
     def __call__(self, stats: EpochStats) -> None:
         metrics = epoch_metrics(stats)
@@ -67,10 +67,10 @@ class EpochReporter:
         write_json(self.live_dir / SUMMARY_FILE, {"best_epoch": best_epoch, **_by_split(self.logged[best_epoch])})
 
 
-def plot_history(plots_dir: Path, history: List[EpochStats], best_epoch: int) -> None:
+def plot_history(plots_dir: Path, history: list[EpochStats], best_epoch: int) -> None:
     """One PNG per metric (``loss.png``, ``accuracy.png``, ...), a curve per split."""
     epochs = [s.epoch for s in history]
-    series: Dict[str, Dict[str, List[float]]] = defaultdict(lambda: defaultdict(list))
+    series: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for stats in history:
         for split, values in _by_split(epoch_metrics(stats)).items():
             for metric, value in values.items():
