@@ -40,7 +40,7 @@ class NgramTfidf:
     ``TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)``, columns in its order (tested equal).
 
     TfidfVectorizer looks every n-gram up in a dict in Python; here each word is looked up once,
-    and word pairs are counted as integer codes with numpy, several times faster on IMDB.
+    and word pairs are counted as integer codes with numpy (benchmarks/baseline_speed.py compares them).
     """
 
     def __init__(self) -> None:
