@@ -7,11 +7,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import synthetic_reviews
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
-from conftest import synthetic_reviews
 from textrnn import baseline, metrics
 from textrnn.data.splits import SCHEMA, write_labels
 from textrnn.errors import UserError
@@ -25,7 +25,7 @@ def write_split_dir(directory, n_classes=2, noise=0.25, sizes=(240, 80, 80), see
     """Split files of synthetic reviews, a share ``noise`` of their labels redrawn at random."""
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)
-    for offset, (name, n) in enumerate(zip(("train", "valid", "test"), sizes)):
+    for offset, (name, n) in enumerate(zip(("train", "valid", "test"), sizes, strict=True)):
         frame = synthetic_reviews(n, seed=seed + offset, n_classes=n_classes)
         noisy = rng.random(n) < noise
         frame.loc[noisy, "label"] = rng.integers(0, n_classes, noisy.sum())
@@ -87,7 +87,8 @@ def test_decision_logits_are_logits_of_the_rnns_shape(tmp_path, n_classes):
     features = vectorizer.transform(texts)
     logits = baseline.decision_logits(model, features)
     assert logits.shape == ((len(labels),) if n_classes == 2 else (len(labels), n_classes))
-    assert metrics.mean_loss(logits, labels) == pytest.approx(log_loss(labels, model.predict_proba(features)), abs=1e-12)
+    expected_loss = log_loss(labels, model.predict_proba(features))
+    assert metrics.mean_loss(logits, labels) == pytest.approx(expected_loss, abs=1e-12)
     assert np.array_equal(metrics.predicted_labels(logits), model.predict(features))
 
 
@@ -100,10 +101,11 @@ def test_stage_writes_the_metrics_of_the_c_with_the_best_valid_accuracy(tmp_path
     result = stage.run(ON, directory, tmp_path / "metrics/baseline.json")
     assert strict_json(tmp_path / "metrics/baseline.json") == result
 
+    valid_texts, valid_labels = read_split(directory, "valid")
     valid_accuracy = {}
     for C in ON["C"]:
         vectorizer, model = reference_fit(directory, C)
-        valid_accuracy[C] = model.score(vectorizer.transform(read_split(directory, "valid")[0]), read_split(directory, "valid")[1])
+        valid_accuracy[C] = model.score(vectorizer.transform(valid_texts), valid_labels)
     assert len(set(valid_accuracy.values())) > 1, "the data must let C matter"
     best = max(ON["C"], key=valid_accuracy.get)  # the first of the best
     vectorizer, model = reference_fit(directory, best)

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from conftest import ROOT, run
+
 from textrnn.evaluation import write_test_plots
 
 DVC = [sys.executable, "-m", "dvc"]

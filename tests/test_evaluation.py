@@ -1,5 +1,6 @@
 """Evaluation outputs: metrics that are never NaN, plot data that is small, strict and exact for any k."""
 
+import itertools
 import json
 
 import numpy as np
@@ -106,7 +107,7 @@ def test_three_classes_exact_confusion_and_one_curve_per_class(tmp_path):
     probs = probabilities(logits.double()).numpy()
     for c, name in enumerate("abc"):
         fpr, tpr, _ = roc_curve(labels == c, probs[:, c])
-        assert points(rows, name) == list(zip(fpr.round(4).tolist(), tpr.round(4).tolist())), name
+        assert points(rows, name) == list(zip(fpr.round(4).tolist(), tpr.round(4).tolist(), strict=True)), name
 
 
 @pytest.mark.parametrize("k, n", [(2, 25_000), (3, 30_000), (20, 20_000)])
@@ -125,7 +126,7 @@ def test_plot_data_is_small_and_strict_for_many_rows(tmp_path, k, n):
         curve = points(rows, name)
         assert curve[0] == (0.0, 0.0) and curve[-1] == (1.0, 1.0), name
         assert 20 <= len(curve) <= evaluation.MAX_CURVE_POINTS, name
-        assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in zip(curve, curve[1:])), name  # a staircase
+        assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in itertools.pairwise(curve)), name  # a staircase
     assert len(rows) <= max(evaluation.MAX_CURVE_POINTS, evaluation.MAX_ROC_POINTS)
     assert sum(p.stat().st_size for p in (tmp_path / "data").iterdir()) < 100_000
     assert (tmp_path / "data/roc.json").read_text().count("\n") == len(rows) + 2  # one row per line
@@ -137,8 +138,8 @@ def test_thinning_keeps_the_ends_and_only_corners():
     thin_fpr, thin_tpr = thin_curve(fpr, tpr, 200)
     assert len(thin_fpr) <= 200 and len(thin_fpr) >= 190
     assert (thin_fpr[0], thin_tpr[0], thin_fpr[-1], thin_tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
-    originals = set(zip(fpr.round(4), tpr.round(4)))
-    assert set(zip(thin_fpr, thin_tpr)) <= originals
+    originals = set(zip(fpr.round(4), tpr.round(4), strict=True))
+    assert set(zip(thin_fpr, thin_tpr, strict=True)) <= originals
     short_fpr, short_tpr = thin_curve(fpr[:50], tpr[:50], 200)  # short curves are kept whole
     assert np.array_equal(short_fpr, fpr[:50].round(4)) and np.array_equal(short_tpr, tpr[:50].round(4))
 

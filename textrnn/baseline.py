@@ -40,7 +40,7 @@ class NgramTfidf:
     ``TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)``, columns in its order (tested equal).
 
     TfidfVectorizer looks every n-gram up in a dict in Python; here each word is looked up once,
-    and word pairs are counted as integer codes with numpy, several times faster on IMDB.
+    and word pairs are counted as integer codes with numpy (benchmarks/baseline_speed.py compares them).
     """
 
     def __init__(self) -> None:
@@ -76,7 +76,7 @@ class NgramTfidf:
         self.pair_codes = distinct[offset:]
         self.column_of = self._sorted_columns()
         counts, start = [], 0
-        for (ids, lengths), chunk_pairs in zip(chunks, pairs):
+        for (ids, lengths), chunk_pairs in zip(chunks, pairs, strict=True):
             counts.append(self._counts(ids, lengths, chunk_pairs, place[start : start + len(chunk_pairs)] - offset))
             start += len(chunk_pairs)
         counts = sparse.vstack(counts, "csr")
@@ -115,7 +115,7 @@ class NgramTfidf:
         """Columns in the order of the n-grams' text, as TfidfVectorizer sorts its vocabulary."""
         words = list(self.word_ids)
         first, second = np.divmod(self.pair_codes, len(words))
-        names = words + [f"{words[a]} {words[b]}" for a, b in zip(first.tolist(), second.tolist())]
+        names = words + [f"{words[a]} {words[b]}" for a, b in zip(first.tolist(), second.tolist(), strict=True)]
         order = sorted(range(len(names)), key=names.__getitem__)
         column_of = np.empty(len(names), np.int64)
         column_of[order] = np.arange(len(names))

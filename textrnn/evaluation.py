@@ -38,7 +38,7 @@ RATE_DECIMALS = 4
 if TYPE_CHECKING:
     import torch
 
-Logits = Union["torch.Tensor", np.ndarray]  # torch is not imported at run time: the baseline has no torch
+Logits = Union["torch.Tensor", np.ndarray]  # a tensor is read as float64 numpy; torch itself is not needed here
 
 
 def _as_numpy(logits: Logits) -> np.ndarray:
@@ -111,7 +111,7 @@ def roc_rows(curves: list[Curve]) -> list[dict[str, Any]]:
     rows = []
     for curve in curves:
         fpr, tpr = thin_curve(curve.fpr, curve.tpr, points_per_curve(len(curves)))
-        rows.extend({"class": curve.label, "fpr": float(x), "tpr": float(y)} for x, y in zip(fpr, tpr))
+        rows.extend({"class": curve.label, "fpr": float(x), "tpr": float(y)} for x, y in zip(fpr, tpr, strict=True))
     return rows
 
 

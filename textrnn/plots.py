@@ -1,8 +1,8 @@
 """Matplotlib PNGs for people; DVC renders the same data from the TSV/JSON files."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
 
 import matplotlib
 
@@ -19,7 +19,7 @@ def _save(figure, path: Path) -> None:
     plt.close(figure)
 
 
-def plot_curves(path: Path, epochs: Sequence[int], curves: Dict[str, Sequence[float]], ylabel: str,
+def plot_curves(path: Path, epochs: Sequence[int], curves: dict[str, Sequence[float]], ylabel: str,
                 best_epoch: int) -> None:
     """One curve per split (train, valid, ...) on one chart, as the notebook plots its losses."""
     figure, axes = plt.subplots(figsize=(6, 4))
@@ -34,7 +34,7 @@ def plot_curves(path: Path, epochs: Sequence[int], curves: Dict[str, Sequence[fl
     _save(figure, path)
 
 
-def plot_confusion(path: Path, matrix: np.ndarray, label_names: List[str], title: str) -> None:
+def plot_confusion(path: Path, matrix: np.ndarray, label_names: list[str], title: str) -> None:
     figure, axes = plt.subplots(figsize=(1.2 * len(label_names) + 2.5, 1.2 * len(label_names) + 2))
     axes.imshow(matrix, cmap="Blues")
     for (i, j), count in np.ndenumerate(matrix):
@@ -48,7 +48,7 @@ def plot_confusion(path: Path, matrix: np.ndarray, label_names: List[str], title
     _save(figure, path)
 
 
-def plot_roc(path: Path, curves: Sequence[Tuple[str, np.ndarray, np.ndarray, float]], title: str) -> None:
+def plot_roc(path: Path, curves: Sequence[tuple[str, np.ndarray, np.ndarray, float]], title: str) -> None:
     """ROC curves, one per (class name, fpr, tpr, AUC), on one chart."""
     figure, axes = plt.subplots(figsize=(4.5, 4.5))
     for name, fpr, tpr, auc in curves:
