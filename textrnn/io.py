@@ -54,9 +54,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
             raise
 
 
-def write_json(path: Path, data: object) -> None:
+def write_json(path: Path, data: object, indent: int = 2) -> None:
     """Strict JSON (no NaN or Infinity, which browsers' parsers reject), atomically."""
-    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
+    text = json.dumps(data, indent=indent, allow_nan=False) + "\n"
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 

@@ -43,6 +43,6 @@ def run(params: dict[str, Any], model_path: Path, vectors_dir: Path, metrics_pat
         log.info("evaluate: %s: %s", name, metrics[name])
     with atomic_dir(plot_data_dir) as data_dir, atomic_dir(png_dir) as pngs:
         write_test_plots(data_dir, pngs, *test, checkpoint.label_names)
-    write_json(metrics_path, metrics)
+    write_json(metrics_path, metrics, indent=4)  # DVCLive's layout, as metrics.json always had
     log.info("evaluate: -> %s (model trained on %s)", metrics_path, checkpoint.metadata.get("train_device"))
     return metrics

@@ -60,7 +60,7 @@ def run(params: dict[str, Any], vectors_dir: Path, vocab_path: Path, model_path:
             reporter = EpochReporter(live_dir, train_config.epochs) if main_rank else None
             result = train_model(model, train, valid, train_config, device, reporter)
             if main_rank:
-                reporter.finish(result)
+                reporter.finish(result.best_epoch)
                 plot_history(live_dir, result.history, result.best_epoch)
                 metadata = {
                     "best_epoch": result.best_epoch,
