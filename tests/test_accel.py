@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from textrnn import accel
 from textrnn.accel import cpu, kernel as kernels_module
@@ -340,8 +341,30 @@ def test_fused_rmsprop_follows_torch_rmsprop(kernel):
     assert untouched.any() and torch.equal(untouched, reference.state[theirs[0]]["square_avg"] == 0)
 
 
+@pytest.mark.parametrize("default_dtype", [torch.float32, torch.float64])
+def test_fused_rmsprop_creates_the_state_torch_creates(kernel, default_dtype):
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(default_dtype)
+    try:
+        states = []
+        for optimizer_class in (kernel.RMSprop, torch.optim.RMSprop):
+            param = torch.ones(5, dtype=torch.float32, requires_grad=True)
+            optimizer = optimizer_class([param], lr=0.01)
+            param.grad = torch.ones(5, dtype=torch.float32)
+            assert optimizer_class is torch.optim.RMSprop or optimizer._fused()
+            optimizer.step()
+            states.append(optimizer.state[param])
+    finally:
+        torch.set_default_dtype(previous)
+    ours, theirs = states
+    assert set(ours) == set(theirs) == {"step", "square_avg"}
+    for name in ours:
+        assert (ours[name].dtype, ours[name].shape, ours[name].device) == (
+            theirs[name].dtype, theirs[name].shape, theirs[name].device), name
+
+
 def test_either_rmsprop_continues_the_others_state(kernel):
-    """5 steps of one optimizer, then its state_dict loaded into the other for 5 more: as 10 steps of either."""
+    """5 steps of one optimizer, then its state_dict loaded into the other for 5 more: as 10 steps of torch's."""
     for first, second in ((kernel.RMSprop, torch.optim.RMSprop), (torch.optim.RMSprop, kernel.RMSprop)):
         params, optimizer = optimizer_run(first, steps=5)
         successor = second(params, lr=0.01)
@@ -361,6 +384,17 @@ def test_either_rmsprop_continues_the_others_state(kernel):
             assert torch.allclose(p, q, rtol=0, atol=2e-6), (p - q).abs().max()
             assert set(successor.state[p]) == set(reference_optimizer.state[q])
         assert successor.state[params[0]]["step"].item() == 10
+
+
+def test_fused_rmsprop_runs_the_step_hooks_once_per_step(kernel):
+    calls = []
+    handle = register_optimizer_step_pre_hook(lambda *args: calls.append(1))
+    try:
+        torch.optim.RMSprop([torch.zeros(1, requires_grad=True)])  # torch wraps RMSprop.step with the hooks too
+        optimizer_run(kernel.RMSprop, steps=3)
+    finally:
+        handle.remove()
+    assert len(calls) == 3
 
 
 def test_fused_rmsprop_takes_torch_step_where_it_does_not_apply(kernel):
