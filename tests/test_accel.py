@@ -289,19 +289,42 @@ def run_smoke(build_dir):
     return subprocess.run([sys.executable, "-c", SMOKE], env=env, capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.parametrize("damage", ["truncated", "no checksum"])
-def test_a_damaged_cached_library_is_rebuilt_not_loaded(tmp_path, damage):
-    first = run_smoke(tmp_path)
+@pytest.fixture(scope="module")
+def built_cache(tmp_path_factory):
+    """A cache folder as a first run leaves it, and what that run printed."""
+    directory = tmp_path_factory.mktemp("cache")
+    first = run_smoke(directory)
     assert first.returncode == 0, first.stderr
-    (library,) = tmp_path.glob("*.so")
+    return directory, first.stdout
+
+
+@pytest.mark.parametrize("damage", ["truncated", "no checksum"])
+def test_a_damaged_cached_library_is_rebuilt_not_loaded(built_cache, tmp_path, damage):
+    directory = tmp_path / "cache"
+    shutil.copytree(built_cache[0], directory)
+    (library,) = directory.glob("*.so")
     if damage == "truncated":  # as a crash or a full disk leaves it; loading it would die of SIGBUS
         library.write_bytes(library.read_bytes()[: library.stat().st_size // 2])
     else:  # as a build interrupted between the library and its checksum leaves it
         Path(f"{library}.sha256").unlink()
-    second = run_smoke(tmp_path)
+    second = run_smoke(directory)
     assert second.returncode == 0, f"exit {second.returncode}: {second.stderr[-500:]}"
-    assert second.stdout == first.stdout
+    assert second.stdout == built_cache[1]
     assert second.stderr.splitlines() == [f"accel: rebuilt {library}: the cached copy failed its checksum"]
+    assert kernels_module._intact(library)
+
+
+def test_concurrent_first_builds_share_one_intact_library(tmp_path):
+    """As DDP ranks or parallel test workers start on an empty cache: each builds, none loads half a file."""
+    environment = dict(os.environ, TEXTRNN_BUILD_DIR=str(tmp_path), PYTHONPATH=str(ROOT))
+    environment.pop(accel.SWITCH, None)
+    processes = [subprocess.Popen([sys.executable, "-c", SMOKE], env=environment, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outputs = [process.communicate(timeout=600) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0], [err for _, err in outputs]
+    assert len({out for out, _ in outputs}) == 1
+    (library,) = tmp_path.glob("*.so")
+    assert sorted(path.name for path in tmp_path.iterdir()) == [library.name, f"{library.name}.sha256"]
     assert kernels_module._intact(library)
 
 
