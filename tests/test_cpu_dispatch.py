@@ -46,7 +46,7 @@ def test_the_pins_for_each_cpu(machine, flags, expected):
 
 
 def test_importing_textrnn_pins_torch_before_its_first_op():
-    expected = cpu_dispatch.pins(os.uname().machine, cpu_dispatch._cpu_flags())
+    expected = cpu_dispatch.pins(os.uname().machine, cpu_dispatch.cpu_flags())
     if "ATEN_CPU_CAPABILITY" not in expected:
         pytest.skip("pins ATen only on x86-64 CPUs with AVX2 and FMA")
     # torch imported first, as stages/train.py does: textrnn's import still comes before any op

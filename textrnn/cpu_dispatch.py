@@ -15,20 +15,22 @@ from __future__ import annotations
 
 import os
 import platform
-from typing import Dict
+from typing import Dict, Set
 
 PINS = ("ATEN_CPU_CAPABILITY", "MKL_CBWR")
 
 
-def _cpu_flags() -> set:
+def cpu_flags() -> Set[str]:
+    """The CPU's feature flags as Linux lists them (empty where /proc/cpuinfo is not readable)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            return set(next((line for line in handle if line.startswith("flags")), "").partition(":")[2].split())
+            line = next((line for line in handle if line.startswith(("flags", "Features"))), "")
     except OSError:
         return set()
+    return set(line.partition(":")[2].split())
 
 
-def pins(machine: str, flags: set) -> Dict[str, str]:
+def pins(machine: str, flags: Set[str]) -> Dict[str, str]:
     """The variables textrnn sets on a CPU: none where MKL and these ATen levels do not exist."""
     if machine not in ("x86_64", "AMD64"):
         return {}
@@ -40,7 +42,7 @@ def pins(machine: str, flags: set) -> Dict[str, str]:
 
 def pin() -> None:
     """Set the pins the user has not set; it must run before torch runs its first CPU op."""
-    for name, value in pins(platform.machine(), _cpu_flags()).items():
+    for name, value in pins(platform.machine(), cpu_flags()).items():
         os.environ.setdefault(name, value)
 
 
