@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from textrnn import accel
 from textrnn.accel import cpu, kernel as kernels_module
@@ -288,19 +289,42 @@ def run_smoke(build_dir):
     return subprocess.run([sys.executable, "-c", SMOKE], env=env, capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.parametrize("damage", ["truncated", "no checksum"])
-def test_a_damaged_cached_library_is_rebuilt_not_loaded(tmp_path, damage):
-    first = run_smoke(tmp_path)
+@pytest.fixture(scope="module")
+def built_cache(tmp_path_factory):
+    """A cache folder as a first run leaves it, and what that run printed."""
+    directory = tmp_path_factory.mktemp("cache")
+    first = run_smoke(directory)
     assert first.returncode == 0, first.stderr
-    (library,) = tmp_path.glob("*.so")
+    return directory, first.stdout
+
+
+@pytest.mark.parametrize("damage", ["truncated", "no checksum"])
+def test_a_damaged_cached_library_is_rebuilt_not_loaded(built_cache, tmp_path, damage):
+    directory = tmp_path / "cache"
+    shutil.copytree(built_cache[0], directory)
+    (library,) = directory.glob("*.so")
     if damage == "truncated":  # as a crash or a full disk leaves it; loading it would die of SIGBUS
         library.write_bytes(library.read_bytes()[: library.stat().st_size // 2])
     else:  # as a build interrupted between the library and its checksum leaves it
         Path(f"{library}.sha256").unlink()
-    second = run_smoke(tmp_path)
+    second = run_smoke(directory)
     assert second.returncode == 0, f"exit {second.returncode}: {second.stderr[-500:]}"
-    assert second.stdout == first.stdout
+    assert second.stdout == built_cache[1]
     assert second.stderr.splitlines() == [f"accel: rebuilt {library}: the cached copy failed its checksum"]
+    assert kernels_module._intact(library)
+
+
+def test_concurrent_first_builds_share_one_intact_library(tmp_path):
+    """As DDP ranks or parallel test workers start on an empty cache: each builds, none loads half a file."""
+    environment = dict(os.environ, TEXTRNN_BUILD_DIR=str(tmp_path), PYTHONPATH=str(ROOT))
+    environment.pop(accel.SWITCH, None)
+    processes = [subprocess.Popen([sys.executable, "-c", SMOKE], env=environment, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outputs = [process.communicate(timeout=600) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0], [err for _, err in outputs]
+    assert len({out for out, _ in outputs}) == 1
+    (library,) = tmp_path.glob("*.so")
+    assert sorted(path.name for path in tmp_path.iterdir()) == [library.name, f"{library.name}.sha256"]
     assert kernels_module._intact(library)
 
 
@@ -340,8 +364,30 @@ def test_fused_rmsprop_follows_torch_rmsprop(kernel):
     assert untouched.any() and torch.equal(untouched, reference.state[theirs[0]]["square_avg"] == 0)
 
 
+@pytest.mark.parametrize("default_dtype", [torch.float32, torch.float64])
+def test_fused_rmsprop_creates_the_state_torch_creates(kernel, default_dtype):
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(default_dtype)
+    try:
+        states = []
+        for optimizer_class in (kernel.RMSprop, torch.optim.RMSprop):
+            param = torch.ones(5, dtype=torch.float32, requires_grad=True)
+            optimizer = optimizer_class([param], lr=0.01)
+            param.grad = torch.ones(5, dtype=torch.float32)
+            assert optimizer_class is torch.optim.RMSprop or optimizer._fused()
+            optimizer.step()
+            states.append(optimizer.state[param])
+    finally:
+        torch.set_default_dtype(previous)
+    ours, theirs = states
+    assert set(ours) == set(theirs) == {"step", "square_avg"}
+    for name in ours:
+        assert (ours[name].dtype, ours[name].shape, ours[name].device) == (
+            theirs[name].dtype, theirs[name].shape, theirs[name].device), name
+
+
 def test_either_rmsprop_continues_the_others_state(kernel):
-    """5 steps of one optimizer, then its state_dict loaded into the other for 5 more: as 10 steps of either."""
+    """5 steps of one optimizer, then its state_dict loaded into the other for 5 more: as 10 steps of torch's."""
     for first, second in ((kernel.RMSprop, torch.optim.RMSprop), (torch.optim.RMSprop, kernel.RMSprop)):
         params, optimizer = optimizer_run(first, steps=5)
         successor = second(params, lr=0.01)
@@ -361,6 +407,17 @@ def test_either_rmsprop_continues_the_others_state(kernel):
             assert torch.allclose(p, q, rtol=0, atol=2e-6), (p - q).abs().max()
             assert set(successor.state[p]) == set(reference_optimizer.state[q])
         assert successor.state[params[0]]["step"].item() == 10
+
+
+def test_fused_rmsprop_runs_the_step_hooks_once_per_step(kernel):
+    calls = []
+    handle = register_optimizer_step_pre_hook(lambda *args: calls.append(1))
+    try:
+        torch.optim.RMSprop([torch.zeros(1, requires_grad=True)])  # torch wraps RMSprop.step with the hooks too
+        optimizer_run(kernel.RMSprop, steps=3)
+    finally:
+        handle.remove()
+    assert len(calls) == 3
 
 
 def test_fused_rmsprop_takes_torch_step_where_it_does_not_apply(kernel):

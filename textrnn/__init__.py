@@ -1,3 +1,6 @@
 """textrnn: a hand-written RNN sentiment classifier, run as a DVC pipeline."""
+from textrnn import cpu_dispatch
 
 __version__ = "0.1.0"
+
+cpu_dispatch.pin()  # before any torch op: ATen and MKL read their settings once, at first use

@@ -25,12 +25,14 @@ from typing import Iterator, List, Optional, Set
 
 import torch
 
+from textrnn.cpu_dispatch import cpu_flags
+
 log = logging.getLogger("textrnn.accel")
 
 SWITCH = "TEXTRNN_FUSED_CPU"  # "0" keeps PyTorch's kernels everywhere
 BUILD_DIR = "TEXTRNN_BUILD_DIR"  # the cache folder; default ~/.cache/torch_extensions/textrnn
 SOURCES = [Path(__file__).resolve().parent / "csrc" / name for name in ("rnn_tanh.cpp", "rmsprop.cpp")]
-COMMON_FLAGS = ["-O3", "-std=c++17", "-ffp-contract=off", "-fno-math-errno", "-Wno-psabi", "-shared", "-fPIC"]
+COMMON_FLAGS = ["-O3", "-std=c++17", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC"]
 
 # The x86-64 psABI levels this kernel is built for, best first, with the /proc/cpuinfo flags each needs.
 _X86_64_V2 = {"cx16", "lahf_lm", "popcnt", "sse4_1", "sse4_2", "ssse3"}
@@ -58,16 +60,6 @@ def enabled(flag: bool) -> Iterator[None]:
 
 def is_enabled() -> bool:
     return _enabled
-
-
-def cpu_flags() -> Set[str]:
-    """The CPU's feature flags as Linux lists them (empty where /proc/cpuinfo is not readable)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            line = next((line for line in handle if line.startswith(("flags", "Features"))), "")
-    except OSError:
-        return set()
-    return set(line.partition(":")[2].split())
 
 
 def isa_flags(machine: str, flags: Set[str]) -> List[str]:
@@ -146,6 +138,7 @@ def build(command: List[str], flags: List[str], directory: Path) -> Path:
         handle, temporary = tempfile.mkstemp(prefix=library.stem, suffix=".sha256.tmp", dir=directory)
         with os.fdopen(handle, "w", encoding="utf-8") as checksum:
             checksum.write(digest + "\n")
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide it from other users of a shared cache
         _replace_durably(temporary, Path(f"{library}.sha256"))
     finally:
         if os.path.exists(temporary):

@@ -6,13 +6,17 @@ import torch
 from textrnn.accel import kernel
 
 
+def _step_dtype() -> torch.dtype:
+    """The dtype of torch's step count: float32, or float64 where that is the default dtype."""
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
 class RMSprop(torch.optim.RMSprop):
     """torch.optim.RMSprop whose step is one fused pass per float32 CPU tensor.
 
-    The same formula in the same order of operations. A parameter's first step is torch's own,
-    which creates its state (``step``, ``square_avg``) in torch's format, so that either optimizer
-    can continue the other's state. Momentum, centered, weight decay, maximize, other devices or
-    dtypes, and kernels that did not build all take torch's own step.
+    The same formula in the same order of operations, and the same state (``step``,
+    ``square_avg``), so that either optimizer can continue the other's. Momentum, centered, weight
+    decay, maximize, other devices or dtypes, and kernels that did not build all take torch's step.
     """
 
     def _fused(self) -> bool:
@@ -25,7 +29,7 @@ class RMSprop(torch.optim.RMSprop):
             for p in group["params"]:
                 if p.grad is not None and not (p.device.type == "cpu" and p.dtype == torch.float32 and p.is_contiguous()
                                                and p.grad.layout == torch.strided and p.grad.is_contiguous()
-                                               and p.grad.dtype == torch.float32 and self.state[p]):
+                                               and p.grad.dtype == torch.float32):
                     return False
         return kernel.available()  # last: on a GPU machine the kernels are never built for nothing
 
@@ -38,6 +42,9 @@ class RMSprop(torch.optim.RMSprop):
             for p in group["params"]:
                 if p.grad is not None:
                     state = self.state[p]
+                    if not state:  # as torch.optim.RMSprop creates it (tests/test_accel.py compares the two)
+                        state["step"] = torch.zeros((), dtype=_step_dtype())
+                        state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["step"] += 1
                     kernels.rmsprop_step(p, p.grad, state["square_avg"], group["lr"], group["alpha"], group["eps"])
         return None
