@@ -35,9 +35,12 @@ def probe(first: str, **env: str) -> list:
     return result.stdout.split()
 
 
+AVX2_PINS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "COMPATIBLE"}
+
+
 @pytest.mark.parametrize("machine, flags, expected", [
-    ("x86_64", {"avx", "avx2", "fma", "avx512f"}, {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE"}),
-    ("x86_64", {"avx", "avx2", "fma"}, {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE"}),
+    ("x86_64", {"avx", "avx2", "fma", "avx512f"}, AVX2_PINS),
+    ("x86_64", {"avx", "avx2", "fma"}, AVX2_PINS),
     ("x86_64", {"sse4_2", "avx"}, {"MKL_CBWR": "COMPATIBLE"}),  # ATen runs its DEFAULT kernels there anyway
     ("aarch64", {"asimd", "sve"}, {}),  # no MKL; ATen's levels there are others
 ])
@@ -59,3 +62,32 @@ def test_a_value_the_user_set_is_kept():
     chosen = probe("import textrnn", MKL_CBWR="AUTO", ATEN_CPU_CAPABILITY="default")
     assert chosen[:2] == ["DEFAULT", "AUTO"]
     assert chosen == probe("", MKL_CBWR="AUTO", ATEN_CPU_CAPABILITY="default")
+
+
+LSTM_PROBE = """
+import hashlib, torch, textrnn
+from textrnn.model import RNN, ModelConfig
+torch.set_num_threads(1)
+torch.manual_seed(0)
+model = RNN(ModelConfig(300, 16, 32, 2, cell="lstm", bidirectional=True, readout="max"))
+tokens, lengths = torch.randint(2, 300, (8, 30)), torch.arange(23, 31)
+model(tokens, lengths).sum().backward()
+print(hashlib.sha256(b"".join(p.grad.numpy().tobytes() for p in model.parameters())).hexdigest())
+"""
+
+
+def test_onednn_which_runs_the_lstm_is_pinned_too():
+    if "ONEDNN_MAX_CPU_ISA" not in cpu_dispatch.pins(os.uname().machine, cpu_dispatch.cpu_flags()):
+        pytest.skip("pins oneDNN only on x86-64 CPUs with AVX2 and FMA")
+
+    def gradients(**env):
+        environment = {k: v for k, v in os.environ.items() if k not in cpu_dispatch.PINS}
+        environment.update(env, PYTHONPATH=str(ROOT))
+        result = subprocess.run([sys.executable, "-c", LSTM_PROBE], env=environment, capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    pinned = gradients()
+    assert pinned == gradients(ONEDNN_MAX_CPU_ISA="AVX2")
+    assert pinned != gradients(ONEDNN_MAX_CPU_ISA="SSE41")  # oneDNN's kernels round per ISA: the pin matters

@@ -6,6 +6,7 @@ an AVX2 EPYC round differently. Each reads an environment variable once, at its 
 sets them when it is imported, before any torch op has run, unless they are already set:
 
     ATEN_CPU_CAPABILITY=avx2   on x86-64 CPUs with AVX2 and FMA: AVX-512 CPUs run ATen's AVX2 kernels
+    ONEDNN_MAX_CPU_ISA=AVX2    the same for oneDNN, which runs the lstm cell's recurrence on CPU
     MKL_CBWR=COMPATIBLE        on x86-64: MKL's SSE2 code path, the same on Intel and AMD CPUs
 
 Set either yourself to choose otherwise (e.g. ``MKL_CBWR=AUTO``, MKL's fastest path for the CPU);
@@ -17,7 +18,7 @@ import os
 import platform
 from typing import Dict, Set
 
-PINS = ("ATEN_CPU_CAPABILITY", "MKL_CBWR")
+PINS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
 
 
 def cpu_flags() -> Set[str]:
@@ -37,6 +38,7 @@ def pins(machine: str, flags: Set[str]) -> Dict[str, str]:
     chosen = {"MKL_CBWR": "COMPATIBLE"}
     if {"avx2", "fma"} <= flags:
         chosen["ATEN_CPU_CAPABILITY"] = "avx2"
+        chosen["ONEDNN_MAX_CPU_ISA"] = "AVX2"
     return chosen
 
 
