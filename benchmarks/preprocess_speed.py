@@ -1,14 +1,18 @@
-"""Preprocessing speed: download (from a local copy), split, build_vocab and vectorize, in a temporary folder.
+"""Preprocessing speed, side by side in one run: the notebook's own preprocessing and textrnn's.
 
-Two modes:
-  library (default)  the library calls each stage script makes, timed in this one process
-  --scripts          the stage scripts themselves (`python stages/<stage>.py`), one process each,
-                     as `dvc repro` runs them: Python start-up and imports count
+Rows (each in a fresh process, so Python start-up and imports count, as a user meets them):
 
-    python benchmarks/preprocess_speed.py                          # dataset ../shared/imdb
-    python benchmarks/preprocess_speed.py --scripts --dataset /work/shared/imdb
-    python benchmarks/preprocess_speed.py --warm-hf-cache           # datasets' cache already holds the dataset
+  notebook       the notebook as written, in one process: load_dataset of the folder, a stratified
+                 train/valid split (sklearn), torchtext's basic_english regexes, a Counter vocabulary
+                 with min_freq, and a LongTensor per review for train, valid and test
+  dvc repro      `dvc repro vectorize` in a fresh copy of the project: download, split, build_vocab,
+                 vectorize as users run them (DVC's own work counted)
+  <stage>        each stage's library function (textrnn.pipeline.<stage>.run), timed in one process
+
+    python benchmarks/preprocess_speed.py                 # the embedded IMDB (datasets/imdb)
+    python benchmarks/preprocess_speed.py --repeat 3      # each row three times, in turns
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,109 +24,110 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict
-
-import numpy as np
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # run from a checkout without `pip install -e .`
-
-from textrnn.params import load_params  # noqa: E402
-
 STAGES = ("download", "split", "build_vocab", "vectorize")
 
+NOTEBOOK = """
+import sys
+from collections import Counter
+import datasets, torch
+from sklearn.model_selection import train_test_split
+from textrnn.tokenizer import tokenize_reference as tokenizer  # torchtext's basic_english regexes
+from textrnn.vocab import Vocab
+datasets.disable_progress_bars()
+dataset = datasets.load_dataset(sys.argv[1])
+train_df = dataset["train"].to_pandas()
+test_df = dataset["test"].to_pandas()
+train_df, valid_df = train_test_split(train_df, test_size=0.2, stratify=train_df["label"], random_state=42)
+counter = Counter()
+for text in train_df["text"]:
+    counter.update(tokenizer(text))
+vocabulary = Vocab.build(counter, min_freq=5)  # torchtext's vocab(counter, min_freq=5, specials=[...])
+def text_pipeline(text):
+    return torch.tensor([vocabulary[token] for token in tokenizer(text)], dtype=torch.long)
+X_train = [text_pipeline(text) for text in train_df["text"]]
+X_valid = [text_pipeline(text) for text in valid_df["text"]]
+X_test = [text_pipeline(text) for text in test_df["text"]]
+print(len(vocabulary), sum(len(x) for x in X_train))
+"""
 
-def library_steps(params: Dict[str, dict]) -> Dict[str, Callable[[], str]]:
-    """Each stage's work as the stage script does it, with the paths relative to the current folder."""
-    from textrnn.data import (SPLITS, EncodedSplit, label_names_from_features, load_hf_dataset, read_labels,
-                              read_split, standardize_splits, stratified_split, write_split_dir)
-    from textrnn.preprocess import count_tokens, encode_texts, resolve_workers
-    from textrnn.vocab import Vocab
 
-    def download() -> str:
-        p = params["download"]
-        splits, features = load_hf_dataset(p["dataset"], p["revision"])
-        names = label_names_from_features(features, p["label_column"])
-        frames, names = standardize_splits(splits, p["text_column"], p["label_column"], names, p["dataset"])
-        write_split_dir(Path("data/raw"), frames, names)
-        return ", ".join(f"{k} {len(v)}" for k, v in frames.items())
+def timed(command: list[str], cwd: Path, env: dict) -> float:
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    return time.perf_counter() - started
 
-    def split() -> str:
-        p = params["split"]
-        names = read_labels(Path("data/raw"))
-        train = read_split(Path("data/raw/train.parquet"), len(names))
-        test = read_split(Path("data/raw/test.parquet"), len(names))
-        train, valid = stratified_split(train, p["valid_size"], p["seed"], "valid", "data/raw/train.parquet")
-        write_split_dir(Path("data/split"), {"train": train, "valid": valid, "test": test}, names)
-        return f"train {len(train)}, valid {len(valid)}, test {len(test)}"
 
-    def build_vocab() -> str:
-        p = params["vocab"]
-        train = read_split(Path("data/split/train.parquet"), len(read_labels(Path("data/split"))))
-        counts = count_tokens(train["text"].tolist(), resolve_workers(p["workers"]))
-        vocab = Vocab.build(counts, min_freq=p["min_freq"], max_size=p["max_size"])
-        vocab.save(Path("data/vocab.txt"))
-        return f"{len(counts)} distinct tokens, {len(vocab)} kept"
+def fresh_project(work: Path, dataset: Path, env: dict) -> Path:
+    project = work / "project"
+    shutil.rmtree(project, ignore_errors=True)
+    project.mkdir(parents=True)
+    for name in ("dvc.yaml", "params.yaml", "stages", "textrnn", ".dvcignore"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, project / name)
+    params = (project / "params.yaml").read_text(encoding="utf-8")
+    (project / "params.yaml").write_text(params.replace("dataset: datasets/imdb", f"dataset: {dataset}"))
+    for command in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"],
+                    ["git", "add", "-A"], ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "b"]):
+        subprocess.run(command, cwd=project, env=env, check=True, stdout=subprocess.DEVNULL)
+    return project
 
-    def vectorize() -> str:
-        vocab = Vocab.load(Path("data/vocab.txt"))
-        names = read_labels(Path("data/split"))
-        total = 0
-        for name in SPLITS:
-            frame = read_split(Path(f"data/split/{name}.parquet"), len(names))
-            ids, offsets = encode_texts(frame["text"].tolist(), vocab, resolve_workers(params["vectorize"]["workers"]))
-            EncodedSplit(ids, offsets, frame["label"].to_numpy(np.int64), names).save(Path(f"data/vectors/{name}.npz"))
-            total += len(ids)
-        return f"{total} tokens"
 
-    return {"download": download, "split": split, "build_vocab": build_vocab, "vectorize": vectorize}
+def library_seconds(work: Path, dataset: Path, env: dict) -> dict[str, float]:
+    script = (
+        "import json, sys, time\nfrom pathlib import Path\nfrom textrnn.params import load_params\n"
+        "from textrnn.pipeline import download, split, build_vocab, vectorize\n"
+        "p = {s: load_params(s, Path(sys.argv[1])) for s in ('download', 'split', 'vocab', 'vectorize')}\n"
+        "p['download']['dataset'] = sys.argv[2]\nw = Path(sys.argv[3])\nout = {}\n"
+        "steps = [('download', lambda: download.run(p['download'], w / 'raw')),\n"
+        "         ('split', lambda: split.run(p['split'], w / 'raw', w / 'split')),\n"
+        "         ('build_vocab', lambda: build_vocab.run(p['vocab'], w / 'split', w / 'vocab.txt')),\n"
+        "         ('vectorize', lambda: vectorize.run(p['vectorize'], w / 'split', w / 'vocab.txt', w / 'vectors'))]\n"
+        "for name, step in steps:\n    t = time.perf_counter(); step(); out[name] = time.perf_counter() - t\n"
+        "print(json.dumps(out))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(REPO / "params.yaml"), str(dataset), str(work / "lib")],
+                            env=env, check=True, capture_output=True, text=True)
+    import json
+
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default=str((REPO / "../shared/imdb").resolve()),
-                        help="a local folder of parquet files (download.dataset)")
-    parser.add_argument("--scripts", action="store_true", help="run the stage scripts, one process each")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
-    parser.add_argument("--warm-hf-cache", action="store_true",
-                        help="use the user's Hugging Face datasets cache (default: an empty one, as on a first run)")
+    parser.add_argument("--dataset", default=str(REPO / "datasets" / "imdb"), help="a folder of parquet files")
+    parser.add_argument("--repeat", type=int, default=1, help="run each row this many times, in turns")
     args = parser.parse_args()
-
-    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    params["download"]["dataset"] = str(Path(args.dataset).resolve())
+    dataset = Path(args.dataset).resolve()
     work = Path(tempfile.mkdtemp(prefix="textrnn-preprocess-"))
-    if not args.warm_hf_cache:  # datasets converts the parquet files into its cache on a first load
-        os.environ["HF_DATASETS_CACHE"] = str(work / "hf-cache")
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
-    print(f"machine: {platform.machine()}, nproc {os.cpu_count()}, python {platform.python_version()}; "
-          f"workers {params['vocab']['workers']}/{params['vectorize']['workers']}; dataset {args.dataset}; "
-          f"mode {'stage scripts' if args.scripts else 'library calls'}; "
-          f"HF cache {'warm (yours)' if args.warm_hf_cache else 'empty'}; folder {work}")
-    previous = Path.cwd()
-    os.chdir(work)
+    # DVC runs `python stages/...`: this interpreter first on PATH.
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+               PYTHONPATH=str(REPO), TQDM_DISABLE="1", HF_DATASETS_CACHE=str(work / "hf-cache"))
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}; "
+          f"dataset {dataset}; each row in a fresh process")
+    rows: dict[str, list[float]] = {}
     try:
-        checked = {section: load_params(section) for section in ("download", "split", "vocab", "vectorize")}
-        steps = library_steps(checked)
-        total = 0.0
-        for stage in STAGES:
-            started = time.perf_counter()
-            if args.scripts:
-                subprocess.run([sys.executable, str(REPO / "stages" / f"{stage}.py")], check=True,
-                               env=dict(os.environ, PYTHONPATH=str(REPO), TQDM_DISABLE="1"))
-                what = "stage script"
-            else:
-                what = steps[stage]()
-            seconds = time.perf_counter() - started
-            total += seconds
-            print(f"{stage:<12} {seconds:7.2f} s   {what}", flush=True)
-        print(f"{'total':<12} {total:7.2f} s")
+        for _ in range(args.repeat):
+            shutil.rmtree(work / "hf-cache", ignore_errors=True)  # the notebook's first load_dataset, every time
+            rows.setdefault("notebook", []).append(timed([sys.executable, "-c", NOTEBOOK, str(dataset)], work, env))
+            project = fresh_project(work, dataset, env)
+            rows.setdefault("dvc repro", []).append(
+                timed([sys.executable, "-m", "dvc", "repro", "vectorize"], project, env))
+            shutil.rmtree(work / "lib", ignore_errors=True)
+            for stage, seconds in library_seconds(work, dataset, env).items():
+                rows.setdefault(stage, []).append(seconds)
     finally:
-        os.chdir(previous)
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+    notebook = min(rows["notebook"])
+    print(f"{'row':<12} {'best s':>7}  {'runs':<24} {'x notebook':>10}")
+    for name, values in rows.items():
+        print(f"{name:<12} {min(values):7.2f}  {' '.join(f'{v:.2f}' for v in values):<24} {notebook / min(values):9.1f}x")
 
 
 if __name__ == "__main__":

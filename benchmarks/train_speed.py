@@ -8,14 +8,14 @@ the same vectorized train split and reports real (non-pad) tokens per second:
   loop       our readable reference, RNN.forward_loop, on length-bucketed right-padded batches
   rnn_tanh   our batching (make_batches + forward_sequence) on PyTorch's own fused torch.rnn_tanh and
              torch.optim.RMSprop: the default where the CPU kernel cannot be built
-  fused_cpu  our default path, as train_model runs it: textrnn.accel's hand-written kernel and
+  kernel     our default path, as train_model runs it: textrnn.accel's hand-written kernel and
              its one-pass RMSprop step (when the kernel builds here)
 
 Each row times a sample of one epoch's batches that is stratified by batch width (every k-th
 batch of the epoch sorted by width), so it sees the epoch's mix of short and long batches; the
 projected epoch time is the split's real tokens divided by the measured rate.
 
-    python benchmarks/train_speed.py                      # defaults: data/vectors/train.npz, data/vocab.txt
+    python benchmarks/train_speed.py                      # defaults: data/vectors, data/vocab.txt
     python benchmarks/train_speed.py --notebook-batches 10 --default-batches 100 --threads 2
 """
 from __future__ import annotations
@@ -35,14 +35,14 @@ import torch
 from sklearn.utils import shuffle
 from torch import nn
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # run from a checkout without `pip install -e .`
-
 from textrnn import accel
-from textrnn.data import EncodedSplit
-from textrnn.model import RNN, ModelConfig, loss_function, predicted_labels
-from textrnn.training import SequenceModel, TrainConfig, _gradient_norm, make_batches, train_model
+from textrnn.batching import make_batches
+from textrnn.data.vectors import EncodedSplit, open_split
+from textrnn.model import RNN, ModelConfig, loss_function
+from textrnn.training import TrainConfig, train_model, train_step
 from textrnn.vocab import PAD_ID, Vocab
+
+REPO = Path(__file__).resolve().parents[1]
 
 def default_path(relative: str) -> Path:
     """The pipeline's output in this checkout (run `dvc repro vectorize` first)."""
@@ -94,7 +94,7 @@ def notebook_steps(model: RNN, split: EncodedSplit, count: int, seed: int) -> Li
         hidden = model.init_hidden(batch_size=batch_X.shape[0]).to(device)
         optimizer.zero_grad()
         for t in range(batch_X.shape[1]):
-            output, hidden = model(batch_X[:, t], hidden)
+            output, hidden = model.step(batch_X[:, t], hidden)
         loss = criterion(output, batch_y.float().unsqueeze(1))
         loss.backward()
         optimizer.step()
@@ -108,47 +108,37 @@ def notebook_steps(model: RNN, split: EncodedSplit, count: int, seed: int) -> Li
 # ---------------------------------------------------------------- (b), (c), (d): train_model's step
 
 def bucketed_steps(model: RNN, split: EncodedSplit, count: int, seed: int, batch_size: int,
-                   forward: Callable[[RNN, torch.Tensor, torch.Tensor], torch.Tensor],
-                   optimizer_class=accel.RMSprop) -> List[Callable[[], int]]:
-    """train_model's inner loop body (one rank, keep in step with it) on a width-stratified sample of one epoch's buckets."""
+                   optimizer_class=accel.RMSprop, reference: bool = False) -> List[Callable[[], int]]:
+    """train_model's step (textrnn.training.train_step) on a width-stratified sample of one epoch's buckets.
+
+    ``reference``: the step runs the readable step loop (forward_loop) instead of the fused path.
+    """
     batches = make_batches(split, batch_size, torch.device("cpu"), np.random.default_rng(seed))
     widths = np.array([b.tokens.shape[1] for b in batches])
     parameters = list(model.parameters())
     optimizer = optimizer_class(parameters, lr=0.001)
     criterion = loss_function(model.config.num_classes, reduction="sum")
-
-    total_loss = torch.zeros((), dtype=torch.float64)
-    correct = torch.zeros((), dtype=torch.int64)
+    network = _Loop(model) if reference else model
 
     def step(batch) -> int:
-        nonlocal total_loss, correct
-        optimizer.zero_grad()
-        logits = forward(model, batch.tokens, batch.lengths)
-        batch_loss = criterion(logits, batch.labels)
-        correct += (predicted_labels(logits.detach()) == batch.labels).sum()
-        loss = batch_loss * (1 / batch.global_rows)
-        if not torch.isfinite(batch_loss):
-            raise RuntimeError(f"non-finite loss {batch_loss.item()}")
-        loss.backward()
-        if torch.isfinite(_gradient_norm(parameters, None)):
-            optimizer.step()
-        total_loss += batch_loss.detach().double()
+        train_step(network, batch, optimizer, criterion, parameters, clip=None)
         return int(batch.lengths.sum())
 
     model.train()
     return [lambda b=batches[k]: step(b) for k in stratified(widths, count)]
 
 
-def sequence_forward(model: RNN, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    return SequenceModel(model)(tokens, lengths)
+class _Loop(nn.Module):
+    def __init__(self, model: RNN):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_loop(tokens, lengths)
 
 
-def loop_forward(model: RNN, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    return model.forward_loop(tokens, lengths)
-
-
-ROWS = ["notebook", "loop", "rnn_tanh", "fused_cpu"]
-KERNEL_ROWS = ("fused_cpu",)
+ROWS = ["notebook", "loop", "rnn_tanh", "kernel"]
+KERNEL_ROWS = ("kernel",)
 
 
 def row_settings(key: str) -> contextlib.ExitStack:
@@ -162,7 +152,8 @@ def row_settings(key: str) -> contextlib.ExitStack:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", type=Path, default=default_path("data/vectors/train.npz"))
+    parser.add_argument("--vectors", type=Path, default=default_path("data/vectors"),
+                        help="the vectorize stage's output (its train split is timed)")
     parser.add_argument("--vocab", type=Path, default=default_path("data/vocab.txt"))
     parser.add_argument("--notebook-batches", type=int, default=60, help="timed batches of the notebook's loop")
     parser.add_argument("--loop-batches", type=int, default=30, help="timed batches of forward_loop")
@@ -181,8 +172,8 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    split = EncodedSplit.load(args.train)
     vocab_size = len(Vocab.load(args.vocab))
+    split = open_split(args.vectors, "train", vocab_size)
     torch.manual_seed(args.seed)
     initial = RNN(ModelConfig(vocab_size, args.embedding_size, args.hidden_size, len(split.label_names)))
     epoch_tokens = int(split.lengths.sum())
@@ -192,9 +183,9 @@ def main() -> None:
     build_seconds = time.perf_counter() - started
     print(f"machine: {platform.machine()}, nproc {os.cpu_count()}, torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}, python {platform.python_version()}")
-    print(f"data: {args.train} ({len(split)} reviews, {epoch_tokens} tokens, longest {split.lengths.max()}), "
+    print(f"data: {args.vectors}/train ({len(split)} reviews, {epoch_tokens} tokens, longest {split.lengths.max()}), "
           f"vocab {vocab_size}; batch {args.batch_size}, emb {args.embedding_size}, hidden {args.hidden_size}")
-    print(f"fused_cpu kernel: {'available' if fused_available else 'NOT available'} "
+    print(f"textrnn.accel kernel: {'available' if fused_available else 'NOT available'} "
           f"(load/build {build_seconds:.1f} s)")
 
     n = args.default_batches
@@ -202,11 +193,11 @@ def main() -> None:
         ("notebook", "notebook loop, random left-padded batches",
          lambda m: notebook_steps(m, split, args.notebook_batches, args.seed)),
         ("loop", "forward_loop, length buckets",
-         lambda m: bucketed_steps(m, split, args.loop_batches, args.seed, args.batch_size, loop_forward)),
+         lambda m: bucketed_steps(m, split, args.loop_batches, args.seed, args.batch_size, reference=True)),
         ("rnn_tanh", "torch.rnn_tanh + torch RMSprop, buckets",
-         lambda m: bucketed_steps(m, split, n, args.seed, args.batch_size, sequence_forward)),
-        ("fused_cpu", "default: fused_cpu kernel + RMSprop, buckets",
-         lambda m: bucketed_steps(m, split, n, args.seed, args.batch_size, sequence_forward)),
+         lambda m: bucketed_steps(m, split, n, args.seed, args.batch_size, torch.optim.RMSprop)),
+        ("kernel", "default: textrnn.accel kernel + RMSprop, buckets",
+         lambda m: bucketed_steps(m, split, n, args.seed, args.batch_size)),
     ]
     results = {}
     print(f"\n{'row':<10} {'what':<46} {'batches':>7} {'tokens':>8} {'wall s':>7} {'tokens/s':>9} {'x nb':>6} "
@@ -243,7 +234,7 @@ def main() -> None:
         for kernel in (True, False) if fused_available else (False,):
             with accel.enabled(kernel):
                 stats = train_model(copy.deepcopy(initial), split, valid, config, torch.device("cpu")).history[0]
-            print(f"train_model, one epoch, {'fused_cpu kernel' if kernel else 'torch.rnn_tanh'}: {stats.seconds:.1f} s, "
+            print(f"train_model, one epoch, {'textrnn.accel kernel' if kernel else 'torch.rnn_tanh'}: {stats.seconds:.1f} s, "
                   f"{stats.tokens / stats.seconds:.0f} tokens/s, "
                   f"{stats.tokens / stats.seconds / results['notebook'][0]:.1f}x the notebook's wall rate"
                   if "notebook" in results else f"train_model, one epoch: {stats.seconds:.1f} s", flush=True)

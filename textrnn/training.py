@@ -96,6 +96,39 @@ def _clip_and_check(parameters: list[torch.Tensor], clip: float | None) -> bool:
     return finite
 
 
+def train_step(network: torch.nn.Module, batch: Batch, optimizer: torch.optim.Optimizer, criterion,
+               parameters: list[torch.Tensor], clip: float | None,
+               where: tuple[int, int] = (0, 0)) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """One optimizer step on ``batch``: (summed loss, correct predictions, whether the step was applied).
+
+    A step whose gradients are not finite is dropped, as AMP's GradScaler does; a loss that is
+    itself not finite stops training (``where``: epoch and batch, for the message).
+    """
+    world_size = distributed.world_size()
+    device = batch.tokens.device
+    optimizer.zero_grad()
+    if len(batch.labels):
+        logits = network(batch.tokens, batch.lengths)
+        batch_loss = criterion(logits, batch.labels)
+        correct = (predicted_labels(logits.detach()) == batch.labels).sum()
+    else:  # this rank's share of a tiny batch is empty; it still runs DDP's forward and backward,
+        # or the other ranks would wait forever in their gradient all-reduce
+        empty = torch.full((1, 1), PAD_ID, device=device), torch.zeros(1, dtype=torch.long, device=device)
+        batch_loss = network(*empty).sum() * 0.0
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+    # Every rank must take this decision together, or the others would wait forever in backward.
+    if distributed.any_rank(not torch.isfinite(batch_loss)):
+        value = batch_loss.item() if not torch.isfinite(batch_loss) else "not finite on another rank"
+        raise NonFiniteLoss(f"training loss is {value} at epoch {where[0]}, batch {where[1]}; "
+                            f"lower train.lr or set train.clip_grad_norm")
+    # This rank's sum / the global rows * world size: DDP's gradient average is the global mean.
+    (batch_loss * (world_size / batch.global_rows)).backward()
+    stepped = _clip_and_check(parameters, clip)
+    if stepped:
+        optimizer.step()
+    return batch_loss.detach().double(), correct, stepped
+
+
 @torch.inference_mode()
 def score(model: RNN, batches: list[Batch]) -> dict[str, float]:
     """Summed loss, correct predictions and rows over ``batches`` (the caller divides, after reducing ranks)."""
@@ -149,31 +182,14 @@ def train_model(
             progress = tqdm(order, desc=f"epoch {epoch}/{config.epochs}", unit="batch", leave=False,
                             disable=None if rank == 0 else True)
             for step, index in enumerate(progress, start=1):
-                batch = train_batches[index]
-                optimizer.zero_grad()
                 for group in optimizer.param_groups:
                     group["lr"] = config.lr * learning_rate_factor(config.lr_schedule, steps, total_steps)
                 steps += 1
-                if len(batch.labels):
-                    logits = network(batch.tokens, batch.lengths)
-                    batch_loss = criterion(logits, batch.labels)
-                    train_correct += (predicted_labels(logits.detach()) == batch.labels).sum()
-                else:  # this rank's share of a tiny batch is empty; it still runs DDP's forward and backward,
-                    # or the other ranks would wait forever in their gradient all-reduce
-                    empty = torch.full((1, 1), PAD_ID, device=device), torch.zeros(1, dtype=torch.long, device=device)
-                    batch_loss = network(*empty).sum() * 0.0
-                # Every rank must take this decision together, or the others would wait forever in backward.
-                if distributed.any_rank(not torch.isfinite(batch_loss)):
-                    value = batch_loss.item() if not torch.isfinite(batch_loss) else "not finite on another rank"
-                    raise NonFiniteLoss(f"training loss is {value} at epoch {epoch}, batch {step}; "
-                                        f"lower train.lr or set train.clip_grad_norm")
-                # This rank's sum / the global rows * world size: DDP's gradient average is the global mean.
-                (batch_loss * (world_size / batch.global_rows)).backward()
-                if _clip_and_check(parameters, config.clip_grad_norm):
-                    optimizer.step()
-                else:
-                    skipped += 1  # as AMP's GradScaler does: an overflowed step is dropped, not applied
-                train_loss += batch_loss.detach().double()
+                batch_loss, correct, stepped = train_step(network, train_batches[index], optimizer, criterion,
+                                                          parameters, config.clip_grad_norm, where=(epoch, step))
+                train_loss += batch_loss
+                train_correct += correct
+                skipped += not stepped
             progress.close()
             if skipped == len(train_batches):
                 raise NonFiniteLoss(
