@@ -161,6 +161,7 @@ SCHEMA: Dict[str, Dict[str, Check]] = {
         "optimizer": _choice("rmsprop", "adam", "adamw"),
         "weight_decay": _number(0.0, closed_low=True),
         "lr_schedule": _choice("constant", "linear", "cosine"),
+        "patience": _integer(1, nullable=True),
     },
     "baseline": {
         "enabled": _boolean,

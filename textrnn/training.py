@@ -43,6 +43,7 @@ class TrainConfig:
     optimizer: str = "rmsprop"  # the notebook's
     weight_decay: float = 0.0
     lr_schedule: str = "constant"  # the notebook's; linear / cosine decay to 0 over all steps
+    patience: int | None = None  # stop after this many epochs without a lower valid loss; None: run every epoch
 
 
 @dataclass
@@ -215,6 +216,10 @@ def train_model(
                 result.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
             if on_epoch is not None:
                 on_epoch(stats)
+            if config.patience is not None and epoch - result.best_epoch >= config.patience:
+                log.info("train: stopped after epoch %d: valid loss has not improved since epoch %d (patience %d)",
+                         epoch, result.best_epoch, config.patience)
+                break
     if not result.best_state:
         raise NonFiniteLoss("no epoch gave a finite valid loss; lower train.lr or set train.clip_grad_norm")
     return result

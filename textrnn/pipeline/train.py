@@ -23,7 +23,7 @@ log = logging.getLogger("train")
 
 MODEL_KEYS = ("embedding_size", "hidden_size", "cell", "bidirectional", "readout", "dropout")
 TRAIN_KEYS = ("lr", "batch_size", "epochs", "seed", "clip_grad_norm", "valid_batch_size", "max_tokens", "optimizer",
-              "weight_decay", "lr_schedule")
+              "weight_decay", "lr_schedule", "patience")
 
 
 def check_vectors(vectors_dir: Path, vocab: Vocab, vocab_path: Path) -> dict[str, Any]:

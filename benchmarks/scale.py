@@ -1,0 +1,96 @@
+"""Cost against data size: each stage's wall time and peak memory on IMDB repeated 1x, 4x and 20x.
+
+For each size N this writes a dataset folder holding IMDB's train and test splits N times over
+(the same reviews: fine for cost, meaningless for accuracy), copies the project, and runs each
+stage script in its own process, as `dvc repro` does, with `train.epochs: 1`. It prints each
+stage's wall seconds and peak RSS (the process's maximum resident set, from the kernel) and how
+much faster than the data each grew against 1x.
+
+    python benchmarks/scale.py                       # 1x, 4x, 20x
+    python benchmarks/scale.py --sizes 1 4 --keep    # keep the work folder (its path is printed)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = ("download", "split", "build_vocab", "vectorize", "train", "evaluate")
+
+
+def repeated_dataset(source: Path, target: Path, times: int) -> None:
+    """``source``'s parquet files with every row ``times`` times, written batch by batch."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.glob("*.parquet")):
+        handle = pq.ParquetFile(path)
+        with pq.ParquetWriter(target / path.name, handle.schema_arrow) as writer:
+            for _ in range(times):
+                for batch in handle.iter_batches(batch_size=10_000):
+                    writer.write_batch(batch)
+
+
+def run_stage(project: Path, stage: str, env: dict) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one stage script."""
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, f"stages/{stage}.py"], cwd=project, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if status != 0:
+        raise SystemExit(f"{stage} failed at this size:\n{process.stderr.read()[-3000:]}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 20])
+    parser.add_argument("--dataset", type=Path, default=REPO / "datasets" / "imdb")
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="textrnn-scale-"))
+    env = dict(os.environ, TQDM_DISABLE="1")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}; "
+          f"train.epochs 1; each stage a fresh process; work folder {work}", flush=True)
+    table: dict[int, dict[str, tuple[float, float]]] = {}
+    try:
+        for size in args.sizes:
+            dataset = work / f"imdb-{size}x"
+            repeated_dataset(args.dataset, dataset, size)
+            project = work / f"project-{size}x"
+            shutil.copytree(REPO, project, ignore=shutil.ignore_patterns(
+                ".git", ".venv", "data", "models", "plots", "metrics", "datasets", "__pycache__", ".dvc"))
+            params = (project / "params.yaml").read_text(encoding="utf-8")
+            params = params.replace("dataset: datasets/imdb", f"dataset: {dataset}").replace("epochs: 10", "epochs: 1")
+            (project / "params.yaml").write_text(params, encoding="utf-8")
+            table[size] = {}
+            for stage in STAGES:
+                table[size][stage] = run_stage(project, stage, env)
+                seconds, rss = table[size][stage]
+                print(f"{size:>3}x {stage:<12} {seconds:8.1f} s {rss:8.0f} MB", flush=True)
+            shutil.rmtree(project / "data")  # the next size needs the disk more than this one's outputs
+            shutil.rmtree(dataset)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    first = args.sizes[0]
+    print(f"\n{'stage':<12}" + "".join(f"{f'{n}x: s, MB':>20}" for n in args.sizes)
+          + "".join(f"{f'{n}x/{first}x time':>16}" for n in args.sizes[1:]))
+    for stage in STAGES:
+        cells = "".join(f"{table[n][stage][0]:>11.1f} {table[n][stage][1]:>7.0f}" for n in args.sizes)
+        growth = "".join(f"{table[n][stage][0] / table[first][stage][0] / (n / first):>13.2f}x dt" for n in args.sizes[1:])
+        print(f"{stage:<12}{cells}{growth}")
+    print("\nx dt: time growth divided by data growth (1.0 = linear; the target is at most 1.2)")
+
+
+if __name__ == "__main__":
+    main()
