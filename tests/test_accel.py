@@ -14,7 +14,7 @@ import torch
 
 from textrnn import accel
 from textrnn.accel import cpu, kernel as kernels_module
-from textrnn.data import pad_batch
+from textrnn.batching import pad_batch
 from textrnn.model import RNN, ModelConfig
 from textrnn.vocab import PAD_ID
 

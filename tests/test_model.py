@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from textrnn import accel
-from textrnn.data import pad_batch
+from textrnn.batching import pad_batch
 from textrnn.errors import UserError
 from textrnn.model import READOUTS, RNN, ModelConfig, initialize, load_checkpoint, save_checkpoint
 from textrnn.model.cells import CELLS
