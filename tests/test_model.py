@@ -11,7 +11,7 @@ from torch import nn
 from textrnn import accel
 from textrnn.batching import pad_batch
 from textrnn.errors import UserError
-from textrnn.model import READOUTS, RNN, ModelConfig, initialize, load_checkpoint, save_checkpoint
+from textrnn.model import CHECKPOINT_FORMAT, READOUTS, RNN, ModelConfig, initialize, load_checkpoint, save_checkpoint
 from textrnn.model.cells import CELLS
 from textrnn.vocab import PAD_ID
 
@@ -429,21 +429,30 @@ def test_on_cuda_the_fused_path_equals_the_step_loop_and_the_cpu(options, full_f
 
 # ---------------------------------------------------------------- checkpoints
 
+INPUTS = {"vocab_sha256": "ab" * 32, "tokenizer": "0123456789abcdef", "max_tokens": None}
+
+
 @pytest.mark.parametrize("num_classes, options", [(2, {}), (3, dict(cell="lstm", bidirectional=True, readout="max",
                                                                        dropout=0.2))])
 def test_checkpoint_round_trip(tmp_path, num_classes, options):
     model = make_model(seed=5, num_classes=num_classes, **options)
     path = tmp_path / "models" / "model.pt"
-    save_checkpoint(path, model, model.state_dict(), ["a", "b", "c"][:num_classes], {"best_epoch": 3, "train_device": "cpu"})
+    inputs = {**INPUTS, "max_tokens": 7}
+    save_checkpoint(path, model, model.state_dict(), ["a", "b", "c"][:num_classes],
+                    {"best_epoch": 3, "train_device": "cpu"}, inputs)
     # Plain tensors, dicts and strings only: loads without executing anything.
     payload = torch.load(path, map_location="cpu", weights_only=True)
+    assert payload["format"] == CHECKPOINT_FORMAT == "textrnn-checkpoint-v2"
+    assert payload["inputs"] == inputs
     assert payload["config"] == {"vocabulary_size": VOCAB, "embedding_size": 6, "hidden_size": 12,
                                  "num_classes": num_classes, "cell": "rnn", "bidirectional": False, "readout": "last",
                                  "dropout": 0.0, **options}
     assert set(payload["state_dict"]) == parameter_names(options)
-    loaded, label_names, metadata = load_checkpoint(path)
-    assert label_names == ["a", "b", "c"][:num_classes]
-    assert metadata == {"best_epoch": 3, "train_device": "cpu"}
+    checkpoint = load_checkpoint(path)
+    loaded = checkpoint.model
+    assert checkpoint.label_names == ["a", "b", "c"][:num_classes]
+    assert checkpoint.metadata == {"best_epoch": 3, "train_device": "cpu"}
+    assert checkpoint.inputs == inputs
     assert loaded.config == model.config
     assert not loaded.training
     tokens, lengths = padded(random_reviews(MIXED))
@@ -453,10 +462,22 @@ def test_checkpoint_round_trip(tmp_path, num_classes, options):
     assert list(tmp_path.joinpath("models").iterdir()) == [path]  # no temporary file left behind
 
 
+def test_the_same_weights_give_the_same_checkpoint_bytes(tmp_path):
+    model = make_model(seed=5, cell="gru", bidirectional=True)
+    paths = [tmp_path / "a" / "model.pt", tmp_path / "b" / "other-name.pt"]
+    for path in paths:  # other folders and names: torch would put the file's name inside its zip
+        save_checkpoint(path, model, model.state_dict(), ["neg", "pos"], {"best_epoch": 1}, INPUTS)
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    with torch.no_grad():
+        model.V.bias.add_(1e-3)
+    save_checkpoint(paths[1], model, model.state_dict(), ["neg", "pos"], {"best_epoch": 1}, INPUTS)
+    assert paths[0].read_bytes() != paths[1].read_bytes()  # the comparison above can fail
+
+
 def test_a_checkpoint_whose_config_is_invalid_is_a_user_error(tmp_path):
     model = make_model()
     path = tmp_path / "model.pt"
-    save_checkpoint(path, model, model.state_dict(), ["neg", "pos"], {})
+    save_checkpoint(path, model, model.state_dict(), ["neg", "pos"], {}, INPUTS)
     payload = torch.load(path, weights_only=True)
     payload["config"]["cell"] = "transformer"
     torch.save(payload, path)
@@ -470,7 +491,7 @@ def test_save_checkpoint_refuses_nan_weights(tmp_path):
         model.U.weight[0, 0] = math.nan
     path = tmp_path / "model.pt"
     with pytest.raises(RuntimeError, match="U.weight"):
-        save_checkpoint(path, model, model.state_dict(), ["neg", "pos"], {})
+        save_checkpoint(path, model, model.state_dict(), ["neg", "pos"], {}, INPUTS)
     assert not path.exists()
     assert list(tmp_path.iterdir()) == []
 
@@ -480,7 +501,7 @@ def test_save_checkpoint_refuses_infinite_weights(tmp_path):
     state = {k: v.clone() for k, v in model.state_dict().items()}
     state["embedding.weight"][3, 1] = math.inf
     with pytest.raises(RuntimeError, match="embedding.weight"):
-        save_checkpoint(tmp_path / "model.pt", model, state, ["neg", "pos"], {})
+        save_checkpoint(tmp_path / "model.pt", model, state, ["neg", "pos"], {}, INPUTS)
 
 
 def test_loading_a_file_that_is_not_a_checkpoint_names_it(tmp_path):
