@@ -7,10 +7,12 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from conftest import synthetic_reviews
-from textrnn.data import EncodedSplit
+from textrnn.batching import make_batches
+from textrnn.data.vectors import EncodedSplit
+from textrnn.encoding import count_tokens, encode_texts
+from textrnn.inference import predict_logits
 from textrnn.model import RNN, ModelConfig
-from textrnn.preprocess import count_tokens, encode_texts
-from textrnn.training import NonFiniteLoss, TrainConfig, make_batches, predict_logits, train_model
+from textrnn.training import NonFiniteLoss, TrainConfig, train_model
 from textrnn.vocab import Vocab
 
 CPU = torch.device("cpu")
@@ -54,17 +56,17 @@ def test_training_lowers_the_loss_and_learns_the_easy_task(splits):
     history = result.history
     assert [s.epoch for s in history] == [1, 2, 3, 4, 5]
     assert seen == history
-    assert history[0].train_loss > history[-1].train_loss + 0.2, [s.train_loss for s in history]
+    assert history[0].metrics["train/loss"] > history[-1].metrics["train/loss"] + 0.2, [s.metrics["train/loss"] for s in history]
     # The kept checkpoint (lowest valid loss) classifies the easy task well.
     model.load_state_dict(result.best_state)
     logits = predict_logits(model, valid, 64, CPU)
     accuracy = ((logits > 0).numpy() == valid.labels).mean()
-    assert accuracy > 0.8, (accuracy, [s.valid_accuracy for s in history])
-    assert accuracy == pytest.approx(history[result.best_epoch - 1].valid_accuracy, abs=1e-12)
+    assert accuracy > 0.8, (accuracy, [s.metrics["valid/accuracy"] for s in history])
+    assert accuracy == pytest.approx(history[result.best_epoch - 1].metrics["valid/accuracy"], abs=1e-12)
     assert all(s.skipped_steps == 0 for s in history)
     assert history[0].tokens == int(train.lengths.sum())
     # The best state is the epoch with the lowest valid loss, and it is a copy, not the live weights.
-    best = min(history, key=lambda s: s.valid_loss)
+    best = min(history, key=lambda s: s.metrics["valid/loss"])
     assert result.best_epoch == best.epoch
     assert set(result.best_state) == set(model.state_dict())
     assert all(t.device.type == "cpu" for t in result.best_state.values())
@@ -79,8 +81,8 @@ def test_reported_valid_metrics_match_a_fresh_scoring(splits):
     labels = torch.from_numpy(valid.labels.copy())
     loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.double(), labels.double()).item()
     accuracy = ((logits > 0).long() == labels).double().mean().item()
-    assert stats.valid_loss == pytest.approx(loss, abs=1e-5)
-    assert stats.valid_accuracy == pytest.approx(accuracy, abs=1e-12)
+    assert stats.metrics["valid/loss"] == pytest.approx(loss, abs=1e-5)
+    assert stats.metrics["valid/accuracy"] == pytest.approx(accuracy, abs=1e-12)
 
 
 def test_predict_logits_keeps_the_split_order(splits):
@@ -102,7 +104,7 @@ def test_same_seed_gives_identical_weights(splits):
     b = train_model(second, train, valid, config, CPU)
     for name, tensor in first.state_dict().items():
         assert torch.equal(tensor, second.state_dict()[name]), name
-    assert [s.train_loss for s in a.history] == [s.train_loss for s in b.history]
+    assert [s.metrics["train/loss"] for s in a.history] == [s.metrics["train/loss"] for s in b.history]
     # A different training seed changes the batch order, and so the weights.
     third = new_model(vocab, seed=2)
     train_model(third, train, valid, TrainConfig(lr=0.01, batch_size=16, epochs=2, seed=12), CPU)
@@ -196,8 +198,8 @@ def test_multiclass_training_learns(splits):
     torch.manual_seed(0)
     model = RNN(ModelConfig(len(vocab), 8, 16, num_classes=3))
     result = train_model(model, split, split, TrainConfig(lr=0.01, batch_size=16, epochs=4, seed=0), CPU)
-    assert result.history[0].train_loss > result.history[-1].train_loss + 0.2
-    assert result.history[-1].valid_accuracy > 0.6
+    assert result.history[0].metrics["train/loss"] > result.history[-1].metrics["train/loss"] + 0.2
+    assert result.history[-1].metrics["valid/accuracy"] > 0.6
 
 
 def test_scoring_splits_long_buckets_over_the_token_budget_with_the_same_logits(monkeypatch):
@@ -211,7 +213,7 @@ def test_scoring_splits_long_buckets_over_the_token_budget_with_the_same_logits(
     widths = []
     original = model.forward
     monkeypatch.setattr(model, "forward", lambda t, n: widths.append(t.numel()) or original(t, n))
-    monkeypatch.setattr("textrnn.training.SCORING_TOKEN_BUDGET", 5000)
+    monkeypatch.setattr("textrnn.inference.SCORING_TOKEN_BUDGET", 5000)
     cut = predict_logits(model, split, 64, torch.device("cpu"))
     torch.testing.assert_close(cut, whole, atol=1e-6, rtol=0)
     assert max(widths) <= 5000 and len(widths) > 1
