@@ -8,14 +8,16 @@ import pytest
 import torch
 
 from conftest import make_dataset_dir, make_project, run
-from textrnn.data import EncodedSplit
+from textrnn import tokenizer
+from textrnn.data.vectors import open_split, read_meta
+from textrnn.encoding import count_tokens, encode_texts
+from textrnn.inference import predict_logits
 from textrnn.model import load_checkpoint
-from textrnn.preprocess import count_tokens, encode_texts
-from textrnn.training import predict_logits
 from textrnn.vocab import Vocab
 
 DVC = [sys.executable, "-m", "dvc"]
 EPOCHS = 3  # conftest.SMALL_PARAMS
+STAGES = 7  # download, split, build_vocab, vectorize, train, evaluate, baseline
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -47,17 +49,25 @@ def test_repro_creates_every_output(project):
     expected = Vocab.build(count_tokens(splits["train"]["text"].tolist()), min_freq=1)
     assert vocab.itos == expected.itos
     for name, frame in splits.items():
-        vectors = EncodedSplit.load(project / f"data/vectors/{name}.npz")
+        vectors = open_split(project / "data/vectors", name, len(vocab))
         ids, offsets = encode_texts(frame["text"].tolist(), vocab)
         assert np.array_equal(vectors.ids, ids) and np.array_equal(vectors.offsets, offsets), name
         assert np.array_equal(vectors.labels, frame["label"].to_numpy()), name
         assert vectors.label_names == ["neg", "pos"]
+    meta = read_meta(project / "data/vectors")
+    assert meta["vocab_sha256"] == vocab.fingerprint() and meta["tokenizer"] == tokenizer.fingerprint()
+    assert meta["splits"] == {name: {"reviews": len(frame), "tokens": int(sum(len(tokenizer.tokenize(t))
+                                                                              for t in frame["text"]))}
+                              for name, frame in splits.items()}
 
-    model, label_names, metadata = load_checkpoint(project / "models/model.pt")
+    checkpoint = load_checkpoint(project / "models/model.pt")
+    model = checkpoint.model
     assert (model.config.vocabulary_size, model.config.embedding_size, model.config.hidden_size) == (len(vocab), 8, 16)
-    assert label_names == ["neg", "pos"] and metadata["train_device"] == "cpu"
+    assert checkpoint.label_names == ["neg", "pos"] and checkpoint.metadata["train_device"] == "cpu"
+    assert checkpoint.inputs == {"vocab_sha256": vocab.fingerprint(), "tokenizer": tokenizer.fingerprint(),
+                                 "max_tokens": None}
     # metrics.json holds what the saved checkpoint scores.
-    test = EncodedSplit.load(project / "data/vectors/test.npz")
+    test = open_split(project / "data/vectors", "test")
     logits = predict_logits(model, test, 64, torch.device("cpu"))
     assert metrics["test"]["accuracy"] == round(float(((logits > 0).numpy() == test.labels).mean()), 6)
 
@@ -70,8 +80,15 @@ def test_repro_creates_every_output(project):
     for png in ("plots/training/loss.png", "plots/training/accuracy.png",
                 "plots/evaluation/confusion.png", "plots/evaluation/roc.png"):
         assert (project / png).read_bytes()[:8] == PNG, png
-    for sklearn_plot in ("confusion_matrix", "roc"):
-        assert json.loads((project / f"metrics/plots/sklearn/{sklearn_plot}.json").read_text())
+    confusion = json.loads((project / "metrics/plots/confusion.json").read_text())
+    assert [(row["actual"], row["predicted"]) for row in confusion] == [
+        ("neg", "neg"), ("neg", "pos"), ("pos", "neg"), ("pos", "pos")]
+    assert sum(row["count"] for row in confusion) == 120
+    roc = json.loads((project / "metrics/plots/roc.json").read_text())
+    assert {row["class"] for row in roc} == {"pos"}
+    assert (roc[0]["fpr"], roc[0]["tpr"], roc[-1]["fpr"], roc[-1]["tpr"]) == (0.0, 0.0, 1.0, 1.0)
+    baseline = json.loads((project / "metrics/baseline.json").read_text())
+    assert baseline["enabled"] is True and set(baseline["test"]) == {"accuracy", "loss"}
 
 
 def test_repro_with_nothing_changed_runs_no_stage(project):
@@ -84,7 +101,7 @@ def test_repro_with_nothing_changed_runs_no_stage(project):
 def test_forced_repro_gives_identical_metrics_bytes(project):
     before = (project / "metrics/metrics.json").read_bytes()
     output = run(DVC + ["repro", "-f"], project)
-    assert output.stdout.count("Running stage") == 6
+    assert output.stdout.count("Running stage") == STAGES
     assert (project / "metrics/metrics.json").read_bytes() == before
 
 
@@ -103,7 +120,7 @@ def test_experiment_and_diffs(project):
     committed = json.loads((project / "metrics/metrics.json").read_text())
 
     run(DVC + ["exp", "run", "-S", "train.hidden_size=8"], project)
-    assert load_checkpoint(project / "models/model.pt")[0].config.hidden_size == 8
+    assert load_checkpoint(project / "models/model.pt").model.config.hidden_size == 8
 
     diff = json.loads(run(DVC + ["metrics", "diff", "--all", "--json"], project).stdout)
     changes = diff["metrics/metrics.json"]
@@ -134,7 +151,8 @@ def test_experiment_and_diffs(project):
     train_loss = pd.read_csv(project / "plots/training/plots/metrics/train/loss.tsv", sep="\t")["loss"].tolist()
     assert [v for _, v in series(plots["Loss"], "loss")[("workspace", "train/loss.tsv")]] == train_loss
     confusion = plots["Confusion matrix (test)"][0]["content"]["data"]["values"]
-    assert len(confusion) == 120 and {p["actual"] for p in confusion} == {"neg", "pos"}
+    assert len(confusion) == 4 and {p["actual"] for p in confusion} == {"neg", "pos"}
+    assert sum(int(p["count"]) for p in confusion) == 120
     roc = plots["ROC (test)"][0]["content"]["data"]["values"]
     assert {"fpr", "tpr"} <= set(roc[0]) and roc[-1]["fpr"] == 1.0 and roc[-1]["tpr"] == 1.0
 
