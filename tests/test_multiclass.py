@@ -35,8 +35,9 @@ def check_project(project: Path, label_names: List[str]) -> pd.DataFrame:
         assert 0 <= metrics[name]["accuracy"] <= 1 and 0 <= metrics[name]["f1_macro"] <= 1
         assert metrics[name]["loss"] > 0
 
-    model, names, _ = load_checkpoint(project / "models/model.pt")
-    assert names == label_names
+    checkpoint = load_checkpoint(project / "models/model.pt")
+    model = checkpoint.model
+    assert checkpoint.label_names == label_names
     assert model.config.num_classes == 3
     assert tuple(model.V.weight.shape) == (3, model.config.hidden_size) and tuple(model.V.bias.shape) == (3,)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from conftest import make_dataset_dir, make_project, run
 
-OUTPUTS = ["models/model.pt", "data/vocab.txt", "data/vectors/test.npz", "plots/training/loss.png",
-           "metrics/metrics.json"]
+OUTPUTS = ["models/model.pt", "data/vocab.txt", "data/vectors/test/ids.npy", "data/vectors/meta.json",
+           "plots/training/loss.png", "metrics/metrics.json"]
 
 
 def dvc(*args: str, cwd: Path):
