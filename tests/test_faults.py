@@ -23,14 +23,19 @@ import torch
 import yaml
 
 from conftest import make_dataset_dir, make_project, run, synthetic_reviews, write_hf_parquet
-from textrnn.data import EncodedSplit, standardize_splits, stratified_split
-from textrnn.errors import UserError, cli_main, interrupts_held
+from textrnn.data.raw import write_raw
+from textrnn.data.sources import local_source
+from textrnn.data.splits import stratified_indices
+from textrnn.data.vectors import EncodedSplit, SplitVectorsWriter, open_split, write_meta
+from textrnn.errors import UserError
 from textrnn.io import atomic_dir, atomic_path
 from textrnn.model import RNN, ModelConfig, load_checkpoint, save_checkpoint
+from textrnn.runtime import cli_main
+from textrnn.signals import interrupts_held
 from textrnn.training import NonFiniteLoss, TrainConfig, train_model
 from textrnn.vocab import Vocab
 
-STAGES = ("download", "split", "build_vocab", "vectorize", "train", "evaluate")
+STAGES = ("download", "split", "build_vocab", "vectorize", "train", "evaluate", "baseline")
 OUTPUTS = ("data", "models", "plots", "metrics")
 NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
 
@@ -141,7 +146,8 @@ def test_download_names_a_missing_text_column(project):
     dataset = params_of(project)["download"]["dataset"]
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, stage(project, "download"))
-    assert line == (f"error: {dataset} split 'train': no column 'review' (columns: ['text', 'label']); "
+    # Both splits lack it; the first in file name order is named.
+    assert line == (f"error: {dataset} split 'test': no column 'review' (columns: ['text', 'label']); "
                     f"set download.text_column / download.label_column")
 
 
@@ -153,7 +159,8 @@ def test_download_refuses_labels_outside_the_classlabel(project, tmp_path):
     set_param(project, "download", "dataset", str(dataset))
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, stage(project, "download"))
-    assert line == f"error: {dataset} split 'train': label 7 is outside the classes ['neg', 'pos'] (0..1) in 2 of 60 rows"
+    assert line == (f"error: {dataset} split 'train': label 7 is outside the classes ['neg', 'pos'] (0..1) in 2 rows "
+                    f"of a batch of 60")
 
 
 def test_blank_texts_are_dropped_and_counted(project, tmp_path):
@@ -168,7 +175,7 @@ def test_blank_texts_are_dropped_and_counted(project, tmp_path):
     result = stage(project, "download", check=True)
     assert f"{dataset} split 'train': dropped 3 rows with a null, empty or whitespace-only text" in result.stderr
     assert f"{dataset} split 'test': dropped 1 rows with a null, empty or whitespace-only text" in result.stderr
-    assert f"(train 57, test 29 rows; classes ['neg', 'pos'])" in result.stderr
+    assert "(test 29, train 57 rows; classes ['neg', 'pos'])" in result.stderr  # splits in file name order
     raw_train = pd.read_parquet(project / "data/raw/train.parquet")
     expected = train.drop(index=[3, 10, 11]).reset_index(drop=True)
     assert raw_train["text"].tolist() == expected["text"].tolist()
@@ -176,15 +183,18 @@ def test_blank_texts_are_dropped_and_counted(project, tmp_path):
     assert len(pd.read_parquet(project / "data/raw/test.parquet")) == 29
 
 
-def test_blank_texts_policy_in_the_library():
+def test_blank_texts_policy_in_the_library(tmp_path):
     frame = pd.DataFrame({"review": ["good film", None, "", "  ", "bad film"], "stars": [1, 0, 1, 0, 0]})
-    out, names = standardize_splits({"train": frame}, "review", "stars", ["neg", "pos"], source="x")
-    assert out["train"]["text"].tolist() == ["good film", "bad film"]
-    assert out["train"]["label"].tolist() == [1, 0]
-    assert names == ["neg", "pos"]
+    write_hf_parquet(tmp_path / "dataset/train.parquet", frame)
+    rows = write_raw(local_source(tmp_path / "dataset", "stars"), "review", "stars", tmp_path / "raw")
+    assert rows == {"train": 2}
+    out = pd.read_parquet(tmp_path / "raw/train.parquet")
+    assert out["text"].tolist() == ["good film", "bad film"]
+    assert out["label"].tolist() == [1, 0]
+    assert json.loads((tmp_path / "raw/labels.json").read_text()) == {"names": ["0", "1"]}
 
 
-def write_raw(project: Path, train: pd.DataFrame, test: pd.DataFrame, names: list) -> None:
+def write_raw_files(project: Path, train: pd.DataFrame, test: pd.DataFrame, names: list) -> None:
     raw = project / "data/raw"
     train.to_parquet(raw / "train.parquet", index=False)
     test.to_parquet(raw / "test.parquet", index=False)
@@ -194,28 +204,28 @@ def write_raw(project: Path, train: pd.DataFrame, test: pd.DataFrame, names: lis
 def test_split_refuses_to_leave_a_class_without_a_valid_row(project):
     train = synthetic_reviews(96, n_classes=2)  # 48 + 48 + 2 rows: a 20% valid split is 10 + 10 + 0
     tiny = pd.DataFrame({"text": ["a rare review", "another rare one"], "label": [2, 2]})
-    write_raw(project, pd.concat([train, tiny], ignore_index=True), synthetic_reviews(30, n_classes=3),
-              ["neg", "pos", "rare"])
+    write_raw_files(project, pd.concat([train, tiny], ignore_index=True), synthetic_reviews(30, n_classes=3),
+                    ["neg", "pos", "rare"])
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, stage(project, "split"))
     assert line == ("error: data/raw/train.parquet: class 2 ('rare') would have no row in valid (2 rows of it in "
                     "all); add rows of this class, or change split.valid_size")
 
 
-def frame_with_labels(counts) -> pd.DataFrame:
-    labels = np.concatenate([np.full(n, label) for label, n in enumerate(counts)]).astype(np.int64)
-    return pd.DataFrame({"text": [f"review {i}" for i in range(len(labels))], "label": labels})
+def labels_of_counts(counts) -> np.ndarray:
+    return np.concatenate([np.full(n, label) for label, n in enumerate(counts)]).astype(np.int64)
 
 
 def test_stratified_split_checks_every_named_class_on_both_sides():
     with pytest.raises(UserError, match=r"^x: class 2 \('c'\) would have no row in valid \(2 rows of it in all\)"):
-        stratified_split(frame_with_labels([48, 48, 2]), 0.2, 42, "valid", "x", ["a", "b", "c"])
+        stratified_indices(labels_of_counts([48, 48, 2]), 0.2, 42, "valid", "x", ["a", "b", "c"])
     with pytest.raises(UserError, match=r"^x: class 2 \('c'\) would have no row in train \(0 rows of it in all\)"):
-        stratified_split(frame_with_labels([50, 50]), 0.2, 42, "valid", "x", ["a", "b", "c"])
+        stratified_indices(labels_of_counts([50, 50]), 0.2, 42, "valid", "x", ["a", "b", "c"])
     with pytest.raises(UserError, match=r"^x: class 1 has 1 row; a stratified test split needs at least 2"):
-        stratified_split(frame_with_labels([50, 1]), 0.2, 42, "test", "x", ["a", "b"])
-    rest, part = stratified_split(frame_with_labels([50, 50, 10]), 0.2, 42, "valid", "x", ["a", "b", "c"])
-    assert sorted(set(part["label"])) == sorted(set(rest["label"])) == [0, 1, 2]
+        stratified_indices(labels_of_counts([50, 1]), 0.2, 42, "test", "x", ["a", "b"])
+    labels = labels_of_counts([50, 50, 10])
+    rest, part = stratified_indices(labels, 0.2, 42, "valid", "x", ["a", "b", "c"])
+    assert sorted(set(labels[part])) == sorted(set(labels[rest])) == [0, 1, 2]
 
 
 @pytest.mark.parametrize("name, broken", [
@@ -232,50 +242,59 @@ def test_a_truncated_parquet_is_named(project, name, broken):
     assert line.endswith("); rerun the stage that writes it")
 
 
-def test_a_truncated_npz_is_named_by_train(project):
-    path = project / "data/vectors/train.npz"
+def test_truncated_vectors_are_named_by_train(project):
+    path = project / "data/vectors/train/ids.npy"
     path.write_bytes(path.read_bytes()[:-200])
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, stage(project, "train"))
-    assert line.startswith("error: data/vectors/train.npz: corrupt or not a textrnn vector file (")
-    assert line.endswith("); rerun `dvc repro -f vectorize`")
+    assert line == ("error: data/vectors/train/ids.npy: corrupt or not a textrnn vector file (ValueError); "
+                    "rerun `dvc repro -f vectorize`")
 
 
-def broken_npz(path: Path, kind: str) -> None:
-    good_split = EncodedSplit(np.arange(6, dtype=np.int32), np.array([0, 2, 6], np.int64), np.array([0, 1]),
-                              ["neg", "pos"])
-    good_split.save(path)
+def broken_vectors(directory: Path, kind: str, marker: Path) -> Path:
+    """A vectors folder with one good split, then one of its files broken as ``kind`` says; returns that file."""
+    writer = SplitVectorsWriter(directory / "train")
+    writer.append(np.arange(6, dtype=np.int32), np.array([2, 4]))
+    writer.close(np.array([0, 1]))
+    write_meta(directory, ["neg", "pos"], "sha", "tok", {"train": {"reviews": 2, "tokens": 6}})
+    path = directory / "train" / ("labels.npy" if kind == "pickled objects" else "ids.npy")
     data = path.read_bytes()
     if kind == "random bytes":
         path.write_bytes(os.urandom(len(data)))
     elif kind == "truncated":
-        path.write_bytes(data[: len(data) // 2])
+        path.write_bytes(data[: len(data) - 8])
     elif kind == "empty":
         path.write_bytes(b"")
-    elif kind == "missing array":
-        np.savez(path, ids=good_split.ids, offsets=good_split.offsets)
-    elif kind == "pickled objects":
-        np.savez(path, ids=np.array([object()], dtype=object), offsets=good_split.offsets,
-                 labels=good_split.labels, label_names=np.array(["neg", "pos"]))
+    elif kind == "pickled objects":  # loading it with pickles allowed would run a shell command
+        np.save(path, np.array([Malicious(marker)], dtype=object), allow_pickle=True)
     elif kind == "bad offsets":
-        np.savez(path, ids=good_split.ids, offsets=np.array([0, 4, 3]), labels=good_split.labels,
-                 label_names=np.array(["neg", "pos"]))
+        path = directory / "train" / "offsets.npy"
+        np.save(path, np.array([0, 4, 3]))
+    return path
 
 
-@pytest.mark.parametrize("kind", ["random bytes", "truncated", "empty", "missing array", "pickled objects"])
-def test_a_broken_npz_is_named_and_never_unpickled(tmp_path, kind):
-    path = tmp_path / "train.npz"
-    broken_npz(path, kind)
+@pytest.mark.parametrize("kind", ["random bytes", "truncated", "empty", "pickled objects"])
+def test_broken_vectors_are_named_and_never_unpickled(tmp_path, kind):
+    marker = tmp_path / "PWNED"
+    path = broken_vectors(tmp_path / "vectors", kind, marker)
     with pytest.raises(UserError) as error:
-        EncodedSplit.load(path)
+        open_split(tmp_path / "vectors", "train")
     assert str(error.value).startswith(f"{path}: corrupt or not a textrnn vector file (")
+    assert str(error.value).endswith("); rerun `dvc repro -f vectorize`")
+    assert not marker.exists()
 
 
-def test_npz_offsets_that_do_not_match_are_named(tmp_path):
-    path = tmp_path / "train.npz"
-    broken_npz(path, "bad offsets")
-    with pytest.raises(UserError, match=rf"^{path}: offsets do not match ids and labels"):
-        EncodedSplit.load(path)
+def test_missing_vectors_are_named(tmp_path):
+    path = broken_vectors(tmp_path / "vectors", "intact", tmp_path / "PWNED")
+    path.unlink()
+    with pytest.raises(UserError, match=rf"^{path}: not found; run `dvc repro vectorize`$"):
+        open_split(tmp_path / "vectors", "train")
+
+
+def test_vector_offsets_that_do_not_match_are_named(tmp_path):
+    broken_vectors(tmp_path / "vectors", "bad offsets", tmp_path / "PWNED")
+    with pytest.raises(UserError, match=rf"^{tmp_path / 'vectors' / 'train'}: offsets do not match ids and labels"):
+        open_split(tmp_path / "vectors", "train")
 
 
 @pytest.mark.parametrize("content, problem", [
@@ -300,13 +319,15 @@ def test_vectorize_names_a_garbage_vocab_and_keeps_the_old_vectors(project):
     assert line == "error: data/vocab.txt: not a UTF-8 text file; rebuild it with `dvc repro -f build_vocab`"
 
 
-def test_train_names_vectors_made_with_a_larger_vocab(project):
+@pytest.mark.parametrize("change", ["smaller", "same size, other tokens"])
+def test_train_names_vectors_made_with_another_vocab(project, change):
     vocab = Vocab.load(project / "data/vocab.txt")
-    Vocab(vocab.itos[:10]).save(project / "data/vocab.txt")
+    other = Vocab(vocab.itos[:10]) if change == "smaller" else same_size_other_tokens(vocab)
+    other.save(project / "data/vocab.txt")
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, stage(project, "train"))
-    assert line == ("error: data/vectors/train.npz: token ids exceed the vocabulary (10 tokens); "
-                    "rerun `dvc repro -f vectorize`")
+    assert line == ("error: data/vectors was made with another vocabulary than data/vocab.txt; "
+                    "rerun `dvc repro vectorize`")
 
 
 # ---------------------------------------------------------------- atomic outputs
@@ -385,14 +406,24 @@ def test_a_signal_during_training_keeps_the_previous_checkpoint_and_curves(proje
 
 # ---------------------------------------------------------------- safe loading
 
-def test_evaluate_refuses_a_checkpoint_trained_on_another_vocab(project):
-    with open(project / "data/vocab.txt", "a") as handle:
-        handle.write("extra1\nextra2\nextra3\n")
-    size = len(Vocab.load(project / "data/vocab.txt"))
+def same_size_other_tokens(vocab: Vocab) -> Vocab:
+    """The same number of tokens, ids read as other tokens: the first two real tokens swapped."""
+    tokens = list(vocab.itos)
+    tokens[2], tokens[3] = tokens[3], tokens[2]
+    return Vocab(tokens)
+
+
+@pytest.mark.parametrize("change", ["larger", "same size, other tokens"])
+def test_evaluate_refuses_a_checkpoint_trained_on_another_vocab(project, change):
+    """The vocabulary is rebuilt and the vectors made again with it, but the model is not retrained."""
+    vocab = Vocab.load(project / "data/vocab.txt")
+    other = Vocab(vocab.itos + ["extra1", "extra2"]) if change == "larger" else same_size_other_tokens(vocab)
+    other.save(project / "data/vocab.txt")
+    stage(project, "vectorize", check=True)
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, stage(project, "evaluate"))
-    assert line == (f"error: models/model.pt was trained on {size - 3} tokens but data/vocab.txt has {size}; "
-                    f"retrain with `dvc repro train`")
+    assert line == ("error: models/model.pt was trained on another vocabulary than the one data/vectors was made "
+                    "with; retrain with `dvc repro train`")
 
 
 def test_evaluate_refuses_a_checkpoint_with_other_classes(project):
@@ -401,7 +432,7 @@ def test_evaluate_refuses_a_checkpoint_with_other_classes(project):
     torch.save(payload, project / "models/model.pt")
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, stage(project, "evaluate"))
-    assert line == ("error: models/model.pt predicts classes ['bad', 'good'] but data/vectors/train.npz has "
+    assert line == ("error: models/model.pt predicts classes ['bad', 'good'] but data/vectors has "
                     "['neg', 'pos']; retrain with `dvc repro train`")
 
 
@@ -426,7 +457,7 @@ def test_load_checkpoint_names_a_corrupt_file(built, tmp_path, content):
     message = str(error.value)
     assert message.startswith(f"{path}: ")
     assert "\n" not in message
-    expected = {"not a dict": "not a textrnn checkpoint", "wrong shapes": "checkpoint does not match the model"}
+    expected = {"not a dict": "not a textrnn checkpoint", "wrong shapes": "its weights do not match its config"}
     assert expected.get(content, "corrupt or truncated checkpoint") in message
 
 
@@ -491,6 +522,9 @@ def tiny_split(n: int = 24) -> EncodedSplit:
                         np.arange(n, dtype=np.int64) % 2, ["neg", "pos"])
 
 
+INPUTS = {"vocab_sha256": "ab" * 32, "tokenizer": "0123456789abcdef", "max_tokens": None}
+
+
 def test_nan_weights_stop_training_at_the_first_batch_and_are_never_saved(tmp_path):
     torch.manual_seed(0)
     model = RNN(ModelConfig(20, 4, 8))
@@ -503,5 +537,5 @@ def test_nan_weights_stop_training_at_the_first_batch_and_are_never_saved(tmp_pa
     assert isinstance(error.value, UserError)
     path = tmp_path / "model.pt"
     with pytest.raises(RuntimeError, match="non-finite weights in V.weight"):
-        save_checkpoint(path, model, model.state_dict(), ["neg", "pos"], {})
+        save_checkpoint(path, model, model.state_dict(), ["neg", "pos"], {}, INPUTS)
     assert list(tmp_path.iterdir()) == []
