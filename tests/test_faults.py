@@ -6,9 +6,12 @@ The params checks themselves are in test_params.py.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -26,7 +29,8 @@ from conftest import make_dataset_dir, make_project, run, synthetic_reviews, wri
 from textrnn.data.raw import write_raw
 from textrnn.data.sources import local_source
 from textrnn.data.splits import stratified_indices
-from textrnn.data.vectors import EncodedSplit, SplitVectorsWriter, open_split, write_meta
+from textrnn import memory
+from textrnn.data.vectors import EncodedSplit, SplitVectorsWriter, open_split, read_meta, write_meta
 from textrnn.errors import UserError
 from textrnn.io import atomic_dir, atomic_path
 from textrnn.model import RNN, ModelConfig, load_checkpoint, save_checkpoint
@@ -102,6 +106,17 @@ def assert_failed_cleanly(project: Path, before: dict, result: subprocess.Comple
     assert snapshot(project) == before
     assert leftovers(project) == []
     return line
+
+
+# Address space for a process that must refuse a size before allocating it: torch and the stages start
+# in well under this, and an attempt to allocate the refused size fails at once instead of taking the machine.
+MEMORY_LIMIT_KB = 2_000_000
+
+
+def in_bounded_memory(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """``python args...`` in ``project`` under `ulimit -v MEMORY_LIMIT_KB`."""
+    command = " ".join(["exec", sys.executable, *(f"'{arg}'" for arg in args)])
+    return run(["bash", "-c", f"ulimit -v {MEMORY_LIMIT_KB}; {command}"], project, check=False)
 
 
 # ---------------------------------------------------------------- params: every stage checks before any work
@@ -192,6 +207,24 @@ def test_blank_texts_policy_in_the_library(tmp_path):
     assert out["text"].tolist() == ["good film", "bad film"]
     assert out["label"].tolist() == [1, 0]
     assert json.loads((tmp_path / "raw/labels.json").read_text()) == {"names": ["0", "1"]}
+
+
+@pytest.mark.parametrize("case", ["same column", "blank test split"])
+def test_download_refuses_a_label_read_from_the_text_and_a_split_without_text(project, tmp_path, case):
+    if case == "same column":
+        set_param(project, "download", "label_column", "text")
+        expected = ("error: download.text_column and download.label_column are both 'text': the label would be "
+                    "read from the text itself; name two different columns")
+    else:
+        dataset = tmp_path / "blank_test"
+        write_hf_parquet(dataset / "train.parquet", raw_frame(), ["neg", "pos"])
+        blank = pd.DataFrame({"text": [" ", "", None, "\t\n"], "label": [0, 1, 0, 1]})
+        write_hf_parquet(dataset / "test.parquet", blank, ["neg", "pos"])
+        set_param(project, "download", "dataset", str(dataset))
+        expected = (f"error: {dataset} split 'test': no row has a text (4 blank of 4); check download.text_column "
+                    f"or the data")
+    before = snapshot(project)
+    assert assert_failed_cleanly(project, before, stage(project, "download")) == expected
 
 
 def write_raw_files(project: Path, train: pd.DataFrame, test: pd.DataFrame, names: list) -> None:
@@ -354,6 +387,15 @@ def test_atomic_path_and_dir_keep_the_old_output_when_the_writer_fails(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt", "outdir"]
 
 
+def test_a_write_fault_inside_an_output_folder_names_the_output_not_a_temporary(tmp_path):
+    with pytest.raises(UserError) as error:
+        with atomic_dir(tmp_path / "plots") as folder, atomic_path(folder / "loss.png"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert str(error.value) == (f"cannot write {tmp_path / 'plots' / 'loss.png'}: no space left on the device; free "
+                                f"some space and rerun")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_signal_inside_interrupts_held_waits_for_the_end_of_the_block(capsys):
     steps = []
 
@@ -402,6 +444,66 @@ def test_a_signal_during_training_keeps_the_previous_checkpoint_and_curves(proje
     assert [x for x in lines if x.startswith(("interrupted", "error"))] == [line]
     assert snapshot(project) == before
     assert leftovers(project) == []
+
+
+# ---------------------------------------------------------------- a full disk
+
+# Run inside a private mount namespace (`unshare -rm`): mounts a small tmpfs, copies the project onto it,
+# leaves room for only half of the stage's new output, runs the stage there and reports what it saw.
+FULL_DISK_RUN = r"""
+import hashlib, json, os, shutil, subprocess, sys
+from pathlib import Path
+
+project, disk, stage, room, report = sys.argv[1:6]
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", disk], check=True)
+copy = Path(shutil.copytree(project, Path(disk) / "project", ignore=shutil.ignore_patterns("__pycache__")))
+
+
+def outputs():
+    return {str(p.relative_to(copy)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for top in OUTPUTS for p in sorted((copy / top).rglob("*")) if p.is_file()}
+
+
+before = outputs()
+size = shutil.disk_usage(disk).used + int(room)
+subprocess.run(["mount", "-o", f"remount,size={size}", disk], check=True)
+result = subprocess.run([sys.executable, f"stages/{stage}.py"], cwd=copy, capture_output=True, text=True,
+                        env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+leftovers = sorted(str(p.relative_to(copy)) for p in copy.rglob("*") if p.name.endswith((".tmp", ".old")))
+Path(report).write_text(json.dumps({"returncode": result.returncode, "stderr": result.stderr, "stdout": result.stdout,
+                                    "changed": outputs() != before, "leftovers": leftovers,
+                                    "free": shutil.disk_usage(disk).free}))
+""".replace("OUTPUTS", repr(OUTPUTS))
+
+
+def private_mounts_allowed() -> bool:
+    try:
+        probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True)
+    except FileNotFoundError:
+        return False
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not private_mounts_allowed(), reason="needs `unshare -rm` (user and mount namespaces) to mount "
+                                                        "a small tmpfs; this system does not permit it")
+@pytest.mark.parametrize("name, output", [("download", "data/raw"), ("vectorize", "data/vectors"),
+                                          ("train", "models/model.pt plots/training")])
+def test_a_full_disk_leaves_the_previous_outputs_and_says_so_in_one_line(project, tmp_path, name, output):
+    new_output = sum(p.stat().st_size for top in output.split() for p in [project / top, *(project / top).rglob("*")]
+                     if p.is_file())
+    (tmp_path / "disk").mkdir()
+    report = tmp_path / "report.json"
+    run(["unshare", "-rm", sys.executable, "-c", FULL_DISK_RUN, str(project), str(tmp_path / "disk"), name,
+         str(new_output // 2), str(report)], tmp_path)
+    seen = json.loads(report.read_text())
+    assert seen["free"] < new_output  # the stage could not have written its output there
+    result = subprocess.CompletedProcess([], seen["returncode"], seen["stdout"], seen["stderr"])
+    line = error_line(result)
+    # The output is named (a file inside an output folder by its final path), never a temporary name.
+    assert re.fullmatch(rf"error: cannot write ({'|'.join(output.split())})(/[\w.]+)*: no space left on the device; "
+                        rf"free some space and rerun", line), line
+    assert not seen["changed"]
+    assert seen["leftovers"] == []
 
 
 # ---------------------------------------------------------------- safe loading
@@ -459,6 +561,23 @@ def test_load_checkpoint_names_a_corrupt_file(built, tmp_path, content):
     assert "\n" not in message
     expected = {"not a dict": "not a textrnn checkpoint", "wrong shapes": "its weights do not match its config"}
     assert expected.get(content, "corrupt or truncated checkpoint") in message
+
+
+@pytest.mark.parametrize("reader", ["predict", "evaluate"])
+def test_a_checkpoint_claiming_a_huge_model_is_refused_before_anything_is_allocated(project, reader):
+    """Small tensors under a config of 10**12 tokens: building that model would take 32 TB."""
+    payload = torch.load(project / "models/model.pt", weights_only=True)
+    payload["config"]["vocabulary_size"] = 10**12
+    torch.save(payload, project / "models/model.pt")
+    before = snapshot(project)
+    if reader == "predict":
+        result = in_bounded_memory(project, "-m", "textrnn", "predict", "a great film")
+    else:
+        result = in_bounded_memory(project, "stages/evaluate.py")
+    line = assert_failed_cleanly(project, before, result)
+    assert result.stdout == ""
+    assert line == (f"error: models/model.pt: its weights do not match its config {ModelConfig(**payload['config'])} "
+                    f"(first: embedding.weight); retrain with `dvc repro -f train`")
 
 
 class Malicious:
@@ -520,6 +639,35 @@ def tiny_split(n: int = 24) -> EncodedSplit:
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     return EncodedSplit(rng.integers(2, 20, size=offsets[-1]).astype(np.int32), offsets,
                         np.arange(n, dtype=np.int64) % 2, ["neg", "pos"])
+
+
+@pytest.mark.parametrize("std", [1e34, 3e38], ids=["finite", "overflows-to-inf"])
+def test_initial_weights_so_large_that_every_step_is_skipped_name_the_levers(project, std):
+    set_param(project, "train", "embedding_init_std", std)
+    batches = math.ceil(read_meta(project / "data/vectors")["splits"]["train"]["reviews"] / 16)  # batch_size 16
+    before = snapshot(project)
+    line = assert_failed_cleanly(project, before, stage(project, "train"))
+    assert line == (f"error: every training step of epoch 1 had non-finite gradients ({batches} of {batches} "
+                    f"skipped), so the model never changed: the initial weights or the learning rate are too "
+                    f"large; lower train.embedding_init_std (now the embeddings start at that scale) or train.lr, "
+                    f"or set train.clip_grad_norm")
+
+
+def test_sizes_that_cannot_be_allocated_are_refused_before_allocating(project):
+    set_param(project, "train", "embedding_size", 2**24)  # the largest params.yaml allows
+    params = params_of(project)["train"]
+    vocab = Vocab.load(project / "data/vocab.txt")
+    config = ModelConfig(len(vocab), 2**24, params["hidden_size"])
+    longest = max(int(open_split(project / "data/vectors", name).lengths.max()) for name in ("train", "valid"))
+    need = memory.training_bytes(config, params["optimizer"], params["batch_size"], params["valid_batch_size"],
+                                 longest)
+    before = snapshot(project)
+    line = assert_failed_cleanly(project, before, in_bounded_memory(project, "stages/train.py"))
+    assert re.fullmatch(
+        rf"error: training needs about {need / memory.GIB:.1f} GiB \({memory.parameter_count(config):,} weights "
+        rf"with their gradients and optimizer state, and batches of up to {longest} tokens\) but [0-9.]+ GiB are "
+        rf"free on cpu; lower train.embedding_size / train.hidden_size / train.batch_size / "
+        rf"train.valid_batch_size, or set train.max_tokens", line), line
 
 
 INPUTS = {"vocab_sha256": "ab" * 32, "tokenizer": "0123456789abcdef", "max_tokens": None}
