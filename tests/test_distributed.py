@@ -1,7 +1,12 @@
 """DDP: two gloo processes train the same weights as one process (same global batch and seed)."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -87,3 +92,50 @@ def test_an_error_under_two_processes_is_one_line(project):
     assert result.stderr.splitlines() == [
         "error: data/vectors/valid/ids.npy: corrupt or not a textrnn vector file (ValueError); "
         "rerun `dvc repro -f vectorize`"]
+
+
+def processes_in(directory: Path) -> list:
+    """The processes whose working folder is ``directory`` (the stage, torchrun and the ranks all run there)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and Path(os.readlink(entry / "cwd")) == directory:
+                found.append((int(entry.name), (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()))
+        except OSError:  # gone meanwhile, or not ours to read
+            pass
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds leftover processes through /proc")
+def test_ctrl_c_under_two_processes_is_one_line_and_leaves_no_process_behind(project, tmp_path):
+    """Ctrl-C in a terminal sends SIGINT to the foreground process group: the stage and what it started there."""
+    original = (project / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    params["train"].update(nproc=2, epochs=100000)  # far more than the test waits for
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    log = tmp_path / "stderr.txt"  # a file, not a pipe: a process left behind cannot hold the test up
+    try:
+        with open(log, "w") as stderr:
+            process = subprocess.Popen([sys.executable, "stages/train.py"], cwd=project, env=env,
+                                       stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while "\nepoch 2/" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)  # until the ranks train: rank 0 has logged two epochs
+        assert "\nepoch 2/100000" in log.read_text(), log.read_text()
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=60)
+        deadline = time.monotonic() + 10
+        while processes_in(project.resolve()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = processes_in(project.resolve())
+    finally:
+        for pid, _ in processes_in(project.resolve()):  # what this test started and left running
+            os.kill(pid, signal.SIGKILL)
+        (project / "params.yaml").write_text(original)
+    lines = log.read_text().splitlines()
+    assert process.returncode == 130, lines
+    assert "Traceback" not in log.read_text()
+    line = "interrupted: stopped before finishing; the previous outputs are intact and no temporary file is left"
+    assert [x for x in lines if not x.startswith(("train: ", "epoch "))] == [line]  # once, not once per process
+    assert left == []
