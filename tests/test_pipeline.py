@@ -105,6 +105,19 @@ def test_forced_repro_gives_identical_metrics_bytes(project):
     assert (project / "metrics/metrics.json").read_bytes() == before
 
 
+def test_training_again_gives_the_same_bytes_so_dvc_sees_nothing_new(project):
+    lock = (project / "dvc.lock").read_bytes()
+    model = (project / "models/model.pt").read_bytes()
+    run([sys.executable, "stages/train.py"], project)
+    assert (project / "models/model.pt").read_bytes() == model
+    output = run(DVC + ["repro", "-f", "train"], project)
+    assert "Running stage 'train'" in output.stdout
+    assert "Running stage 'evaluate'" not in output.stdout
+    assert (project / "dvc.lock").read_bytes() == lock  # every output's hash, the checkpoint's included
+    assert json.loads(run(DVC + ["status", "--json"], project).stdout) == {}
+    assert "Running stage" not in run(DVC + ["repro"], project).stdout  # evaluate has nothing new to score
+
+
 def series(plot, field):
     """(rev, filename) -> [(step, value)] of one `dvc plots show/diff --json` chart."""
     assert len(plot) == 1 and plot[0]["type"] == "vega"
