@@ -1,13 +1,15 @@
 """End to end on a tiny dataset: dvc repro, an experiment, metrics/params/plots diffs, determinism."""
 import json
+import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from conftest import make_dataset_dir, make_project, run
+from conftest import make_dataset_dir, make_project, run, synthetic_reviews, write_hf_parquet
 from textrnn import tokenizer
 from textrnn.data.vectors import open_split, read_meta
 from textrnn.encoding import count_tokens, encode_texts
@@ -116,6 +118,64 @@ def test_training_again_gives_the_same_bytes_so_dvc_sees_nothing_new(project):
     assert (project / "dvc.lock").read_bytes() == lock  # every output's hash, the checkpoint's included
     assert json.loads(run(DVC + ["status", "--json"], project).stdout) == {}
     assert "Running stage" not in run(DVC + ["repro"], project).stdout  # evaluate has nothing new to score
+
+
+TRAINING_STAGES = ("download", "split", "build_vocab", "vectorize", "train")
+
+
+def test_an_empty_dvc_lock_is_recovered_from_git_or_from_the_run_cache(project, tmp_path):
+    """A SIGKILL while DVC writes dvc.lock can leave it empty; DVC then refuses every command."""
+    copy = Path(shutil.copytree(project, tmp_path / "copy", symlinks=True))
+    run(["git", "add", "-A"], copy)
+    run(["git", "commit", "-qm", "reproduced"], copy)
+    lock = (copy / "dvc.lock").read_bytes()
+    (copy / "dvc.lock").write_bytes(b"")
+    for command in (["status"], ["checkout"], ["repro"]):
+        result = run(DVC + command, copy, check=False)
+        assert result.returncode != 0, command
+        assert "'./dvc.lock' validation failed" in result.stdout + result.stderr, command
+
+    run(["git", "checkout", "dvc.lock"], copy)  # the last committed one
+    assert json.loads(run(DVC + ["status", "--json"], copy).stdout) == {}
+
+    (copy / "dvc.lock").write_bytes(b"")
+    (copy / "dvc.lock").unlink()  # or none at all: the run cache knows every stage that ran
+    output = run(DVC + ["repro"], copy).stdout
+    for name in TRAINING_STAGES:
+        assert f"Stage '{name}' is cached - skipping run, checking out outputs" in output, name
+    assert "Running stage 'train'" not in output  # nothing is trained again
+    assert (copy / "dvc.lock").read_bytes() == lock
+    assert json.loads(run(DVC + ["status", "--json"], copy).stdout) == {}
+
+
+def test_a_dataset_folder_in_the_project_is_a_dependency_dvc_watches(tmp_path):
+    """download.dataset as a relative path to a folder inside the project: changed rows rerun download,
+    and the path works in an experiment's temporary copy of the project too."""
+    make_dataset_dir(tmp_path / "project/datasets/mine")
+    project = make_project(tmp_path / "project", Path("datasets/mine"))  # committed with the project
+    run(DVC + ["repro"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "reproduced"], project)
+
+    def add_rows(n_train: int) -> None:
+        write_hf_parquet(project / "datasets/mine/train.parquet", synthetic_reviews(n_train, 0), ["neg", "pos"])
+
+    add_rows(300)
+    status = json.loads(run(DVC + ["status", "--json"], project).stdout)
+    assert status == {"download": [{"changed deps": {"datasets/mine": "modified"}}]}
+    output = run(DVC + ["repro"], project)
+    assert "Running stage 'download'" in output.stdout
+    assert "download: datasets/mine -> data/raw (test 120, train 300 rows;" in output.stderr
+    assert len(pd.read_parquet(project / "data/raw/train.parquet")) == 300
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "more rows"], project)
+
+    add_rows(360)  # not committed: the experiment's copy of the project holds it all the same
+    output = run(DVC + ["exp", "run", "--temp"], project)
+    text = output.stdout + output.stderr
+    assert "Running stage 'download'" in text
+    assert "download: datasets/mine -> data/raw (test 120, train 360 rows;" in text
+    assert len(pd.read_parquet(project / "data/raw/train.parquet")) == 300  # --temp leaves the workspace as it was
 
 
 def series(plot, field):
