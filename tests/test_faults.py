@@ -25,7 +25,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import make_dataset_dir, make_project, run, synthetic_reviews, write_hf_parquet
+from conftest import ROOT, make_dataset_dir, make_project, run, synthetic_reviews, write_hf_parquet
 from textrnn.data.raw import write_raw
 from textrnn.data.sources import local_source
 from textrnn.data.splits import stratified_indices
@@ -687,3 +687,15 @@ def test_nan_weights_stop_training_at_the_first_batch_and_are_never_saved(tmp_pa
     with pytest.raises(RuntimeError, match="non-finite weights in V.weight"):
         save_checkpoint(path, model, model.state_dict(), ["neg", "pos"], {}, INPUTS)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_every_test_that_docs_faults_md_names_exists():
+    """The last column of each row of docs/faults.md names the tests that check it."""
+    defined = {name for path in Path(__file__).parent.glob("test_*.py")
+               for name in re.findall(r"^def (test_\w+)", path.read_text(), re.M)}
+    named = [name for line in (ROOT / "docs/faults.md").read_text().splitlines() if line.startswith("| ")
+             for name in re.findall(r"`(?:tests/\w+\.py::)?(test_\w+(?:\.\.\.)?)", line.rsplit(" | ", 1)[-1])]
+    assert len(named) > 50
+    missing = [name for name in named if not (any(d.startswith(name[:-3]) for d in defined) if name.endswith("...")
+                                             else name in defined)]
+    assert missing == []
