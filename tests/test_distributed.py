@@ -1,4 +1,5 @@
 """DDP: two gloo processes train the same weights as one process (same global batch and seed)."""
+
 from __future__ import annotations
 
 import os
@@ -11,7 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from conftest import make_dataset_dir, make_project, run
 
 STAGES = ["download", "split", "build_vocab", "vectorize"]
@@ -30,7 +30,9 @@ def _train(project, nproc: int) -> dict:
 def project(tmp_path_factory):
     base = tmp_path_factory.mktemp("ddp")
     dataset = make_dataset_dir(base / "dataset", n_train=400, n_test=40)
-    project = make_project(base / "project", dataset, {"train": {"epochs": 1, "batch_size": 16, "lr": 0.001}}, git=False)
+    project = make_project(
+        base / "project", dataset, {"train": {"epochs": 1, "batch_size": 16, "lr": 0.001}}, git=False
+    )
     for stage in STAGES:
         run([sys.executable, f"stages/{stage}.py"], project)
     return project
@@ -91,7 +93,8 @@ def test_an_error_under_two_processes_is_one_line(project):
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         "error: data/vectors/valid/ids.npy: corrupt or not a textrnn vector file (ValueError); "
-        "rerun `dvc repro -f vectorize`"]
+        "rerun `dvc repro -f vectorize`"
+    ]
 
 
 def processes_in(directory: Path) -> list:
@@ -117,8 +120,14 @@ def test_ctrl_c_under_two_processes_is_one_line_and_leaves_no_process_behind(pro
     log = tmp_path / "stderr.txt"  # a file, not a pipe: a process left behind cannot hold the test up
     try:
         with open(log, "w") as stderr:
-            process = subprocess.Popen([sys.executable, "stages/train.py"], cwd=project, env=env,
-                                       stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+            process = subprocess.Popen(
+                [sys.executable, "stages/train.py"],
+                cwd=project,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 120
         while "\nepoch 2/" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)  # until the ranks train: rank 0 has logged two epochs

@@ -4,6 +4,7 @@ Each stage runs as the user runs it (`python stages/X.py` in a small project) an
 fault with one `error: ...` line, exit non-zero, and leave every previous output as it was.
 The params checks themselves are in test_params.py.
 """
+
 from __future__ import annotations
 
 import errno
@@ -17,19 +18,18 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, Tuple
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import yaml
-
 from conftest import ROOT, make_dataset_dir, make_project, run, synthetic_reviews, write_hf_parquet
+
+from textrnn import memory
 from textrnn.data.raw import write_raw
 from textrnn.data.sources import local_source
 from textrnn.data.splits import stratified_indices
-from textrnn import memory
 from textrnn.data.vectors import EncodedSplit, SplitVectorsWriter, open_split, read_meta, write_meta
 from textrnn.errors import UserError
 from textrnn.io import atomic_dir, atomic_path
@@ -45,6 +45,7 @@ NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the messag
 
 
 # ---------------------------------------------------------------- helpers
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
@@ -75,21 +76,26 @@ def set_param(project: Path, section: str, key: str, value: object = "<delete>")
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def snapshot(project: Path) -> Dict[str, Tuple[str, int]]:
+def snapshot(project: Path) -> dict[str, tuple[str, int]]:
     """Every output file's content hash and modification time."""
     files = {}
     for top in OUTPUTS:
         for path in sorted((project / top).rglob("*")):
             if path.is_file():
-                files[str(path.relative_to(project))] = (hashlib.sha256(path.read_bytes()).hexdigest(),
-                                                         path.stat().st_mtime_ns)
+                files[str(path.relative_to(project))] = (
+                    hashlib.sha256(path.read_bytes()).hexdigest(),
+                    path.stat().st_mtime_ns,
+                )
     return files
 
 
 def leftovers(project: Path) -> list:
     """Temporary files or folders an interrupted write could leave behind."""
-    return sorted(str(p.relative_to(project)) for p in project.rglob("*")
-                  if p.name.endswith((".tmp", ".old")) and ".dvc" not in p.parts)
+    return sorted(
+        str(p.relative_to(project))
+        for p in project.rglob("*")
+        if p.name.endswith((".tmp", ".old")) and ".dvc" not in p.parts
+    )
 
 
 def error_line(result: subprocess.CompletedProcess) -> str:
@@ -121,21 +127,36 @@ def in_bounded_memory(project: Path, *args: str) -> subprocess.CompletedProcess:
 
 # ---------------------------------------------------------------- params: every stage checks before any work
 
-@pytest.mark.parametrize("name, section, key, value, expected", [
-    ("download", "download", "text_colum", "text",
-     "unknown param 'download.text_colum'; did you mean 'download.text_column'?"),
-    ("split", "split", "valid_size", 1.5, "split.valid_size = 1.5 is not allowed; use a number in (0.0, 1.0)"),
-    ("build_vocab", "vocab", "min_freq", "5", "vocab.min_freq = '5' is not allowed; use an integer >= 1"),
-    ("vectorize", "vectorize", "workers", 0, "vectorize.workers = 0 is not allowed; use 'auto' or an integer >= 1"),
-    ("train", "train", "hiden_size", 64, "unknown param 'train.hiden_size'; did you mean 'train.hidden_size'?"),
-    ("train", "train", "lr", "<delete>", "missing param 'train.lr'; set it to a number > 0.0"),
-    pytest.param("train", "train", "device", "cuda",
-                 "train.device = 'cuda' is not allowed; use 'auto' or 'cpu' (no CUDA GPU is visible here)",
-                 marks=NO_GPU),
-    ("evaluate", "evaluate", "batch_size", 0, "evaluate.batch_size = 0 is not allowed; use an integer >= 1"),
-])
-def test_each_stage_refuses_bad_params_in_one_line_before_touching_anything(project, name, section, key, value,
-                                                                            expected):
+
+@pytest.mark.parametrize(
+    "name, section, key, value, expected",
+    [
+        (
+            "download",
+            "download",
+            "text_colum",
+            "text",
+            "unknown param 'download.text_colum'; did you mean 'download.text_column'?",
+        ),
+        ("split", "split", "valid_size", 1.5, "split.valid_size = 1.5 is not allowed; use a number in (0.0, 1.0)"),
+        ("build_vocab", "vocab", "min_freq", "5", "vocab.min_freq = '5' is not allowed; use an integer >= 1"),
+        ("vectorize", "vectorize", "workers", 0, "vectorize.workers = 0 is not allowed; use 'auto' or an integer >= 1"),
+        ("train", "train", "hiden_size", 64, "unknown param 'train.hiden_size'; did you mean 'train.hidden_size'?"),
+        ("train", "train", "lr", "<delete>", "missing param 'train.lr'; set it to a number > 0.0"),
+        pytest.param(
+            "train",
+            "train",
+            "device",
+            "cuda",
+            "train.device = 'cuda' is not allowed; use 'auto' or 'cpu' (no CUDA GPU is visible here)",
+            marks=NO_GPU,
+        ),
+        ("evaluate", "evaluate", "batch_size", 0, "evaluate.batch_size = 0 is not allowed; use an integer >= 1"),
+    ],
+)
+def test_each_stage_refuses_bad_params_in_one_line_before_touching_anything(
+    project, name, section, key, value, expected
+):
     set_param(project, section, key, value)
     before = snapshot(project)
     result = stage(project, name)
@@ -147,6 +168,7 @@ def test_each_stage_refuses_bad_params_in_one_line_before_touching_anything(proj
 
 
 # ---------------------------------------------------------------- data validation
+
 
 def raw_frame(n: int = 60) -> pd.DataFrame:
     return synthetic_reviews(n, seed=3)
@@ -162,8 +184,10 @@ def test_download_names_a_missing_text_column(project):
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, stage(project, "download"))
     # Both splits lack it; the first in file name order is named.
-    assert line == (f"error: {dataset} split 'test': no column 'review' (columns: ['text', 'label']); "
-                    f"set download.text_column / download.label_column")
+    assert line == (
+        f"error: {dataset} split 'test': no column 'review' (columns: ['text', 'label']); "
+        f"set download.text_column / download.label_column"
+    )
 
 
 def test_download_refuses_labels_outside_the_classlabel(project, tmp_path):
@@ -174,8 +198,10 @@ def test_download_refuses_labels_outside_the_classlabel(project, tmp_path):
     set_param(project, "download", "dataset", str(dataset))
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, stage(project, "download"))
-    assert line == (f"error: {dataset} split 'train': label 7 is outside the classes ['neg', 'pos'] (0..1) in 2 rows "
-                    f"of a batch of 60")
+    assert line == (
+        f"error: {dataset} split 'train': label 7 is outside the classes ['neg', 'pos'] (0..1) in 2 rows "
+        f"of a batch of 60"
+    )
 
 
 def test_blank_texts_are_dropped_and_counted(project, tmp_path):
@@ -213,16 +239,19 @@ def test_blank_texts_policy_in_the_library(tmp_path):
 def test_download_refuses_a_label_read_from_the_text_and_a_split_without_text(project, tmp_path, case):
     if case == "same column":
         set_param(project, "download", "label_column", "text")
-        expected = ("error: download.text_column and download.label_column are both 'text': the label would be "
-                    "read from the text itself; name two different columns")
+        expected = (
+            "error: download.text_column and download.label_column are both 'text': the label would be "
+            "read from the text itself; name two different columns"
+        )
     else:
         dataset = tmp_path / "blank_test"
         write_hf_parquet(dataset / "train.parquet", raw_frame(), ["neg", "pos"])
         blank = pd.DataFrame({"text": [" ", "", None, "\t\n"], "label": [0, 1, 0, 1]})
         write_hf_parquet(dataset / "test.parquet", blank, ["neg", "pos"])
         set_param(project, "download", "dataset", str(dataset))
-        expected = (f"error: {dataset} split 'test': no row has a text (4 blank of 4); check download.text_column "
-                    f"or the data")
+        expected = (
+            f"error: {dataset} split 'test': no row has a text (4 blank of 4); check download.text_column or the data"
+        )
     before = snapshot(project)
     assert assert_failed_cleanly(project, before, stage(project, "download")) == expected
 
@@ -237,12 +266,15 @@ def write_raw_files(project: Path, train: pd.DataFrame, test: pd.DataFrame, name
 def test_split_refuses_to_leave_a_class_without_a_valid_row(project):
     train = synthetic_reviews(96, n_classes=2)  # 48 + 48 + 2 rows: a 20% valid split is 10 + 10 + 0
     tiny = pd.DataFrame({"text": ["a rare review", "another rare one"], "label": [2, 2]})
-    write_raw_files(project, pd.concat([train, tiny], ignore_index=True), synthetic_reviews(30, n_classes=3),
-                    ["neg", "pos", "rare"])
+    write_raw_files(
+        project, pd.concat([train, tiny], ignore_index=True), synthetic_reviews(30, n_classes=3), ["neg", "pos", "rare"]
+    )
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, stage(project, "split"))
-    assert line == ("error: data/raw/train.parquet: class 2 ('rare') would have no row in valid (2 rows of it in "
-                    "all); add rows of this class, or change split.valid_size")
+    assert line == (
+        "error: data/raw/train.parquet: class 2 ('rare') would have no row in valid (2 rows of it in "
+        "all); add rows of this class, or change split.valid_size"
+    )
 
 
 def labels_of_counts(counts) -> np.ndarray:
@@ -261,11 +293,14 @@ def test_stratified_split_checks_every_named_class_on_both_sides():
     assert sorted(set(labels[part])) == sorted(set(labels[rest])) == [0, 1, 2]
 
 
-@pytest.mark.parametrize("name, broken", [
-    ("split", "data/raw/train.parquet"),
-    ("build_vocab", "data/split/train.parquet"),
-    ("vectorize", "data/split/valid.parquet"),
-])
+@pytest.mark.parametrize(
+    "name, broken",
+    [
+        ("split", "data/raw/train.parquet"),
+        ("build_vocab", "data/split/train.parquet"),
+        ("vectorize", "data/split/valid.parquet"),
+    ],
+)
 def test_a_truncated_parquet_is_named(project, name, broken):
     path = project / broken
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
@@ -280,8 +315,10 @@ def test_truncated_vectors_are_named_by_train(project):
     path.write_bytes(path.read_bytes()[:-200])
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, stage(project, "train"))
-    assert line == ("error: data/vectors/train/ids.npy: corrupt or not a textrnn vector file (ValueError); "
-                    "rerun `dvc repro -f vectorize`")
+    assert line == (
+        "error: data/vectors/train/ids.npy: corrupt or not a textrnn vector file (ValueError); "
+        "rerun `dvc repro -f vectorize`"
+    )
 
 
 def broken_vectors(directory: Path, kind: str, marker: Path) -> Path:
@@ -330,12 +367,15 @@ def test_vector_offsets_that_do_not_match_are_named(tmp_path):
         open_split(tmp_path / "vectors", "train")
 
 
-@pytest.mark.parametrize("content, problem", [
-    (b"\xff\xfe\x00garbage\x80\x81", "not a UTF-8 text file"),
-    (b"", "not a textrnn vocabulary"),
-    (b"the\nmovie\n", "not a textrnn vocabulary"),
-    (b"<unk>\n<pad>\nthe\nthe\n", "not a textrnn vocabulary"),
-])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (b"\xff\xfe\x00garbage\x80\x81", "not a UTF-8 text file"),
+        (b"", "not a textrnn vocabulary"),
+        (b"the\nmovie\n", "not a textrnn vocabulary"),
+        (b"<unk>\n<pad>\nthe\nthe\n", "not a textrnn vocabulary"),
+    ],
+)
 def test_garbage_vocab_is_named(tmp_path, content, problem):
     path = tmp_path / "vocab.txt"
     path.write_bytes(content)
@@ -359,26 +399,26 @@ def test_train_names_vectors_made_with_another_vocab(project, change):
     other.save(project / "data/vocab.txt")
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, stage(project, "train"))
-    assert line == ("error: data/vectors was made with another vocabulary than data/vocab.txt; "
-                    "rerun `dvc repro vectorize`")
+    assert line == (
+        "error: data/vectors was made with another vocabulary than data/vocab.txt; rerun `dvc repro vectorize`"
+    )
 
 
 # ---------------------------------------------------------------- atomic outputs
 
+
 def test_atomic_path_and_dir_keep_the_old_output_when_the_writer_fails(tmp_path):
     target = tmp_path / "out.txt"
     target.write_text("old")
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("boom")
     folder = tmp_path / "outdir"
     folder.mkdir()
     (folder / "a.txt").write_text("old")
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_dir(folder) as tmp:
-            (tmp / "a.txt").write_text("half")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), atomic_dir(folder) as tmp:
+        (tmp / "a.txt").write_text("half")
+        raise KeyboardInterrupt
     assert target.read_text() == "old" and (folder / "a.txt").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt", "outdir"]
     with atomic_dir(folder) as tmp:
@@ -388,11 +428,11 @@ def test_atomic_path_and_dir_keep_the_old_output_when_the_writer_fails(tmp_path)
 
 
 def test_a_write_fault_inside_an_output_folder_names_the_output_not_a_temporary(tmp_path):
-    with pytest.raises(UserError) as error:
-        with atomic_dir(tmp_path / "plots") as folder, atomic_path(folder / "loss.png"):
-            raise OSError(errno.ENOSPC, "No space left on device")
-    assert str(error.value) == (f"cannot write {tmp_path / 'plots' / 'loss.png'}: no space left on the device; free "
-                                f"some space and rerun")
+    with pytest.raises(UserError) as error, atomic_dir(tmp_path / "plots") as folder, atomic_path(folder / "loss.png"):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert str(error.value) == (
+        f"cannot write {tmp_path / 'plots' / 'loss.png'}: no space left on the device; free some space and rerun"
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -415,19 +455,36 @@ def test_a_signal_inside_interrupts_held_waits_for_the_end_of_the_block(capsys):
     assert signal.getsignal(signal.SIGTERM) is previous  # cli_main puts the handlers back
 
 
-@pytest.mark.parametrize("signum, code, line", [
-    (signal.SIGINT, 130, "interrupted: stopped before finishing; the previous outputs are intact and no "
-                         "temporary file is left"),
-    (signal.SIGTERM, 143, "interrupted by SIGTERM: stopped before finishing; the previous outputs are intact and "
-                          "no temporary file is left"),
-], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    "signum, code, line",
+    [
+        (
+            signal.SIGINT,
+            130,
+            "interrupted: stopped before finishing; the previous outputs are intact and no temporary file is left",
+        ),
+        (
+            signal.SIGTERM,
+            143,
+            "interrupted by SIGTERM: stopped before finishing; the previous outputs are intact and "
+            "no temporary file is left",
+        ),
+    ],
+    ids=["SIGINT", "SIGTERM"],
+)
 def test_a_signal_during_training_keeps_the_previous_checkpoint_and_curves(project, signum, code, line):
     set_param(project, "train", "epochs", 100000)  # far more than the test waits for
     before = snapshot(project)
     assert "models/model.pt" in before and any(k.startswith("plots/training/") for k in before)
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    process = subprocess.Popen([sys.executable, "stages/train.py"], cwd=project, env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "stages/train.py"],
+        cwd=project,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     seen = []
     for text in process.stderr:  # wait until training is under way: one epoch has been logged
         seen.append(text.rstrip("\n"))
@@ -484,29 +541,51 @@ def private_mounts_allowed() -> bool:
     return probe.returncode == 0
 
 
-@pytest.mark.skipif(not private_mounts_allowed(), reason="needs `unshare -rm` (user and mount namespaces) to mount "
-                                                        "a small tmpfs; this system does not permit it")
-@pytest.mark.parametrize("name, output", [("download", "data/raw"), ("vectorize", "data/vectors"),
-                                          ("train", "models/model.pt plots/training")])
+@pytest.mark.skipif(
+    not private_mounts_allowed(),
+    reason="needs `unshare -rm` (user and mount namespaces) to mount a small tmpfs; this system does not permit it",
+)
+@pytest.mark.parametrize(
+    "name, output",
+    [("download", "data/raw"), ("vectorize", "data/vectors"), ("train", "models/model.pt plots/training")],
+)
 def test_a_full_disk_leaves_the_previous_outputs_and_says_so_in_one_line(project, tmp_path, name, output):
-    new_output = sum(p.stat().st_size for top in output.split() for p in [project / top, *(project / top).rglob("*")]
-                     if p.is_file())
+    new_output = sum(
+        p.stat().st_size for top in output.split() for p in [project / top, *(project / top).rglob("*")] if p.is_file()
+    )
     (tmp_path / "disk").mkdir()
     report = tmp_path / "report.json"
-    run(["unshare", "-rm", sys.executable, "-c", FULL_DISK_RUN, str(project), str(tmp_path / "disk"), name,
-         str(new_output // 2), str(report)], tmp_path)
+    run(
+        [
+            "unshare",
+            "-rm",
+            sys.executable,
+            "-c",
+            FULL_DISK_RUN,
+            str(project),
+            str(tmp_path / "disk"),
+            name,
+            str(new_output // 2),
+            str(report),
+        ],
+        tmp_path,
+    )
     seen = json.loads(report.read_text())
     assert seen["free"] < new_output  # the stage could not have written its output there
     result = subprocess.CompletedProcess([], seen["returncode"], seen["stdout"], seen["stderr"])
     line = error_line(result)
     # The output is named (a file inside an output folder by its final path), never a temporary name.
-    assert re.fullmatch(rf"error: cannot write ({'|'.join(output.split())})(/[\w.]+)*: no space left on the device; "
-                        rf"free some space and rerun", line), line
+    assert re.fullmatch(
+        rf"error: cannot write ({'|'.join(output.split())})(/[\w.]+)*: no space left on the device; "
+        rf"free some space and rerun",
+        line,
+    ), line
     assert not seen["changed"]
     assert seen["leftovers"] == []
 
 
 # ---------------------------------------------------------------- safe loading
+
 
 def same_size_other_tokens(vocab: Vocab) -> Vocab:
     """The same number of tokens, ids read as other tokens: the first two real tokens swapped."""
@@ -524,8 +603,10 @@ def test_evaluate_refuses_a_checkpoint_trained_on_another_vocab(project, change)
     stage(project, "vectorize", check=True)
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, stage(project, "evaluate"))
-    assert line == ("error: models/model.pt was trained on another vocabulary than the one data/vectors was made "
-                    "with; retrain with `dvc repro train`")
+    assert line == (
+        "error: models/model.pt was trained on another vocabulary than the one data/vectors was made "
+        "with; retrain with `dvc repro train`"
+    )
 
 
 def test_evaluate_refuses_a_checkpoint_with_other_classes(project):
@@ -534,8 +615,10 @@ def test_evaluate_refuses_a_checkpoint_with_other_classes(project):
     torch.save(payload, project / "models/model.pt")
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, stage(project, "evaluate"))
-    assert line == ("error: models/model.pt predicts classes ['bad', 'good'] but data/vectors has "
-                    "['neg', 'pos']; retrain with `dvc repro train`")
+    assert line == (
+        "error: models/model.pt predicts classes ['bad', 'good'] but data/vectors has "
+        "['neg', 'pos']; retrain with `dvc repro train`"
+    )
 
 
 @pytest.mark.parametrize("content", ["random bytes", "empty", "truncated zip", "not a dict", "wrong shapes"])
@@ -576,8 +659,10 @@ def test_a_checkpoint_claiming_a_huge_model_is_refused_before_anything_is_alloca
         result = in_bounded_memory(project, "stages/evaluate.py")
     line = assert_failed_cleanly(project, before, result)
     assert result.stdout == ""
-    assert line == (f"error: models/model.pt: its weights do not match its config {ModelConfig(**payload['config'])} "
-                    f"(first: embedding.weight); retrain with `dvc repro -f train`")
+    assert line == (
+        f"error: models/model.pt: its weights do not match its config {ModelConfig(**payload['config'])} "
+        f"(first: embedding.weight); retrain with `dvc repro -f train`"
+    )
 
 
 class Malicious:
@@ -625,6 +710,7 @@ def test_the_refusal_says_why_and_never_advises_unsafe_loading(built, tmp_path):
 
 # ---------------------------------------------------------------- numerical faults
 
+
 def test_a_huge_lr_stops_training_with_epoch_batch_and_lever_and_keeps_the_checkpoint(project):
     params = (project / "params.yaml").read_text()
     (project / "params.yaml").write_text(params.replace("lr: 0.01", "lr: 1e38"))  # YAML 1.2: a number
@@ -637,8 +723,12 @@ def tiny_split(n: int = 24) -> EncodedSplit:
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 9, size=n)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    return EncodedSplit(rng.integers(2, 20, size=offsets[-1]).astype(np.int32), offsets,
-                        np.arange(n, dtype=np.int64) % 2, ["neg", "pos"])
+    return EncodedSplit(
+        rng.integers(2, 20, size=offsets[-1]).astype(np.int32),
+        offsets,
+        np.arange(n, dtype=np.int64) % 2,
+        ["neg", "pos"],
+    )
 
 
 @pytest.mark.parametrize("std", [1e34, 3e38], ids=["finite", "overflows-to-inf"])
@@ -647,10 +737,12 @@ def test_initial_weights_so_large_that_every_step_is_skipped_name_the_levers(pro
     batches = math.ceil(read_meta(project / "data/vectors")["splits"]["train"]["reviews"] / 16)  # batch_size 16
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, stage(project, "train"))
-    assert line == (f"error: every training step of epoch 1 had non-finite gradients ({batches} of {batches} "
-                    f"skipped), so the model never changed: the initial weights or the learning rate are too "
-                    f"large; lower train.embedding_init_std (now the embeddings start at that scale) or train.lr, "
-                    f"or set train.clip_grad_norm")
+    assert line == (
+        f"error: every training step of epoch 1 had non-finite gradients ({batches} of {batches} "
+        f"skipped), so the model never changed: the initial weights or the learning rate are too "
+        f"large; lower train.embedding_init_std (now the embeddings start at that scale) or train.lr, "
+        f"or set train.clip_grad_norm"
+    )
 
 
 def test_sizes_that_cannot_be_allocated_are_refused_before_allocating(project):
@@ -659,15 +751,16 @@ def test_sizes_that_cannot_be_allocated_are_refused_before_allocating(project):
     vocab = Vocab.load(project / "data/vocab.txt")
     config = ModelConfig(len(vocab), 2**24, params["hidden_size"])
     longest = max(int(open_split(project / "data/vectors", name).lengths.max()) for name in ("train", "valid"))
-    need = memory.training_bytes(config, params["optimizer"], params["batch_size"], params["valid_batch_size"],
-                                 longest)
+    need = memory.training_bytes(config, params["optimizer"], params["batch_size"], params["valid_batch_size"], longest)
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, in_bounded_memory(project, "stages/train.py"))
     assert re.fullmatch(
         rf"error: training needs about {need / memory.GIB:.1f} GiB \({memory.parameter_count(config):,} weights "
         rf"with their gradients and optimizer state, and batches of up to {longest} tokens\) but [0-9.]+ GiB are "
         rf"free on cpu; lower train.embedding_size / train.hidden_size / train.batch_size / "
-        rf"train.valid_batch_size, or set train.max_tokens", line), line
+        rf"train.valid_batch_size, or set train.max_tokens",
+        line,
+    ), line
 
 
 INPUTS = {"vocab_sha256": "ab" * 32, "tokenizer": "0123456789abcdef", "max_tokens": None}
@@ -680,8 +773,7 @@ def test_nan_weights_stop_training_at_the_first_batch_and_are_never_saved(tmp_pa
         model.V.weight.fill_(float("nan"))
     with pytest.raises(NonFiniteLoss) as error:
         train_model(model, tiny_split(), tiny_split(8), TrainConfig(0.01, 8, 2, 0), torch.device("cpu"))
-    assert str(error.value) == ("training loss is nan at epoch 1, batch 1; "
-                                "lower train.lr or set train.clip_grad_norm")
+    assert str(error.value) == ("training loss is nan at epoch 1, batch 1; lower train.lr or set train.clip_grad_norm")
     assert isinstance(error.value, UserError)
     path = tmp_path / "model.pt"
     with pytest.raises(RuntimeError, match="non-finite weights in V.weight"):
@@ -691,11 +783,21 @@ def test_nan_weights_stop_training_at_the_first_batch_and_are_never_saved(tmp_pa
 
 def test_every_test_that_docs_faults_md_names_exists():
     """The last column of each row of docs/faults.md names the tests that check it."""
-    defined = {name for path in Path(__file__).parent.glob("test_*.py")
-               for name in re.findall(r"^def (test_\w+)", path.read_text(), re.M)}
-    named = [name for line in (ROOT / "docs/faults.md").read_text().splitlines() if line.startswith("| ")
-             for name in re.findall(r"`(?:tests/\w+\.py::)?(test_\w+(?:\.\.\.)?)", line.rsplit(" | ", 1)[-1])]
+    defined = {
+        name
+        for path in Path(__file__).parent.glob("test_*.py")
+        for name in re.findall(r"^def (test_\w+)", path.read_text(), re.M)
+    }
+    named = [
+        name
+        for line in (ROOT / "docs/faults.md").read_text().splitlines()
+        if line.startswith("| ")
+        for name in re.findall(r"`(?:tests/\w+\.py::)?(test_\w+(?:\.\.\.)?)", line.rsplit(" | ", 1)[-1])
+    ]
     assert len(named) > 50
-    missing = [name for name in named if not (any(d.startswith(name[:-3]) for d in defined) if name.endswith("...")
-                                             else name in defined)]
+    missing = [
+        name
+        for name in named
+        if not (any(d.startswith(name[:-3]) for d in defined) if name.endswith("...") else name in defined)
+    ]
     assert missing == []

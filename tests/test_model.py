@@ -1,5 +1,6 @@
 """The model: the defaults are the notebook's RNN to the bit; every option's fused path equals its step loop,
 is exact under right padding and batch invariant; empty reviews, dropout, the notebook's step, checkpoints."""
+
 import itertools
 import math
 
@@ -20,6 +21,7 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
 
 
 # ---------------------------------------------------------------- today's RNN, frozen (before model options)
+
 
 class FrozenRNN(nn.Module):
     """textrnn/model.py's RNN as it was before the model options, kept verbatim as the reference for the defaults."""
@@ -49,6 +51,7 @@ class FrozenRNN(nn.Module):
 
     def forward_sequence(self, tokens, lengths):
         import warnings
+
         batch = tokens.shape[0]
         h0 = self.init_hidden(batch)
         embedded = self.embedding(tokens)
@@ -70,6 +73,7 @@ class FrozenRNN(nn.Module):
 
 
 # ---------------------------------------------------------------- helpers
+
 
 def make_model(seed=0, num_classes=2, dtype=torch.float32, hidden=12, embedding=6, scale=2.0, **options):
     torch.manual_seed(seed)
@@ -127,12 +131,15 @@ def assert_close(a, b, tolerance, check_every_parameter=True):
         assert difference <= tolerance, f"{name}: gradients differ by {difference}"
 
 
-OPTIONS = [dict(cell=cell, bidirectional=bidirectional, readout=readout)
-           for cell, bidirectional, readout in itertools.product(CELLS, [False, True], READOUTS)]
+OPTIONS = [
+    dict(cell=cell, bidirectional=bidirectional, readout=readout)
+    for cell, bidirectional, readout in itertools.product(CELLS, [False, True], READOUTS)
+]
 
 
 def option_id(options):
-    return f"{options.get('cell', 'rnn')}-{'bi' if options.get('bidirectional') else 'uni'}-{options.get('readout', 'last')}"
+    direction = "bi" if options.get("bidirectional") else "uni"
+    return f"{options.get('cell', 'rnn')}-{direction}-{options.get('readout', 'last')}"
 
 
 def parameter_names(options):
@@ -143,6 +150,7 @@ def parameter_names(options):
 
 
 # ---------------------------------------------------------------- the defaults: the notebook's RNN to the bit
+
 
 def frozen_and_new(seed, num_classes, hidden, embedding=6):
     torch.manual_seed(seed)
@@ -199,6 +207,7 @@ def test_defaults_initialize_as_before():
 
 
 # ---------------------------------------------------------------- every option: fused == loop, exact, invariant
+
 
 @pytest.mark.parametrize("num_classes", [2, 3])
 @pytest.mark.parametrize("options", OPTIONS, ids=option_id)
@@ -277,9 +286,12 @@ def test_readouts_read_what_they_say():
             for token in reversed(review):
                 hidden = torch.tanh(model.W_reverse(model.embedding(torch.tensor([token]))) + model.U_reverse(hidden))
                 reverse_states.insert(0, hidden[0])
-            states = torch.stack([torch.cat([f, r]) for f, r in zip(forward_states, reverse_states)])
-            expected = {"last": torch.cat([forward_states[-1], reverse_states[0]]),
-                        "mean": states.mean(dim=0), "max": states.amax(dim=0)}
+            states = torch.stack([torch.cat([f, r]) for f, r in zip(forward_states, reverse_states, strict=True)])
+            expected = {
+                "last": torch.cat([forward_states[-1], reverse_states[0]]),
+                "mean": states.mean(dim=0),
+                "max": states.amax(dim=0),
+            }
             for readout, features in expected.items():
                 got = models[readout](tokens, lengths)[row]
                 assert abs(got.item() - models[readout].V(features).item()) <= 1e-6, readout
@@ -287,8 +299,16 @@ def test_readouts_read_what_they_say():
 
 # ---------------------------------------------------------------- dropout
 
-@pytest.mark.parametrize("options", [dict(cell="rnn"), dict(cell="lstm", bidirectional=True, readout="mean"),
-                                     dict(cell="gru", bidirectional=True, readout="max")], ids=option_id)
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(cell="rnn"),
+        dict(cell="lstm", bidirectional=True, readout="mean"),
+        dict(cell="gru", bidirectional=True, readout="max"),
+    ],
+    ids=option_id,
+)
 def test_dropout_is_seeded_the_same_in_both_paths_and_off_in_eval(options):
     model = make_model(hidden=16, dropout=0.3, **options)
     plain = make_model(hidden=16, **options)
@@ -300,8 +320,12 @@ def test_dropout_is_seeded_the_same_in_both_paths_and_off_in_eval(options):
         assert torch.equal(model.forward_loop(tokens, lengths), plain.forward_loop(tokens, lengths))
     model.train()
     runs = {}
-    for name, run, seed in [("fused", model.forward, 1), ("again", model.forward, 1), ("loop", model.forward_loop, 1),
-                            ("other seed", model.forward, 2)]:
+    for name, run, seed in [
+        ("fused", model.forward, 1),
+        ("again", model.forward, 1),
+        ("loop", model.forward_loop, 1),
+        ("other seed", model.forward, 2),
+    ]:
         torch.manual_seed(seed)
         runs[name] = logits_and_grads(model, run, tokens, lengths, labels)
     assert torch.equal(runs["fused"][0], runs["again"][0])
@@ -328,6 +352,7 @@ def test_dropout_zeroes_embedded_inputs_and_readout_features_at_its_rate():
 
 
 # ---------------------------------------------------------------- the notebook's step
+
 
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_notebook_step_chain_equals_the_sequence_path_on_one_review(cell):
@@ -382,20 +407,24 @@ def test_orthogonal_init_makes_every_gate_block_of_every_u_a_rotation(cell):
         initialize(model, "xavier")
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("cell", "gru2", "ModelConfig.cell must be one of rnn, gru, lstm, got 'gru2'"),
-    ("readout", "first", "ModelConfig.readout must be one of last, mean, max, got 'first'"),
-    ("dropout", 1.0, r"ModelConfig.dropout must be a number in \[0, 1\), got 1.0"),
-    ("bidirectional", "yes", "ModelConfig.bidirectional must be true or false, got 'yes'"),
-    ("hidden_size", 0, "ModelConfig.hidden_size must be an integer >= 1, got 0"),
-    ("num_classes", 1, "ModelConfig.num_classes must be an integer >= 2, got 1"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("cell", "gru2", "ModelConfig.cell must be one of rnn, gru, lstm, got 'gru2'"),
+        ("readout", "first", "ModelConfig.readout must be one of last, mean, max, got 'first'"),
+        ("dropout", 1.0, r"ModelConfig.dropout must be a number in \[0, 1\), got 1.0"),
+        ("bidirectional", "yes", "ModelConfig.bidirectional must be true or false, got 'yes'"),
+        ("hidden_size", 0, "ModelConfig.hidden_size must be an integer >= 1, got 0"),
+        ("num_classes", 1, "ModelConfig.num_classes must be an integer >= 2, got 1"),
+    ],
+)
 def test_config_refuses_unknown_options_naming_the_field(field, value, message):
     with pytest.raises(ValueError, match=f"^{message}$"):
         ModelConfig(**{"vocabulary_size": VOCAB, "embedding_size": 6, "hidden_size": 12, field: value})
 
 
 # ---------------------------------------------------------------- on a GPU (cuDNN)
+
 
 @pytest.fixture
 def full_float32_cudnn():
@@ -432,21 +461,31 @@ def test_on_cuda_the_fused_path_equals_the_step_loop_and_the_cpu(options, full_f
 INPUTS = {"vocab_sha256": "ab" * 32, "tokenizer": "0123456789abcdef", "max_tokens": None}
 
 
-@pytest.mark.parametrize("num_classes, options", [(2, {}), (3, dict(cell="lstm", bidirectional=True, readout="max",
-                                                                       dropout=0.2))])
+@pytest.mark.parametrize(
+    "num_classes, options", [(2, {}), (3, dict(cell="lstm", bidirectional=True, readout="max", dropout=0.2))]
+)
 def test_checkpoint_round_trip(tmp_path, num_classes, options):
     model = make_model(seed=5, num_classes=num_classes, **options)
     path = tmp_path / "models" / "model.pt"
     inputs = {**INPUTS, "max_tokens": 7}
-    save_checkpoint(path, model, model.state_dict(), ["a", "b", "c"][:num_classes],
-                    {"best_epoch": 3, "train_device": "cpu"}, inputs)
+    save_checkpoint(
+        path, model, model.state_dict(), ["a", "b", "c"][:num_classes], {"best_epoch": 3, "train_device": "cpu"}, inputs
+    )
     # Plain tensors, dicts and strings only: loads without executing anything.
     payload = torch.load(path, map_location="cpu", weights_only=True)
     assert payload["format"] == CHECKPOINT_FORMAT == "textrnn-checkpoint-v2"
     assert payload["inputs"] == inputs
-    assert payload["config"] == {"vocabulary_size": VOCAB, "embedding_size": 6, "hidden_size": 12,
-                                 "num_classes": num_classes, "cell": "rnn", "bidirectional": False, "readout": "last",
-                                 "dropout": 0.0, **options}
+    assert payload["config"] == {
+        "vocabulary_size": VOCAB,
+        "embedding_size": 6,
+        "hidden_size": 12,
+        "num_classes": num_classes,
+        "cell": "rnn",
+        "bidirectional": False,
+        "readout": "last",
+        "dropout": 0.0,
+        **options,
+    }
     assert set(payload["state_dict"]) == parameter_names(options)
     checkpoint = load_checkpoint(path)
     loaded = checkpoint.model

@@ -1,4 +1,5 @@
 """End to end on a tiny dataset: dvc repro, an experiment, metrics/params/plots diffs, determinism."""
+
 import json
 import shutil
 import sys
@@ -8,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import make_dataset_dir, make_project, run, synthetic_reviews, write_hf_parquet
+
 from textrnn import tokenizer
 from textrnn.data.vectors import open_split, read_meta
 from textrnn.encoding import count_tokens, encode_texts
@@ -58,16 +59,20 @@ def test_repro_creates_every_output(project):
         assert vectors.label_names == ["neg", "pos"]
     meta = read_meta(project / "data/vectors")
     assert meta["vocab_sha256"] == vocab.fingerprint() and meta["tokenizer"] == tokenizer.fingerprint()
-    assert meta["splits"] == {name: {"reviews": len(frame), "tokens": int(sum(len(tokenizer.tokenize(t))
-                                                                              for t in frame["text"]))}
-                              for name, frame in splits.items()}
+    assert meta["splits"] == {
+        name: {"reviews": len(frame), "tokens": int(sum(len(tokenizer.tokenize(t)) for t in frame["text"]))}
+        for name, frame in splits.items()
+    }
 
     checkpoint = load_checkpoint(project / "models/model.pt")
     model = checkpoint.model
     assert (model.config.vocabulary_size, model.config.embedding_size, model.config.hidden_size) == (len(vocab), 8, 16)
     assert checkpoint.label_names == ["neg", "pos"] and checkpoint.metadata["train_device"] == "cpu"
-    assert checkpoint.inputs == {"vocab_sha256": vocab.fingerprint(), "tokenizer": tokenizer.fingerprint(),
-                                 "max_tokens": None}
+    assert checkpoint.inputs == {
+        "vocab_sha256": vocab.fingerprint(),
+        "tokenizer": tokenizer.fingerprint(),
+        "max_tokens": None,
+    }
     # metrics.json holds what the saved checkpoint scores.
     test = open_split(project / "data/vectors", "test")
     logits = predict_logits(model, test, 64, torch.device("cpu"))
@@ -79,12 +84,20 @@ def test_repro_creates_every_output(project):
             assert list(table.columns) == ["step", metric]
             assert table["step"].tolist() == list(range(1, EPOCHS + 1))
             assert table[metric].between(0, 10).all()
-    for png in ("plots/training/loss.png", "plots/training/accuracy.png",
-                "plots/evaluation/confusion.png", "plots/evaluation/roc.png"):
+    for png in (
+        "plots/training/loss.png",
+        "plots/training/accuracy.png",
+        "plots/evaluation/confusion.png",
+        "plots/evaluation/roc.png",
+    ):
         assert (project / png).read_bytes()[:8] == PNG, png
     confusion = json.loads((project / "metrics/plots/confusion.json").read_text())
     assert [(row["actual"], row["predicted"]) for row in confusion] == [
-        ("neg", "neg"), ("neg", "pos"), ("pos", "neg"), ("pos", "pos")]
+        ("neg", "neg"),
+        ("neg", "pos"),
+        ("pos", "neg"),
+        ("pos", "pos"),
+    ]
     assert sum(row["count"] for row in confusion) == 120
     roc = json.loads((project / "metrics/plots/roc.json").read_text())
     assert {row["class"] for row in roc} == {"pos"}
@@ -198,7 +211,9 @@ def test_experiment_and_diffs(project):
     diff = json.loads(run(DVC + ["metrics", "diff", "--all", "--json"], project).stdout)
     changes = diff["metrics/metrics.json"]
     new = json.loads((project / "metrics/metrics.json").read_text())
-    assert set(changes) == {f"{split}.{metric}" for split in ("train", "valid", "test") for metric in ("accuracy", "loss")}
+    assert set(changes) == {
+        f"{split}.{metric}" for split in ("train", "valid", "test") for metric in ("accuracy", "loss")
+    }
     for key, change in changes.items():
         split, metric = key.split(".")
         assert change["old"] == committed[split][metric] and change["new"] == new[split][metric], key

@@ -1,4 +1,5 @@
 """The predict command: scoring is batch-invariant, odd inputs get defined answers, errors are one line."""
+
 from __future__ import annotations
 
 import io
@@ -15,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, run, synthetic_reviews
 
 import textrnn.predict
-from conftest import ROOT, run, synthetic_reviews
 from textrnn import tokenizer
 from textrnn.data.vectors import EncodedSplit
 from textrnn.encoding import count_tokens, encode_texts
@@ -97,7 +98,7 @@ def test_results_follow_input_order_and_name_the_labels(trained):
     results = scored(model, vocab, LABELS, texts)
     assert [r["index"] for r in results] == [0, 1, 2, 3]
     assert [r["label"] for r in results[:2]] == ["pos", "neg"]  # the model learned the synthetic words
-    for result, text in zip(results, texts):
+    for result, text in zip(results, texts, strict=True):
         assert list(result["probabilities"]) == LABELS
         assert sum(probs(result)) == pytest.approx(1.0, abs=1e-6)
         assert result["label"] == LABELS[int(np.argmax(probs(result)))]
@@ -137,7 +138,7 @@ def test_unknown_words_score_as_that_many_unk_tokens(trained):
 
 def test_max_tokens_keeps_the_last_tokens(trained):
     model, vocab = trained
-    words = "great wonderful the film awful boring terrible dull waste bad".split()
+    words = ["great", "wonderful", "the", "film", "awful", "boring", "terrible", "dull", "waste", "bad"]
     full, tail = scored(model, vocab, LABELS, [" ".join(words), " ".join(words[-5:])], max_tokens=5)
     assert probs(full) == pytest.approx(probs(tail), abs=1e-6)
     uncapped = scored(model, vocab, LABELS, [" ".join(words)])[0]
@@ -194,8 +195,11 @@ def test_read_inputs_sources(tmp_path):
 
 def test_load_predictor_rejects_a_vocabulary_of_another_size(project, tmp_path):
     Vocab(["<unk>", "<pad>", "only"]).save(tmp_path / "vocab.txt")
-    with pytest.raises(UserError, match=r"vocab.txt is not the vocabulary .*model.pt was trained with \(3 tokens, "
-                                        r"the model's has \d+\)"):
+    with pytest.raises(
+        UserError,
+        match=r"vocab.txt is not the vocabulary .*model.pt was trained with \(3 tokens, "
+        r"the model's has \d+\)",
+    ):
         load_predictor(project / "models/model.pt", tmp_path / "vocab.txt")
 
 
@@ -214,7 +218,8 @@ def test_load_predictor_rejects_a_vocabulary_of_the_same_size_by_content(project
         load_predictor(model_path, tmp_path / "vocab.txt")
     assert str(error.value) == (
         f"{tmp_path / 'vocab.txt'} is not the vocabulary {model_path} was trained with ({len(vocab)} tokens, the "
-        f"model's has {len(vocab)}); pass that one with --vocab, or retrain with `dvc repro train`")
+        f"model's has {len(vocab)}); pass that one with --vocab, or retrain with `dvc repro train`"
+    )
     assert load_predictor(model_path, project / "data/vocab.txt").vocab.itos == vocab.itos  # the right one loads
 
 
@@ -223,17 +228,22 @@ def test_load_predictor_rejects_a_model_trained_with_other_tokenizer_rules(train
     path = tmp_path / "model.pt"
     save_checkpoint(path, model, model.state_dict(), LABELS, {}, {**inputs_of(vocab), "tokenizer": "0" * 16})
     vocab.save(tmp_path / "vocab.txt")
-    with pytest.raises(UserError, match=r"model.pt was trained on tokens cut by other tokenizer rules than this "
-                                        r"textrnn's \(textrnn/tokenizer.py changed\); retrain"):
+    with pytest.raises(
+        UserError,
+        match=r"model.pt was trained on tokens cut by other tokenizer rules than this "
+        r"textrnn's \(textrnn/tokenizer.py changed\); retrain",
+    ):
         load_predictor(path, tmp_path / "vocab.txt")
 
 
 # ---------------------------------------------------------------- the command line
 
+
 def cli(args, cwd: Path, stdin=None, command=("predict",)):
     """`python -m textrnn predict ...` in ``cwd`` with this checkout's package importable."""
-    return run(["python", "-m", "textrnn", *command, *args], cwd, check=False, stdin=stdin,
-               env={"PYTHONPATH": str(ROOT)})
+    return run(
+        ["python", "-m", "textrnn", *command, *args], cwd, check=False, stdin=stdin, env={"PYTHONPATH": str(ROOT)}
+    )
 
 
 def json_lines(stdout: str) -> list:
@@ -257,7 +267,7 @@ def test_cli_prints_one_json_line_per_text_in_order(project, trained):
     assert [line["index"] for line in lines] == [0, 1, 2]
     assert [line["label"] for line in lines[:2]] == ["pos", "neg"]
     expected = scored(model, vocab, LABELS, texts)
-    for line, want in zip(lines, expected):
+    for line, want in zip(lines, expected, strict=True):
         assert line["label"] == want["label"]
         assert probs(line) == pytest.approx(probs(want), abs=1e-6)
 
@@ -267,8 +277,21 @@ def test_cli_file_and_stdin_handle_blank_unknown_invalid_and_100k_token_reviews(
     rng = np.random.default_rng(0)
     garbage = bytes(rng.integers(0, 256, 3000, dtype=np.uint8)).replace(b"\n", b"")
     huge = " ".join(rng.choice(["great", "dull", "the", "film", "plot"], 100_000))
-    data = b"\n".join([SHORT.encode(), b"", b"   ", b"zzqx qqzx", b"\xff\xfe great \x80 film", garbage,
-                       huge.encode(), b"awful film\r"]) + b"\n"
+    data = (
+        b"\n".join(
+            [
+                SHORT.encode(),
+                b"",
+                b"   ",
+                b"zzqx qqzx",
+                b"\xff\xfe great \x80 film",
+                garbage,
+                huge.encode(),
+                b"awful film\r",
+            ]
+        )
+        + b"\n"
+    )
     (tmp_path / "reviews.txt").write_bytes(data)
     texts = split_lines(data)
     assert len(texts) == 8 and len(texts[6].split()) == 100_000
@@ -283,7 +306,7 @@ def test_cli_file_and_stdin_handle_blank_unknown_invalid_and_100k_token_reviews(
         assert "Traceback" not in result.stderr
         lines = json_lines(result.stdout)
         assert [line["index"] for line in lines] == list(range(8))
-        for line, want in zip(lines, expected):
+        for line, want in zip(lines, expected, strict=True):
             assert line["label"] == want["label"]
             assert probs(line) == pytest.approx(probs(want), abs=1e-6)
     assert outputs[0].stdout == outputs[1].stdout == outputs[2].stdout
@@ -306,17 +329,38 @@ def corrupt_checkpoint(directory: Path) -> list:
     return ["--model", "corrupt.pt"]
 
 
-@pytest.mark.parametrize("make_args, message", [
-    (mismatched_vocab, r"^error: small_vocab\.txt is not the vocabulary models/model\.pt was trained with "
-                       r"\(3 tokens, the model's has \d+\); pass that one with --vocab, or retrain"),
-    (same_size_vocab, r"^error: swapped_vocab\.txt is not the vocabulary models/model\.pt was trained with "
-                      r"\((\d+) tokens, the model's has \1\); pass that one with --vocab, or retrain"),
-    (lambda d: ["--model", "missing.pt"], r"missing\.pt: checkpoint not found"),
-    (lambda d: ["--vocab", "missing.txt"], r"missing\.txt: vocabulary not found"),
-    (corrupt_checkpoint, r"corrupt\.pt: corrupt or truncated checkpoint"),
-    (lambda d: ["--file", "missing.txt"], r"missing\.txt: input file not found"),
-    (lambda d: ["--file", "models"], r"^error: models: is a folder; --file takes a text file with one review per line$"),
-], ids=["mismatched-vocab", "same-size-vocab", "missing-model", "missing-vocab", "corrupt-checkpoint", "missing-input", "input-folder"])
+@pytest.mark.parametrize(
+    "make_args, message",
+    [
+        (
+            mismatched_vocab,
+            r"^error: small_vocab\.txt is not the vocabulary models/model\.pt was trained with "
+            r"\(3 tokens, the model's has \d+\); pass that one with --vocab, or retrain",
+        ),
+        (
+            same_size_vocab,
+            r"^error: swapped_vocab\.txt is not the vocabulary models/model\.pt was trained with "
+            r"\((\d+) tokens, the model's has \1\); pass that one with --vocab, or retrain",
+        ),
+        (lambda d: ["--model", "missing.pt"], r"missing\.pt: checkpoint not found"),
+        (lambda d: ["--vocab", "missing.txt"], r"missing\.txt: vocabulary not found"),
+        (corrupt_checkpoint, r"corrupt\.pt: corrupt or truncated checkpoint"),
+        (lambda d: ["--file", "missing.txt"], r"missing\.txt: input file not found"),
+        (
+            lambda d: ["--file", "models"],
+            r"^error: models: is a folder; --file takes a text file with one review per line$",
+        ),
+    ],
+    ids=[
+        "mismatched-vocab",
+        "same-size-vocab",
+        "missing-model",
+        "missing-vocab",
+        "corrupt-checkpoint",
+        "missing-input",
+        "input-folder",
+    ],
+)
 def test_cli_errors_are_one_line(project, make_args, message):
     args = make_args(project)
     result = cli(args if "--file" in args else [*args, SHORT], project)
@@ -388,12 +432,16 @@ def test_scoring_chunk_by_chunk_gives_the_results_of_scoring_everything_at_once(
     texts = [" ".join(rng.choice(words, int(rng.integers(0, 60)))) for _ in range(300)]
     data = "\n".join(texts).encode() + b"\n"
     chunks = textrnn.predict.read_reviews(io.BytesIO(data), "test", chunk_reviews=7, chunk_bytes=300)
-    streamed = [result for results in textrnn.predict.score_chunks(Predictor(model, vocab, LABELS, None), chunks,
-                                                                        batch_size=5)
-                for result in results]
+    streamed = [
+        result
+        for results in textrnn.predict.score_chunks(Predictor(model, vocab, LABELS, None), chunks, batch_size=5)
+        for result in results
+    ]
     at_once = scored(model, vocab, LABELS, texts, batch_size=64)
     assert [(r["index"], r["label"]) for r in streamed] == [(r["index"], r["label"]) for r in at_once]
-    for result, want in zip(streamed, at_once):  # as batch-invariant as batching ever was: to float32 rounding
+    for result, want in zip(
+        streamed, at_once, strict=True
+    ):  # as batch-invariant as batching ever was: to float32 rounding
         assert probs(result) == pytest.approx(probs(want), abs=1e-6)
 
 
@@ -405,15 +453,22 @@ def test_a_review_longer_than_the_limit_is_refused_with_its_line_number(line_bre
     too_long = fits + b"b" * (MAX_REVIEW_BYTES + 1) + line_break + b"c\n"
     with pytest.raises(UserError) as error:
         read_inputs([], "-", FakeStdin(too_long, False))
-    assert str(error.value) == (f"stdin: line 3 is longer than {MAX_REVIEW_BYTES} bytes, the most one review may "
-                                f"have; give one review per line")
+    assert str(error.value) == (
+        f"stdin: line 3 is longer than {MAX_REVIEW_BYTES} bytes, the most one review may have; give one review per line"
+    )
     with pytest.raises(UserError, match=r"^stdin: line 1 is longer than "):  # no line break at all
         read_inputs([], "-", FakeStdin(b"z" * (MAX_REVIEW_BYTES + 1), False))
 
 
 def start_predict(args, cwd: Path, stdin, stdout) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "textrnn", "predict", *args], cwd=cwd, stdin=stdin,
-                            stdout=stdout, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    return subprocess.Popen(
+        [sys.executable, "-m", "textrnn", "predict", *args],
+        cwd=cwd,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
 
 
 def rss(pid: int) -> int:
@@ -451,8 +506,9 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="
 
 @needs_proc
 @pytest.mark.parametrize("signum, code, by", [(signal.SIGINT, 130, ""), (signal.SIGTERM, 143, " by SIGTERM")])
-def test_an_endless_input_streams_results_in_bounded_memory_and_stops_on_a_signal(project, trained, tmp_path,
-                                                                                signum, code, by):
+def test_an_endless_input_streams_results_in_bounded_memory_and_stops_on_a_signal(
+    project, trained, tmp_path, signum, code, by
+):
     model, vocab = trained
     expected = scored(model, vocab, LABELS, ["great film"])[0]
     out = tmp_path / "out.jsonl"
@@ -494,7 +550,8 @@ def test_an_endless_line_is_refused_in_bounded_memory(project, source):
     assert predict.stdout.read() == b""
     assert predict.stderr.read().decode().splitlines() == [
         f"error: {name}: line 1 is longer than {MAX_REVIEW_BYTES} bytes, the most one review may have; "
-        f"give one review per line"]
+        f"give one review per line"
+    ]
 
 
 @needs_proc
@@ -521,8 +578,13 @@ def test_results_come_as_lines_arrive_and_a_signal_stops_a_waiting_read(project,
 
 def shell(command: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     """``command`` under bash, with ``predict`` meaning `python -m textrnn predict` from this checkout."""
-    return subprocess.run(["bash", "-c", f"predict() {{ {sys.executable} -m textrnn predict \"$@\"; }}; {command}"],
-                          cwd=cwd, capture_output=True, timeout=timeout, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    return subprocess.run(
+        ["bash", "-c", f'predict() {{ {sys.executable} -m textrnn predict "$@"; }}; {command}'],
+        cwd=cwd,
+        capture_output=True,
+        timeout=timeout,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
 
 
 def test_a_broken_pipe_stays_quiet_even_on_an_endless_input(project):
@@ -536,7 +598,8 @@ def test_a_full_disk_on_stdout_is_one_line(project):
     result = shell("predict 'great film' 'awful film' > /dev/full", project)
     assert result.returncode == 1
     assert result.stderr.decode().splitlines() == [
-        "error: cannot write the predictions to stdout: No space left on device"]
+        "error: cannot write the predictions to stdout: No space left on device"
+    ]
 
 
 def test_a_closed_stdout_is_one_line(project):
@@ -551,7 +614,8 @@ def test_a_closed_stdin_is_one_line(project, args):
     assert result.returncode == 1
     assert result.stdout == b""
     assert result.stderr.decode().splitlines() == [
-        "error: stdin is closed; give reviews as TEXT arguments or with --file PATH"]
+        "error: stdin is closed; give reviews as TEXT arguments or with --file PATH"
+    ]
 
 
 def test_an_input_that_fails_to_read_is_one_line(project):
@@ -565,16 +629,27 @@ def test_an_input_that_fails_to_read_is_one_line(project):
 
 # ---------------------------------------------------------------- never invalid JSON
 
+
 def strict_json(line: str):
     def refuse(constant):
         raise ValueError(f"{constant} is not JSON")
+
     return json.loads(line, parse_constant=refuse)
 
 
 def save_raw_checkpoint(path: Path, model: RNN, state_dict: dict, label_names: list, vocab: Vocab) -> None:
     """What save_checkpoint writes, without its refusal of non-finite weights."""
-    torch.save({"format": CHECKPOINT_FORMAT, "config": asdict(model.config), "label_names": label_names,
-                "inputs": inputs_of(vocab), "metadata": {}, "state_dict": state_dict}, path)
+    torch.save(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "config": asdict(model.config),
+            "label_names": label_names,
+            "inputs": inputs_of(vocab),
+            "metadata": {},
+            "state_dict": state_dict,
+        },
+        path,
+    )
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
@@ -587,8 +662,8 @@ def test_a_checkpoint_with_non_finite_weights_is_refused_at_load(project, traine
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"error: {tmp_path / 'bad.pt'}: weights V.weight are not finite (NaN or inf); "
-        f"retrain with `dvc repro -f train`"]
+        f"error: {tmp_path / 'bad.pt'}: weights V.weight are not finite (NaN or inf); retrain with `dvc repro -f train`"
+    ]
 
 
 def test_scores_that_overflow_are_refused_and_never_printed_as_nan(project, trained, tmp_path):
@@ -606,4 +681,5 @@ def test_scores_that_overflow_are_refused_and_never_printed_as_nan(project, trai
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"error: {tmp_path / 'huge.pt'} gave review 0 a non-finite score (its weights overflow); "
-        f"retrain with `dvc repro -f train`"]
+        f"retrain with `dvc repro -f train`"
+    ]

@@ -1,4 +1,5 @@
 """Sharing without retraining: push from one clone to a DVC remote, pull into a fresh clone, predict there."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,14 @@ from pathlib import Path
 
 from conftest import make_dataset_dir, make_project, run
 
-OUTPUTS = ["models/model.pt", "data/vocab.txt", "data/vectors/test/ids.npy", "data/vectors/meta.json",
-           "plots/training/loss.png", "metrics/metrics.json"]
+OUTPUTS = [
+    "models/model.pt",
+    "data/vocab.txt",
+    "data/vectors/test/ids.npy",
+    "data/vectors/meta.json",
+    "plots/training/loss.png",
+    "metrics/metrics.json",
+]
 
 
 def dvc(*args: str, cwd: Path):
