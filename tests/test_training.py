@@ -1,12 +1,14 @@
 """Training on small synthetic data: it learns, it is seeded, and it guards against non-finite steps."""
+
+import contextlib
 import math
 
 import numpy as np
 import pytest
 import torch
-from torch.optim.optimizer import register_optimizer_step_pre_hook
-
 from conftest import synthetic_reviews
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+
 from textrnn.batching import make_batches
 from textrnn.data.vectors import EncodedSplit
 from textrnn.encoding import count_tokens, encode_texts
@@ -36,6 +38,31 @@ def new_model(vocab, seed=0, **sizes):
     return RNN(ModelConfig(len(vocab), sizes.get("embedding", 8), sizes.get("hidden", 16)))
 
 
+@contextlib.contextmanager
+def on_every_optimizer_step(callback):
+    """Call ``callback()`` before each optimizer step of the block, once per step.
+
+    A step may call another hooked step inside (textrnn's RMSprop takes torch's own step for a
+    parameter's first update): only the outermost call counts.
+    """
+    depth = [0]
+
+    def before(optimizer, args, kwargs):
+        depth[0] += 1
+        if depth[0] == 1:
+            callback()
+
+    def after(optimizer, args, kwargs):
+        depth[0] -= 1
+
+    handles = [register_optimizer_step_pre_hook(before), register_optimizer_step_post_hook(after)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 CONFIG = TrainConfig(lr=0.005, batch_size=16, epochs=5, seed=2)
 
 
@@ -56,7 +83,9 @@ def test_training_lowers_the_loss_and_learns_the_easy_task(splits):
     history = result.history
     assert [s.epoch for s in history] == [1, 2, 3, 4, 5]
     assert seen == history
-    assert history[0].metrics["train/loss"] > history[-1].metrics["train/loss"] + 0.2, [s.metrics["train/loss"] for s in history]
+    assert history[0].metrics["train/loss"] > history[-1].metrics["train/loss"] + 0.2, [
+        s.metrics["train/loss"] for s in history
+    ]
     # The kept checkpoint (lowest valid loss) classifies the easy task well.
     model.load_state_dict(result.best_state)
     logits = predict_logits(model, valid, 64, CPU)
@@ -123,15 +152,8 @@ def test_a_non_finite_gradient_step_is_skipped_and_counted(splits):
     model.U.weight.register_hook(overflow_once)
     updates = []
 
-    def snapshot(optimizer, args, kwargs):
-        updates.append(model.U.weight.detach().clone())
-
-    handle = register_optimizer_step_pre_hook(snapshot)
-    try:
-        config = TrainConfig(lr=0.01, batch_size=16, epochs=2, seed=3)
-        result = train_model(model, train, valid, config, CPU)
-    finally:
-        handle.remove()
+    with on_every_optimizer_step(lambda: updates.append(model.U.weight.detach().clone())):
+        result = train_model(model, train, valid, TrainConfig(lr=0.01, batch_size=16, epochs=2, seed=3), CPU)
     steps = len(make_batches(train, 16, CPU))
     assert calls["n"] == 2 * steps
     assert [s.skipped_steps for s in result.history] == [1, 0]
@@ -170,16 +192,13 @@ def test_clip_grad_norm_bounds_every_update(splits):
         model = new_model(vocab)
         norms = []
 
-        def record(optimizer, args, kwargs):
+        def record():
             grads = [p.grad for p in model.parameters() if p.grad is not None]
             norms.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item())
 
-        handle = register_optimizer_step_pre_hook(record)
-        try:
-            train_model(model, train, valid, TrainConfig(lr=0.01, batch_size=16, epochs=1, seed=3,
-                                                          clip_grad_norm=clip), CPU)
-        finally:
-            handle.remove()
+        config = TrainConfig(lr=0.01, batch_size=16, epochs=1, seed=3, clip_grad_norm=clip)
+        with on_every_optimizer_step(record):
+            train_model(model, train, valid, config, CPU)
         return norms
 
     unclipped = applied_norms(None)
