@@ -130,3 +130,34 @@ def make_project(
 @pytest.fixture
 def dataset_dir(tmp_path: Path) -> Path:
     return make_dataset_dir(tmp_path / "dataset")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """One torch thread for the tests run in this process: their tensors are tiny, and on a shared
+    machine a second OpenMP thread mostly waits for a core (a test then runs many times slower)."""
+    torch = sys.modules.get("torch")  # imported by the test modules that need it; no import otherwise
+    if torch is not None:
+        torch.set_num_threads(1)
+    yield
+
+
+# Slow tests in modules whose owners are still changing them: marked here rather than in the module.
+# `pytest -m "not slow"` leaves them out; `pytest` runs them.
+SLOW_ELSEWHERE = {
+    "test_accel.py::test_kernel_equals_torch_rnn_tanh_on_long_reviews",
+    "test_accel.py::test_kernel_equals_step_loop_logits_and_every_gradient[2-256]",
+    "test_accel.py::test_kernel_equals_step_loop_logits_and_every_gradient[3-256]",
+    "test_accel.py::test_every_isa_level_gives_the_same_bytes",  # builds the kernels once per ISA level
+    "test_accel.py::test_a_fresh_build_compiles_once_then_loads_from_the_cache",  # subprocesses that build
+    "test_accel.py::test_a_damaged_cached_library_is_rebuilt_not_loaded",
+    "test_accel.py::test_concurrent_first_builds_share_one_intact_library",
+    "test_encoding.py::test_many_short_pools_never_hang_with_our_signal_handlers_installed",
+    "test_evaluation.py::test_plot_data_is_small_and_strict_for_many_rows[20-20000]",
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if {f"{item.path.name}::{item.name}", f"{item.path.name}::{item.originalname}"} & SLOW_ELSEWHERE:
+            item.add_marker(pytest.mark.slow)

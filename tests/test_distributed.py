@@ -14,6 +14,8 @@ import torch
 import yaml
 from conftest import make_dataset_dir, make_project, run
 
+pytestmark = pytest.mark.slow  # end to end: the train stage under torchrun
+
 STAGES = ["download", "split", "build_vocab", "vectorize"]
 
 

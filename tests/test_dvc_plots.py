@@ -17,6 +17,8 @@ from conftest import ROOT, run
 
 from textrnn.evaluation import write_test_plots
 
+pytestmark = pytest.mark.slow  # end to end: dvc plots show / diff
+
 DVC = [sys.executable, "-m", "dvc"]
 ADDED_BY_DVC = {"rev", "filename", "field"}
 

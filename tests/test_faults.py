@@ -46,6 +46,8 @@ NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the messag
 
 # ---------------------------------------------------------------- helpers
 
+INPUTS = {"vocab_sha256": "ab" * 32, "tokenizer": "0123456789abcdef", "max_tokens": None}
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
@@ -128,6 +130,7 @@ def in_bounded_memory(project: Path, *args: str) -> subprocess.CompletedProcess:
 # ---------------------------------------------------------------- params: every stage checks before any work
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, section, key, value, expected",
     [
@@ -178,6 +181,7 @@ def params_of(project: Path) -> dict:
     return yaml.safe_load((project / "params.yaml").read_text())
 
 
+@pytest.mark.slow
 def test_download_names_a_missing_text_column(project):
     set_param(project, "download", "text_column", "review")
     dataset = params_of(project)["download"]["dataset"]
@@ -190,6 +194,7 @@ def test_download_names_a_missing_text_column(project):
     )
 
 
+@pytest.mark.slow
 def test_download_refuses_labels_outside_the_classlabel(project, tmp_path):
     frame = raw_frame()
     frame.loc[[5, 9], "label"] = 7
@@ -204,6 +209,7 @@ def test_download_refuses_labels_outside_the_classlabel(project, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_blank_texts_are_dropped_and_counted(project, tmp_path):
     train, test = raw_frame(60), synthetic_reviews(30, seed=4)
     train["text"] = train["text"].astype(object)
@@ -235,6 +241,7 @@ def test_blank_texts_policy_in_the_library(tmp_path):
     assert json.loads((tmp_path / "raw/labels.json").read_text()) == {"names": ["0", "1"]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["same column", "blank test split"])
 def test_download_refuses_a_label_read_from_the_text_and_a_split_without_text(project, tmp_path, case):
     if case == "same column":
@@ -263,6 +270,7 @@ def write_raw_files(project: Path, train: pd.DataFrame, test: pd.DataFrame, name
     (raw / "labels.json").write_text(json.dumps({"names": names}))
 
 
+@pytest.mark.slow
 def test_split_refuses_to_leave_a_class_without_a_valid_row(project):
     train = synthetic_reviews(96, n_classes=2)  # 48 + 48 + 2 rows: a 20% valid split is 10 + 10 + 0
     tiny = pd.DataFrame({"text": ["a rare review", "another rare one"], "label": [2, 2]})
@@ -293,6 +301,7 @@ def test_stratified_split_checks_every_named_class_on_both_sides():
     assert sorted(set(labels[part])) == sorted(set(labels[rest])) == [0, 1, 2]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, broken",
     [
@@ -310,6 +319,7 @@ def test_a_truncated_parquet_is_named(project, name, broken):
     assert line.endswith("); rerun the stage that writes it")
 
 
+@pytest.mark.slow
 def test_truncated_vectors_are_named_by_train(project):
     path = project / "data/vectors/train/ids.npy"
     path.write_bytes(path.read_bytes()[:-200])
@@ -385,6 +395,7 @@ def test_garbage_vocab_is_named(tmp_path, content, problem):
     assert "dvc repro -f build_vocab" in str(error.value)
 
 
+@pytest.mark.slow
 def test_vectorize_names_a_garbage_vocab_and_keeps_the_old_vectors(project):
     (project / "data/vocab.txt").write_bytes(os.urandom(300) + b"\xff")
     before = snapshot(project)
@@ -392,6 +403,7 @@ def test_vectorize_names_a_garbage_vocab_and_keeps_the_old_vectors(project):
     assert line == "error: data/vocab.txt: not a UTF-8 text file; rebuild it with `dvc repro -f build_vocab`"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("change", ["smaller", "same size, other tokens"])
 def test_train_names_vectors_made_with_another_vocab(project, change):
     vocab = Vocab.load(project / "data/vocab.txt")
@@ -455,6 +467,7 @@ def test_a_signal_inside_interrupts_held_waits_for_the_end_of_the_block(capsys):
     assert signal.getsignal(signal.SIGTERM) is previous  # cli_main puts the handlers back
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "signum, code, line",
     [
@@ -541,6 +554,7 @@ def private_mounts_allowed() -> bool:
     return probe.returncode == 0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not private_mounts_allowed(),
     reason="needs `unshare -rm` (user and mount namespaces) to mount a small tmpfs; this system does not permit it",
@@ -594,6 +608,7 @@ def same_size_other_tokens(vocab: Vocab) -> Vocab:
     return Vocab(tokens)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("change", ["larger", "same size, other tokens"])
 def test_evaluate_refuses_a_checkpoint_trained_on_another_vocab(project, change):
     """The vocabulary is rebuilt and the vectors made again with it, but the model is not retrained."""
@@ -609,6 +624,7 @@ def test_evaluate_refuses_a_checkpoint_trained_on_another_vocab(project, change)
     )
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_a_checkpoint_with_other_classes(project):
     payload = torch.load(project / "models/model.pt", weights_only=True)
     payload["label_names"] = ["bad", "good"]
@@ -621,10 +637,20 @@ def test_evaluate_refuses_a_checkpoint_with_other_classes(project):
     )
 
 
+@pytest.fixture
+def saved_checkpoint(tmp_path: Path) -> Path:
+    """A checkpoint of a small model, as save_checkpoint writes it."""
+    torch.manual_seed(0)
+    model = RNN(ModelConfig(20, 4, 8))
+    path = tmp_path / "saved" / "model.pt"
+    save_checkpoint(path, model, model.state_dict(), ["neg", "pos"], {"best_epoch": 1}, INPUTS)
+    return path
+
+
 @pytest.mark.parametrize("content", ["random bytes", "empty", "truncated zip", "not a dict", "wrong shapes"])
-def test_load_checkpoint_names_a_corrupt_file(built, tmp_path, content):
+def test_load_checkpoint_names_a_corrupt_file(saved_checkpoint, tmp_path, content):
     path = tmp_path / "model.pt"
-    original = (built / "models/model.pt").read_bytes()
+    original = saved_checkpoint.read_bytes()
     if content == "random bytes":
         path.write_bytes(os.urandom(len(original)))
     elif content == "empty":
@@ -634,7 +660,7 @@ def test_load_checkpoint_names_a_corrupt_file(built, tmp_path, content):
     elif content == "not a dict":
         torch.save([1, 2, 3], path)
     else:
-        payload = torch.load(built / "models/model.pt", weights_only=True)
+        payload = torch.load(saved_checkpoint, weights_only=True)
         payload["state_dict"]["embedding.weight"] = torch.zeros(3, 3)
         torch.save(payload, path)
     with pytest.raises(UserError) as error:
@@ -646,6 +672,19 @@ def test_load_checkpoint_names_a_corrupt_file(built, tmp_path, content):
     assert expected.get(content, "corrupt or truncated checkpoint") in message
 
 
+def test_load_checkpoint_refuses_a_huge_config_over_small_tensors(saved_checkpoint, tmp_path):
+    payload = torch.load(saved_checkpoint, weights_only=True)
+    payload["config"]["vocabulary_size"] = 10**12  # 32 TB of embeddings, were the model built
+    torch.save(payload, tmp_path / "huge.pt")
+    with pytest.raises(UserError) as error:
+        load_checkpoint(tmp_path / "huge.pt")
+    assert str(error.value) == (
+        f"{tmp_path / 'huge.pt'}: its weights do not match its config {ModelConfig(**payload['config'])} "
+        f"(first: embedding.weight); retrain with `dvc repro -f train`"
+    )
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("reader", ["predict", "evaluate"])
 def test_a_checkpoint_claiming_a_huge_model_is_refused_before_anything_is_allocated(project, reader):
     """Small tensors under a config of 10**12 tokens: building that model would take 32 TB."""
@@ -675,33 +714,35 @@ class Malicious:
         return os.system, (f"touch {self.marker}",)
 
 
-def malicious_checkpoint(built: Path, path: Path, marker: Path) -> None:
-    payload = torch.load(built / "models/model.pt", weights_only=True)
+def malicious_checkpoint(source: Path, path: Path, marker: Path) -> None:
+    """``source`` with a Python object in its metadata whose unpickling would run a command."""
+    payload = torch.load(source, weights_only=True)
     payload["metadata"]["note"] = Malicious(marker)
     torch.save(payload, path)
 
 
-def test_a_malicious_pickle_is_refused_and_never_run(built, tmp_path):
+def test_a_malicious_pickle_is_refused_and_never_run(saved_checkpoint, tmp_path):
     path, marker = tmp_path / "model.pt", tmp_path / "PWNED"
-    malicious_checkpoint(built, path, marker)
+    malicious_checkpoint(saved_checkpoint, path, marker)
     with pytest.raises(UserError) as error:
         load_checkpoint(path)
     assert str(error.value).startswith(f"{path}: ")
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_a_malicious_checkpoint_in_one_line(project, tmp_path):
     marker = tmp_path / "PWNED"
-    malicious_checkpoint(project, project / "models/model.pt", marker)
+    malicious_checkpoint(project / "models/model.pt", project / "models/model.pt", marker)
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, stage(project, "evaluate"))
     assert line.startswith("error: models/model.pt: ")
     assert not marker.exists()
 
 
-def test_the_refusal_says_why_and_never_advises_unsafe_loading(built, tmp_path):
+def test_the_refusal_says_why_and_never_advises_unsafe_loading(saved_checkpoint, tmp_path):
     path = tmp_path / "model.pt"
-    malicious_checkpoint(built, path, tmp_path / "PWNED")
+    malicious_checkpoint(saved_checkpoint, path, tmp_path / "PWNED")
     with pytest.raises(UserError) as error:
         load_checkpoint(path)
     assert "refused" in str(error.value)
@@ -711,6 +752,7 @@ def test_the_refusal_says_why_and_never_advises_unsafe_loading(built, tmp_path):
 # ---------------------------------------------------------------- numerical faults
 
 
+@pytest.mark.slow
 def test_a_huge_lr_stops_training_with_epoch_batch_and_lever_and_keeps_the_checkpoint(project):
     params = (project / "params.yaml").read_text()
     (project / "params.yaml").write_text(params.replace("lr: 0.01", "lr: 1e38"))  # YAML 1.2: a number
@@ -731,6 +773,7 @@ def tiny_split(n: int = 24) -> EncodedSplit:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("std", [1e34, 3e38], ids=["finite", "overflows-to-inf"])
 def test_initial_weights_so_large_that_every_step_is_skipped_name_the_levers(project, std):
     set_param(project, "train", "embedding_init_std", std)
@@ -745,6 +788,7 @@ def test_initial_weights_so_large_that_every_step_is_skipped_name_the_levers(pro
     )
 
 
+@pytest.mark.slow
 def test_sizes_that_cannot_be_allocated_are_refused_before_allocating(project):
     set_param(project, "train", "embedding_size", 2**24)  # the largest params.yaml allows
     params = params_of(project)["train"]
@@ -761,9 +805,6 @@ def test_sizes_that_cannot_be_allocated_are_refused_before_allocating(project):
         rf"train.valid_batch_size, or set train.max_tokens",
         line,
     ), line
-
-
-INPUTS = {"vocab_sha256": "ab" * 32, "tokenizer": "0123456789abcdef", "max_tokens": None}
 
 
 def test_nan_weights_stop_training_at_the_first_batch_and_are_never_saved(tmp_path):

@@ -131,15 +131,21 @@ def assert_close(a, b, tolerance, check_every_parameter=True):
         assert difference <= tolerance, f"{name}: gradients differ by {difference}"
 
 
-OPTIONS = [
-    dict(cell=cell, bidirectional=bidirectional, readout=readout)
-    for cell, bidirectional, readout in itertools.product(CELLS, [False, True], READOUTS)
-]
-
-
 def option_id(options):
     direction = "bi" if options.get("bidirectional") else "uni"
     return f"{options.get('cell', 'rnn')}-{direction}-{options.get('readout', 'last')}"
+
+
+# The fast suite (-m "not slow") takes one combination per cell, which together read both ways with
+# every readout; the full suite takes all 18.
+REPRESENTATIVE = {"rnn-uni-last", "gru-bi-mean", "lstm-bi-max"}
+OPTIONS = [
+    pytest.param(options, id=option_id(options), marks=() if option_id(options) in REPRESENTATIVE else pytest.mark.slow)
+    for options in (
+        dict(cell=cell, bidirectional=bidirectional, readout=readout)
+        for cell, bidirectional, readout in itertools.product(CELLS, [False, True], READOUTS)
+    )
+]
 
 
 def parameter_names(options):
@@ -210,7 +216,7 @@ def test_defaults_initialize_as_before():
 
 
 @pytest.mark.parametrize("num_classes", [2, 3])
-@pytest.mark.parametrize("options", OPTIONS, ids=option_id)
+@pytest.mark.parametrize("options", OPTIONS)
 @pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
 def test_fused_path_equals_step_loop_logits_and_every_gradient(options, num_classes, dtype, tolerance):
     # hidden 16: the rnn cell's float32 fused path is textrnn.accel's kernel; float64 is torch's.
@@ -224,7 +230,7 @@ def test_fused_path_equals_step_loop_logits_and_every_gradient(options, num_clas
     assert_close(loop, fused, tolerance)
 
 
-@pytest.mark.parametrize("options", OPTIONS, ids=option_id)
+@pytest.mark.parametrize("options", OPTIONS)
 def test_a_review_scores_the_same_alone_and_beside_longer_reviews(options):
     model = make_model(num_classes=3, **options).eval()
     short, *long_ones = random_reviews([3, 60, 45, 80], seed=4)
@@ -241,7 +247,7 @@ def test_a_review_scores_the_same_alone_and_beside_longer_reviews(options):
     assert (left_padded - alone).abs().max().item() > 1e-4
 
 
-@pytest.mark.parametrize("options", OPTIONS, ids=option_id)
+@pytest.mark.parametrize("options", OPTIONS)
 def test_appending_pads_changes_no_logit_and_no_gradient(options):
     model = make_model(hidden=16, **options).train()
     reviews = random_reviews(MIXED, seed=5)
@@ -252,7 +258,7 @@ def test_appending_pads_changes_no_logit_and_no_gradient(options):
         assert_close(tight, loose, 1e-6)
 
 
-@pytest.mark.parametrize("options", OPTIONS, ids=option_id)
+@pytest.mark.parametrize("options", OPTIONS)
 def test_empty_reviews_read_as_zero_features_so_their_logits_are_v_bias(options):
     model = make_model(num_classes=3, **options).train()
     tokens, lengths = padded(random_reviews([0, 5, 0, 9, 0], seed=6))
@@ -435,8 +441,9 @@ def full_float32_cudnn():
     torch.backends.cudnn.allow_tf32 = allowed
 
 
+@pytest.mark.gpu
 @CUDA
-@pytest.mark.parametrize("options", OPTIONS, ids=option_id)
+@pytest.mark.parametrize("options", OPTIONS)
 def test_on_cuda_the_fused_path_equals_the_step_loop_and_the_cpu(options, full_float32_cudnn):
     cpu = make_model(num_classes=3, hidden=16, scale=1.5, **options).train()
     gpu = make_model(num_classes=3, hidden=16, scale=1.5, **options).train().cuda()

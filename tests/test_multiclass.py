@@ -12,6 +12,8 @@ from conftest import make_dataset_dir, make_project, run, synthetic_reviews, wri
 
 from textrnn.model import load_checkpoint
 
+pytestmark = pytest.mark.slow  # end to end: dvc repro and predict
+
 SPLIT_NAMES = ("train", "valid", "test")
 
 

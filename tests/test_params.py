@@ -293,6 +293,7 @@ def test_a_dvc_exp_run_set_param_rewrite_reads_back_the_same_values(tmp_path):
     assert all(after[section] == dvc_reads(path)[section] for section in SCHEMA)
 
 
+@pytest.mark.slow
 def test_the_split_stage_uses_the_seed_dvc_shows(tmp_path):
     """`split.seed: 010` is 10 for `dvc params diff` and for the stage (PyYAML would have split with seed 8)."""
     project = make_project(tmp_path / "project", make_dataset_dir(tmp_path / "dataset"))
@@ -359,6 +360,7 @@ def test_params_yaml_that_is_a_folder_or_unreadable(tmp_path, monkeypatch):
     assert fails(path) == f"{path}: cannot read it (Permission denied); check its permissions"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", ["[" * 100_000, "{a: " * 100_000, "- " * 100_000, "a: " + "[" * 600 + "1" + "]" * 600])
 def test_deeply_nested_yaml_is_one_line(tmp_path, text):
     path = write(tmp_path, text)
@@ -499,6 +501,7 @@ def bare_project(tmp_path_factory) -> Path:
     return make_project(base / "project", make_dataset_dir(base / "dataset"), git=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "content, expected",
     [
@@ -535,6 +538,7 @@ def test_a_stage_says_what_is_wrong_with_params_yaml_in_one_line(bare_project, c
     assert not (bare_project / "data/split").exists()
 
 
+@pytest.mark.slow
 def test_a_folder_named_params_yaml_through_a_stage(bare_project):
     params = bare_project / "params.yaml"
     original = params.read_bytes()

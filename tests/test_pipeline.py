@@ -18,6 +18,8 @@ from textrnn.inference import predict_logits
 from textrnn.model import load_checkpoint
 from textrnn.vocab import Vocab
 
+pytestmark = pytest.mark.slow  # end to end: dvc repro, dvc exp run
+
 DVC = [sys.executable, "-m", "dvc"]
 EPOCHS = 3  # conftest.SMALL_PARAMS
 STAGES = 7  # download, split, build_vocab, vectorize, train, evaluate, baseline

@@ -250,12 +250,14 @@ def json_lines(stdout: str) -> list:
     return [json.loads(line) for line in stdout.splitlines()]
 
 
+@pytest.mark.slow
 def test_help_lists_the_predict_command(project):
     result = cli(["--help"], project, command=())
     assert result.returncode == 0
     assert "predict   score texts with a trained model; prints one JSON line per text" in result.stdout
 
 
+@pytest.mark.slow
 def test_cli_prints_one_json_line_per_text_in_order(project, trained):
     model, vocab = trained
     texts = ["wonderful superb film", "awful boring waste", SHORT]
@@ -272,6 +274,7 @@ def test_cli_prints_one_json_line_per_text_in_order(project, trained):
         assert probs(line) == pytest.approx(probs(want), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_cli_file_and_stdin_handle_blank_unknown_invalid_and_100k_token_reviews(project, trained, tmp_path):
     model, vocab = trained
     rng = np.random.default_rng(0)
@@ -329,6 +332,7 @@ def corrupt_checkpoint(directory: Path) -> list:
     return ["--model", "corrupt.pt"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "make_args, message",
     [
@@ -504,6 +508,7 @@ def complete_lines(path: Path) -> list:
 needs_proc = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads memory use from /proc")
 
 
+@pytest.mark.slow
 @needs_proc
 @pytest.mark.parametrize("signum, code, by", [(signal.SIGINT, 130, ""), (signal.SIGTERM, 143, " by SIGTERM")])
 def test_an_endless_input_streams_results_in_bounded_memory_and_stops_on_a_signal(
@@ -532,6 +537,7 @@ def test_an_endless_input_streams_results_in_bounded_memory_and_stops_on_a_signa
         assert json.loads(line) == {**expected, "index": i}
 
 
+@pytest.mark.slow
 @needs_proc
 @pytest.mark.parametrize("source", ["--file", "stdin"])
 def test_an_endless_line_is_refused_in_bounded_memory(project, source):
@@ -554,6 +560,7 @@ def test_an_endless_line_is_refused_in_bounded_memory(project, source):
     ]
 
 
+@pytest.mark.slow
 @needs_proc
 @pytest.mark.parametrize("signum, code, by", [(signal.SIGINT, 130, ""), (signal.SIGTERM, 143, " by SIGTERM")])
 def test_results_come_as_lines_arrive_and_a_signal_stops_a_waiting_read(project, tmp_path, signum, code, by):
@@ -587,6 +594,7 @@ def shell(command: str, cwd: Path, timeout: float = 120) -> subprocess.Completed
     )
 
 
+@pytest.mark.slow
 def test_a_broken_pipe_stays_quiet_even_on_an_endless_input(project):
     # `ulimit -v` keeps a predict that would read without end from taking the machine's memory.
     result = shell('yes "great film" | (ulimit -v 3000000; predict) | head -1; echo "${PIPESTATUS[1]}" >&2', project)
@@ -594,6 +602,7 @@ def test_a_broken_pipe_stays_quiet_even_on_an_endless_input(project):
     assert result.stderr.decode() == "1\n"  # predict's exit status, and nothing else on stderr
 
 
+@pytest.mark.slow
 def test_a_full_disk_on_stdout_is_one_line(project):
     result = shell("predict 'great film' 'awful film' > /dev/full", project)
     assert result.returncode == 1
@@ -602,12 +611,14 @@ def test_a_full_disk_on_stdout_is_one_line(project):
     ]
 
 
+@pytest.mark.slow
 def test_a_closed_stdout_is_one_line(project):
     result = shell("predict 'great film' >&-", project)
     assert result.returncode == 1
     assert result.stderr.decode().splitlines() == ["error: stdout is closed; the predictions have nowhere to go"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", ["", "--file -"])
 def test_a_closed_stdin_is_one_line(project, args):
     result = shell(f"predict {args} <&-", project)
@@ -618,6 +629,7 @@ def test_a_closed_stdin_is_one_line(project, args):
     ]
 
 
+@pytest.mark.slow
 def test_an_input_that_fails_to_read_is_one_line(project):
     # /proc/self/mem opens, then fails to read at offset 0. (A folder as stdin, `< /`, never reaches
     # predict: Python itself stops at startup with "Fatal Python error: init_sys_streams".)
@@ -652,6 +664,7 @@ def save_raw_checkpoint(path: Path, model: RNN, state_dict: dict, label_names: l
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_a_checkpoint_with_non_finite_weights_is_refused_at_load(project, trained, tmp_path, value):
     model, vocab = trained
@@ -666,6 +679,7 @@ def test_a_checkpoint_with_non_finite_weights_is_refused_at_load(project, traine
     ]
 
 
+@pytest.mark.slow
 def test_scores_that_overflow_are_refused_and_never_printed_as_nan(project, trained, tmp_path):
     _, vocab = trained
     torch.manual_seed(1)

@@ -6,7 +6,10 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import make_dataset_dir, make_project, run
+
+pytestmark = pytest.mark.slow  # end to end: dvc repro, push and pull
 
 OUTPUTS = [
     "models/model.pt",
