@@ -1,4 +1,5 @@
 """Shared test helpers: small synthetic datasets and throwaway copies of the project."""
+
 from __future__ import annotations
 
 import os
@@ -6,7 +7,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
 
 import numpy as np
 import pandas as pd
@@ -27,35 +27,48 @@ NEUTRAL = ["the", "movie", "film", "plot", "actor", "scene", "story", "a", "was"
 def synthetic_reviews(n: int, seed: int = 0, n_classes: int = 2, min_len: int = 3, max_len: int = 40) -> pd.DataFrame:
     """Reviews whose label is readable from their words: class c draws from its own word list."""
     rng = np.random.default_rng(seed)
-    class_words = [NEGATIVE, POSITIVE] if n_classes == 2 else [
-        [f"{w}{c}" for w in ("alpha", "beta", "gamma", "delta", "omega")] for c in range(n_classes)]
+    class_words = (
+        [NEGATIVE, POSITIVE]
+        if n_classes == 2
+        else [[f"{w}{c}" for w in ("alpha", "beta", "gamma", "delta", "omega")] for c in range(n_classes)]
+    )
     texts, labels = [], []
     for i in range(n):
         label = i % n_classes
         length = int(rng.integers(min_len, max_len + 1))
-        words = [str(rng.choice(class_words[label])) if rng.random() < 0.35 else str(rng.choice(NEUTRAL))
-                 for _ in range(length)]
+        words = [
+            str(rng.choice(class_words[label])) if rng.random() < 0.35 else str(rng.choice(NEUTRAL))
+            for _ in range(length)
+        ]
         punctuation = rng.choice(["", ".", "!", " <br />"], size=length)
-        texts.append(" ".join(w + p for w, p in zip(words, punctuation)).capitalize())
+        texts.append(" ".join(w + p for w, p in zip(words, punctuation, strict=True)).capitalize())
         labels.append(label)
     return pd.DataFrame({"text": texts, "label": np.array(labels, dtype=np.int64)})
 
 
-def write_hf_parquet(path: Path, frame: pd.DataFrame, label_names: Optional[List[str]] = None) -> None:
+def write_hf_parquet(path: Path, frame: pd.DataFrame, label_names: list[str] | None = None) -> None:
     """Write ``frame`` as HF datasets writes parquet: with a ClassLabel in the schema metadata when named."""
     import json
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
     if label_names is not None:
-        features = {"text": {"dtype": "string", "_type": "Value"},
-                    "label": {"names": label_names, "_type": "ClassLabel"}}
+        features = {
+            "text": {"dtype": "string", "_type": "Value"},
+            "label": {"names": label_names, "_type": "ClassLabel"},
+        }
         table = table.replace_schema_metadata({"huggingface": json.dumps({"info": {"features": features}})})
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path)
 
 
-def make_dataset_dir(directory: Path, n_train: int = 240, n_test: int = 120, n_classes: int = 2,
-                     label_names: Optional[List[str]] = None, with_test: bool = True) -> Path:
+def make_dataset_dir(
+    directory: Path,
+    n_train: int = 240,
+    n_test: int = 120,
+    n_classes: int = 2,
+    label_names: list[str] | None = None,
+    with_test: bool = True,
+) -> Path:
     """A local HF-style dataset folder (train.parquet, test.parquet) of synthetic reviews."""
     if label_names is None:
         label_names = ["neg", "pos"] if n_classes == 2 else [f"class{c}" for c in range(n_classes)]
@@ -66,14 +79,14 @@ def make_dataset_dir(directory: Path, n_train: int = 240, n_test: int = 120, n_c
 
 
 # Tests of CPU behaviour say so (device: cpu): on a machine with a GPU, `auto` would pick cuda.
-SMALL_PARAMS: Dict[str, Dict[str, object]] = {
+SMALL_PARAMS: dict[str, dict[str, object]] = {
     "vocab": {"min_freq": 1},
     "train": {"embedding_size": 8, "hidden_size": 16, "epochs": 3, "batch_size": 16, "lr": 0.01, "device": "cpu"},
     "evaluate": {"batch_size": 64, "device": "cpu"},
 }
 
 
-def run(cmd: List[str], cwd: Path, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+def run(cmd: list[str], cwd: Path, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
     """Run a command with the test's Python first on PATH (so DVC stages use it) and capture its output."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     env.pop("DVC_EXP_BASELINE_REV", None)
@@ -84,8 +97,9 @@ def run(cmd: List[str], cwd: Path, check: bool = True, **kwargs) -> subprocess.C
     return result
 
 
-def make_project(directory: Path, dataset: Path, overrides: Optional[Dict[str, Dict[str, object]]] = None,
-                 git: bool = True) -> Path:
+def make_project(
+    directory: Path, dataset: Path, overrides: dict[str, dict[str, object]] | None = None, git: bool = True
+) -> Path:
     """A copy of the project in ``directory`` that trains on ``dataset``, as a git + DVC repo with one commit."""
     directory.mkdir(parents=True, exist_ok=True)
     for name in PROJECT_FILES:
@@ -116,3 +130,34 @@ def make_project(directory: Path, dataset: Path, overrides: Optional[Dict[str, D
 @pytest.fixture
 def dataset_dir(tmp_path: Path) -> Path:
     return make_dataset_dir(tmp_path / "dataset")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """One torch thread for the tests run in this process: their tensors are tiny, and on a shared
+    machine a second OpenMP thread mostly waits for a core (a test then runs many times slower)."""
+    torch = sys.modules.get("torch")  # imported by the test modules that need it; no import otherwise
+    if torch is not None:
+        torch.set_num_threads(1)
+    yield
+
+
+# Slow tests in modules whose owners are still changing them: marked here rather than in the module.
+# `pytest -m "not slow"` leaves them out; `pytest` runs them.
+SLOW_ELSEWHERE = {
+    "test_accel.py::test_kernel_equals_torch_rnn_tanh_on_long_reviews",
+    "test_accel.py::test_kernel_equals_step_loop_logits_and_every_gradient[2-256]",
+    "test_accel.py::test_kernel_equals_step_loop_logits_and_every_gradient[3-256]",
+    "test_accel.py::test_every_isa_level_gives_the_same_bytes",  # builds the kernels once per ISA level
+    "test_accel.py::test_a_fresh_build_compiles_once_then_loads_from_the_cache",  # subprocesses that build
+    "test_accel.py::test_a_damaged_cached_library_is_rebuilt_not_loaded",
+    "test_accel.py::test_concurrent_first_builds_share_one_intact_library",
+    "test_encoding.py::test_many_short_pools_never_hang_with_our_signal_handlers_installed",
+    "test_evaluation.py::test_plot_data_is_small_and_strict_for_many_rows[20-20000]",
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if {f"{item.path.name}::{item.name}", f"{item.path.name}::{item.originalname}"} & SLOW_ELSEWHERE:
+            item.add_marker(pytest.mark.slow)

@@ -93,7 +93,7 @@ def test_length_buckets_with_rng_cover_every_row_once_in_similar_length_batches(
     assert sorted(flat.tolist()) == list(range(103))
     # A batch is a run of the sorted lengths: no other batch has a length strictly inside its range.
     ranges = sorted((lengths[b].min(), lengths[b].max()) for b in batches)
-    for (_, high), (low, _) in zip(ranges, ranges[1:]):
+    for (_, high), (low, _) in zip(ranges, ranges[1:], strict=False):
         assert high <= low
 
 

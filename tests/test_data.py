@@ -11,9 +11,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import synthetic_reviews, write_hf_parquet
 from sklearn.model_selection import train_test_split
 
-from conftest import synthetic_reviews, write_hf_parquet
 from textrnn.data import splits
 from textrnn.data.raw import write_raw
 from textrnn.data.sources import find_split_files, local_source
@@ -24,14 +24,24 @@ from textrnn.errors import UserError
 
 
 def test_split_files_are_found_by_the_words_in_their_names(tmp_path):
-    for name in ("train-00000-of-00002.parquet", "train-00001-of-00002.parquet", "validation.parquet",
-                 "data/test_set.parquet", "README.md"):
+    for name in (
+        "train-00000-of-00002.parquet",
+        "train-00001-of-00002.parquet",
+        "validation.parquet",
+        "data/test_set.parquet",
+        "README.md",
+    ):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
-    found = {split: [p.relative_to(tmp_path).as_posix() for p in files]
-             for split, files in find_split_files(tmp_path).items()}
-    assert found == {"train": ["train-00000-of-00002.parquet", "train-00001-of-00002.parquet"],
-                     "valid": ["validation.parquet"], "test": ["data/test_set.parquet"]}
+    found = {
+        split: [p.relative_to(tmp_path).as_posix() for p in files]
+        for split, files in find_split_files(tmp_path).items()
+    }
+    assert found == {
+        "train": ["train-00000-of-00002.parquet", "train-00001-of-00002.parquet"],
+        "valid": ["validation.parquet"],
+        "test": ["data/test_set.parquet"],
+    }
 
 
 def test_files_that_name_no_split_are_all_train_and_an_odd_one_out_is_refused(tmp_path):
@@ -68,8 +78,12 @@ def test_a_replaced_file_is_read_fresh_even_with_its_old_mtime(tmp_path):
 
 def test_raw_splits_keep_rows_and_order_map_labels_and_drop_blank_texts(tmp_path, caplog):
     dataset = tmp_path / "dataset"
-    frame = pd.DataFrame({"review": ["good film", "  ", None, "bad\tfilm", "\u2003", "fine"],
-                          "sentiment": ["pos", "neg", "pos", "neg", "pos", "meh"]})
+    frame = pd.DataFrame(
+        {
+            "review": ["good film", "  ", None, "bad\tfilm", "\u2003", "fine"],
+            "sentiment": ["pos", "neg", "pos", "neg", "pos", "meh"],
+        }
+    )
     dataset.mkdir()
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), dataset / "train.parquet")
     rows = write_raw(local_source(dataset, "sentiment"), "review", "sentiment", tmp_path / "raw")
@@ -88,12 +102,15 @@ def test_class_label_names_come_from_the_parquet_metadata(tmp_path):
     assert json.loads((tmp_path / "raw" / "labels.json").read_text()) == {"names": ["a", "b", "c"]}
 
 
-@pytest.mark.parametrize("case, message", [
-    ("same column", "download.text_column and download.label_column are both 'text'"),
-    ("all blank test", "split 'test': no row has a text (4 blank of 4)"),
-    ("label outside", "label 5 is outside the classes ['neg', 'pos']"),
-    ("missing column", "no column 'label'"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("same column", "download.text_column and download.label_column are both 'text'"),
+        ("all blank test", "split 'test': no row has a text (4 blank of 4)"),
+        ("label outside", "label 5 is outside the classes ['neg', 'pos']"),
+        ("missing column", "no column 'label'"),
+    ],
+)
 def test_raw_faults_are_one_line(tmp_path, case, message):
     dataset = tmp_path / "dataset"
     train = synthetic_reviews(20)
@@ -113,8 +130,17 @@ def test_raw_faults_are_one_line(tmp_path, case, message):
 # ---------------------------------------------------------------- the stratified split
 
 
-@pytest.mark.parametrize("counts, size, seed", [([300, 100], 0.2, 42), ([120, 80, 50], 0.3, 7), ([7, 7, 9, 2], 0.25, 0),
-                                                 ([12500, 12500], 0.2, 42), ([51, 49], 0.5, 3), ([86, 1162, 1250], 0.2, 1)])
+@pytest.mark.parametrize(
+    "counts, size, seed",
+    [
+        ([300, 100], 0.2, 42),
+        ([120, 80, 50], 0.3, 7),
+        ([7, 7, 9, 2], 0.25, 0),
+        ([12500, 12500], 0.2, 42),
+        ([51, 49], 0.5, 3),
+        ([86, 1162, 1250], 0.2, 1),
+    ],
+)
 def test_stratified_indices_are_sklearns_train_test_split(counts, size, seed):
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.concatenate([np.full(n, label) for label, n in enumerate(counts)])).astype(np.int64)
@@ -152,7 +178,9 @@ def write_vectors(directory, reviews, labels, label_names=("neg", "pos"), chunk=
         part = reviews[start : start + chunk]
         writer.append(np.array([t for r in part for t in r], dtype=np.int32), np.array([len(r) for r in part]))
     writer.close(np.array(labels))
-    write_meta(directory, list(label_names), "sha", "tok", {"train": {"reviews": len(reviews), "tokens": writer.tokens}})
+    write_meta(
+        directory, list(label_names), "sha", "tok", {"train": {"reviews": len(reviews), "tokens": writer.tokens}}
+    )
 
 
 def test_vectors_written_in_chunks_read_back_memory_mapped(tmp_path):
@@ -166,13 +194,16 @@ def test_vectors_written_in_chunks_read_back_memory_mapped(tmp_path):
     assert np.load(tmp_path / "train" / "ids.npy", allow_pickle=False).tolist() == list(range(5, 16))
 
 
-@pytest.mark.parametrize("damage, message", [
-    ("truncate ids", "ids.npy: corrupt or not a textrnn vector file"),
-    ("offsets", "offsets do not match ids and labels"),
-    ("vocab", r"token ids exceed the vocabulary \(10 tokens\)"),
-    ("pickle", "labels.npy: corrupt or not a textrnn vector file"),
-    ("meta", "meta.json: not a textrnn vectors file"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("truncate ids", "ids.npy: corrupt or not a textrnn vector file"),
+        ("offsets", "offsets do not match ids and labels"),
+        ("vocab", r"token ids exceed the vocabulary \(10 tokens\)"),
+        ("pickle", "labels.npy: corrupt or not a textrnn vector file"),
+        ("meta", "meta.json: not a textrnn vectors file"),
+    ],
+)
 def test_damaged_vectors_are_named(tmp_path, damage, message):
     write_vectors(tmp_path, [[5, 6, 7], [8], [9, 12]], [0, 1, 1])
     folder = tmp_path / "train"

@@ -1,13 +1,20 @@
 """DDP: two gloo processes train the same weights as one process (same global batch and seed)."""
+
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
 import yaml
-
 from conftest import make_dataset_dir, make_project, run
+
+pytestmark = pytest.mark.slow  # end to end: the train stage under torchrun
 
 STAGES = ["download", "split", "build_vocab", "vectorize"]
 
@@ -25,7 +32,9 @@ def _train(project, nproc: int) -> dict:
 def project(tmp_path_factory):
     base = tmp_path_factory.mktemp("ddp")
     dataset = make_dataset_dir(base / "dataset", n_train=400, n_test=40)
-    project = make_project(base / "project", dataset, {"train": {"epochs": 1, "batch_size": 16, "lr": 0.001}}, git=False)
+    project = make_project(
+        base / "project", dataset, {"train": {"epochs": 1, "batch_size": 16, "lr": 0.001}}, git=False
+    )
     for stage in STAGES:
         run([sys.executable, f"stages/{stage}.py"], project)
     return project
@@ -73,17 +82,71 @@ def test_one_epoch_moves_the_weights(project):
 
 
 def test_an_error_under_two_processes_is_one_line(project):
-    vectors = project / "data/vectors/valid.npz"
+    vectors = project / "data/vectors/valid/ids.npy"
     intact = vectors.read_bytes()
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["train"]["nproc"] = 2
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    vectors.write_bytes(intact[:1000])
+    vectors.write_bytes(intact[:100])  # inside the .npy header
     try:
         result = run([sys.executable, "stages/train.py"], project, check=False)
     finally:
         vectors.write_bytes(intact)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "error: data/vectors/valid.npz: corrupt or not a textrnn vector file (BadZipFile); "
-        "rerun `dvc repro -f vectorize`"]
+        "error: data/vectors/valid/ids.npy: corrupt or not a textrnn vector file (ValueError); "
+        "rerun `dvc repro -f vectorize`"
+    ]
+
+
+def processes_in(directory: Path) -> list:
+    """The processes whose working folder is ``directory`` (the stage, torchrun and the ranks all run there)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and Path(os.readlink(entry / "cwd")) == directory:
+                found.append((int(entry.name), (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()))
+        except OSError:  # gone meanwhile, or not ours to read
+            pass
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds leftover processes through /proc")
+def test_ctrl_c_under_two_processes_is_one_line_and_leaves_no_process_behind(project, tmp_path):
+    """Ctrl-C in a terminal sends SIGINT to the foreground process group: the stage and what it started there."""
+    original = (project / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    params["train"].update(nproc=2, epochs=100000)  # far more than the test waits for
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    log = tmp_path / "stderr.txt"  # a file, not a pipe: a process left behind cannot hold the test up
+    try:
+        with open(log, "w") as stderr:
+            process = subprocess.Popen(
+                [sys.executable, "stages/train.py"],
+                cwd=project,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 120
+        while "\nepoch 2/" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)  # until the ranks train: rank 0 has logged two epochs
+        assert "\nepoch 2/100000" in log.read_text(), log.read_text()
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=60)
+        deadline = time.monotonic() + 10
+        while processes_in(project.resolve()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = processes_in(project.resolve())
+    finally:
+        for pid, _ in processes_in(project.resolve()):  # what this test started and left running
+            os.kill(pid, signal.SIGKILL)
+        (project / "params.yaml").write_text(original)
+    lines = log.read_text().splitlines()
+    assert process.returncode == 130, lines
+    assert "Traceback" not in log.read_text()
+    line = "interrupted: stopped before finishing; the previous outputs are intact and no temporary file is left"
+    assert [x for x in lines if not x.startswith(("train: ", "epoch "))] == [line]  # once, not once per process
+    assert left == []

@@ -17,6 +17,8 @@ from conftest import ROOT, run
 
 from textrnn.evaluation import write_test_plots
 
+pytestmark = pytest.mark.slow  # end to end: dvc plots show / diff
+
 DVC = [sys.executable, "-m", "dvc"]
 ADDED_BY_DVC = {"rev", "filename", "field"}
 
@@ -81,8 +83,10 @@ def repo(tmp_path):
 def test_the_project_declares_the_evaluation_charts():
     assert declared_plots() == {
         "Loss": ["plots/training/plots/metrics/train/loss.tsv", "plots/training/plots/metrics/valid/loss.tsv"],
-        "Accuracy": ["plots/training/plots/metrics/train/accuracy.tsv",
-                     "plots/training/plots/metrics/valid/accuracy.tsv"],
+        "Accuracy": [
+            "plots/training/plots/metrics/train/accuracy.tsv",
+            "plots/training/plots/metrics/valid/accuracy.tsv",
+        ],
         "Confusion matrix (test)": ["metrics/plots/confusion.json"],
         "ROC (test)": ["metrics/plots/roc.json"],
     }

@@ -11,8 +11,8 @@ from collections import Counter
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, synthetic_reviews
+
 from textrnn.encoding import count_tokens, encode_texts, ordered_map
 from textrnn.errors import UserError
 from textrnn.tokenizer import tokenize

@@ -4,38 +4,50 @@ Each stage runs as the user runs it (`python stages/X.py` in a small project) an
 fault with one `error: ...` line, exit non-zero, and leave every previous output as it was.
 The params checks themselves are in test_params.py.
 """
+
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import math
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, Tuple
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import ROOT, make_dataset_dir, make_project, run, synthetic_reviews, write_hf_parquet
 
-from conftest import make_dataset_dir, make_project, run, synthetic_reviews, write_hf_parquet
-from textrnn.data import EncodedSplit, standardize_splits, stratified_split
-from textrnn.errors import UserError, cli_main, interrupts_held
+from textrnn import memory
+from textrnn.data.raw import write_raw
+from textrnn.data.sources import local_source
+from textrnn.data.splits import stratified_indices
+from textrnn.data.vectors import EncodedSplit, SplitVectorsWriter, open_split, read_meta, write_meta
+from textrnn.errors import UserError
 from textrnn.io import atomic_dir, atomic_path
 from textrnn.model import RNN, ModelConfig, load_checkpoint, save_checkpoint
+from textrnn.runtime import cli_main
+from textrnn.signals import interrupts_held
 from textrnn.training import NonFiniteLoss, TrainConfig, train_model
 from textrnn.vocab import Vocab
 
-STAGES = ("download", "split", "build_vocab", "vectorize", "train", "evaluate")
+STAGES = ("download", "split", "build_vocab", "vectorize", "train", "evaluate", "baseline")
 OUTPUTS = ("data", "models", "plots", "metrics")
 NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
 
 
 # ---------------------------------------------------------------- helpers
+
+INPUTS = {"vocab_sha256": "ab" * 32, "tokenizer": "0123456789abcdef", "max_tokens": None}
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
@@ -66,21 +78,26 @@ def set_param(project: Path, section: str, key: str, value: object = "<delete>")
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def snapshot(project: Path) -> Dict[str, Tuple[str, int]]:
+def snapshot(project: Path) -> dict[str, tuple[str, int]]:
     """Every output file's content hash and modification time."""
     files = {}
     for top in OUTPUTS:
         for path in sorted((project / top).rglob("*")):
             if path.is_file():
-                files[str(path.relative_to(project))] = (hashlib.sha256(path.read_bytes()).hexdigest(),
-                                                         path.stat().st_mtime_ns)
+                files[str(path.relative_to(project))] = (
+                    hashlib.sha256(path.read_bytes()).hexdigest(),
+                    path.stat().st_mtime_ns,
+                )
     return files
 
 
 def leftovers(project: Path) -> list:
     """Temporary files or folders an interrupted write could leave behind."""
-    return sorted(str(p.relative_to(project)) for p in project.rglob("*")
-                  if p.name.endswith((".tmp", ".old")) and ".dvc" not in p.parts)
+    return sorted(
+        str(p.relative_to(project))
+        for p in project.rglob("*")
+        if p.name.endswith((".tmp", ".old")) and ".dvc" not in p.parts
+    )
 
 
 def error_line(result: subprocess.CompletedProcess) -> str:
@@ -99,23 +116,50 @@ def assert_failed_cleanly(project: Path, before: dict, result: subprocess.Comple
     return line
 
 
+# Address space for a process that must refuse a size before allocating it: torch and the stages start
+# in well under this, and an attempt to allocate the refused size fails at once instead of taking the machine.
+MEMORY_LIMIT_KB = 2_000_000
+
+
+def in_bounded_memory(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """``python args...`` in ``project`` under `ulimit -v MEMORY_LIMIT_KB`."""
+    command = " ".join(["exec", sys.executable, *(f"'{arg}'" for arg in args)])
+    return run(["bash", "-c", f"ulimit -v {MEMORY_LIMIT_KB}; {command}"], project, check=False)
+
+
 # ---------------------------------------------------------------- params: every stage checks before any work
 
-@pytest.mark.parametrize("name, section, key, value, expected", [
-    ("download", "download", "text_colum", "text",
-     "unknown param 'download.text_colum'; did you mean 'download.text_column'?"),
-    ("split", "split", "valid_size", 1.5, "split.valid_size = 1.5 is not allowed; use a number in (0.0, 1.0)"),
-    ("build_vocab", "vocab", "min_freq", "5", "vocab.min_freq = '5' is not allowed; use an integer >= 1"),
-    ("vectorize", "vectorize", "workers", 0, "vectorize.workers = 0 is not allowed; use 'auto' or an integer >= 1"),
-    ("train", "train", "hiden_size", 64, "unknown param 'train.hiden_size'; did you mean 'train.hidden_size'?"),
-    ("train", "train", "lr", "<delete>", "missing param 'train.lr'; set it to a number > 0.0"),
-    pytest.param("train", "train", "device", "cuda",
-                 "train.device = 'cuda' is not allowed; use 'auto' or 'cpu' (no CUDA GPU is visible here)",
-                 marks=NO_GPU),
-    ("evaluate", "evaluate", "batch_size", 0, "evaluate.batch_size = 0 is not allowed; use an integer >= 1"),
-])
-def test_each_stage_refuses_bad_params_in_one_line_before_touching_anything(project, name, section, key, value,
-                                                                            expected):
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, section, key, value, expected",
+    [
+        (
+            "download",
+            "download",
+            "text_colum",
+            "text",
+            "unknown param 'download.text_colum'; did you mean 'download.text_column'?",
+        ),
+        ("split", "split", "valid_size", 1.5, "split.valid_size = 1.5 is not allowed; use a number in (0.0, 1.0)"),
+        ("build_vocab", "vocab", "min_freq", "5", "vocab.min_freq = '5' is not allowed; use an integer >= 1"),
+        ("vectorize", "vectorize", "workers", 0, "vectorize.workers = 0 is not allowed; use 'auto' or an integer >= 1"),
+        ("train", "train", "hiden_size", 64, "unknown param 'train.hiden_size'; did you mean 'train.hidden_size'?"),
+        ("train", "train", "lr", "<delete>", "missing param 'train.lr'; set it to a number > 0.0"),
+        pytest.param(
+            "train",
+            "train",
+            "device",
+            "cuda",
+            "train.device = 'cuda' is not allowed; use 'auto' or 'cpu' (no CUDA GPU is visible here)",
+            marks=NO_GPU,
+        ),
+        ("evaluate", "evaluate", "batch_size", 0, "evaluate.batch_size = 0 is not allowed; use an integer >= 1"),
+    ],
+)
+def test_each_stage_refuses_bad_params_in_one_line_before_touching_anything(
+    project, name, section, key, value, expected
+):
     set_param(project, section, key, value)
     before = snapshot(project)
     result = stage(project, name)
@@ -128,6 +172,7 @@ def test_each_stage_refuses_bad_params_in_one_line_before_touching_anything(proj
 
 # ---------------------------------------------------------------- data validation
 
+
 def raw_frame(n: int = 60) -> pd.DataFrame:
     return synthetic_reviews(n, seed=3)
 
@@ -136,15 +181,20 @@ def params_of(project: Path) -> dict:
     return yaml.safe_load((project / "params.yaml").read_text())
 
 
+@pytest.mark.slow
 def test_download_names_a_missing_text_column(project):
     set_param(project, "download", "text_column", "review")
     dataset = params_of(project)["download"]["dataset"]
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, stage(project, "download"))
-    assert line == (f"error: {dataset} split 'train': no column 'review' (columns: ['text', 'label']); "
-                    f"set download.text_column / download.label_column")
+    # Both splits lack it; the first in file name order is named.
+    assert line == (
+        f"error: {dataset} split 'test': no column 'review' (columns: ['text', 'label']); "
+        f"set download.text_column / download.label_column"
+    )
 
 
+@pytest.mark.slow
 def test_download_refuses_labels_outside_the_classlabel(project, tmp_path):
     frame = raw_frame()
     frame.loc[[5, 9], "label"] = 7
@@ -153,9 +203,13 @@ def test_download_refuses_labels_outside_the_classlabel(project, tmp_path):
     set_param(project, "download", "dataset", str(dataset))
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, stage(project, "download"))
-    assert line == f"error: {dataset} split 'train': label 7 is outside the classes ['neg', 'pos'] (0..1) in 2 of 60 rows"
+    assert line == (
+        f"error: {dataset} split 'train': label 7 is outside the classes ['neg', 'pos'] (0..1) in 2 rows "
+        f"of a batch of 60"
+    )
 
 
+@pytest.mark.slow
 def test_blank_texts_are_dropped_and_counted(project, tmp_path):
     train, test = raw_frame(60), synthetic_reviews(30, seed=4)
     train["text"] = train["text"].astype(object)
@@ -168,7 +222,7 @@ def test_blank_texts_are_dropped_and_counted(project, tmp_path):
     result = stage(project, "download", check=True)
     assert f"{dataset} split 'train': dropped 3 rows with a null, empty or whitespace-only text" in result.stderr
     assert f"{dataset} split 'test': dropped 1 rows with a null, empty or whitespace-only text" in result.stderr
-    assert f"(train 57, test 29 rows; classes ['neg', 'pos'])" in result.stderr
+    assert "(test 29, train 57 rows; classes ['neg', 'pos'])" in result.stderr  # splits in file name order
     raw_train = pd.read_parquet(project / "data/raw/train.parquet")
     expected = train.drop(index=[3, 10, 11]).reset_index(drop=True)
     assert raw_train["text"].tolist() == expected["text"].tolist()
@@ -176,53 +230,86 @@ def test_blank_texts_are_dropped_and_counted(project, tmp_path):
     assert len(pd.read_parquet(project / "data/raw/test.parquet")) == 29
 
 
-def test_blank_texts_policy_in_the_library():
+def test_blank_texts_policy_in_the_library(tmp_path):
     frame = pd.DataFrame({"review": ["good film", None, "", "  ", "bad film"], "stars": [1, 0, 1, 0, 0]})
-    out, names = standardize_splits({"train": frame}, "review", "stars", ["neg", "pos"], source="x")
-    assert out["train"]["text"].tolist() == ["good film", "bad film"]
-    assert out["train"]["label"].tolist() == [1, 0]
-    assert names == ["neg", "pos"]
+    write_hf_parquet(tmp_path / "dataset/train.parquet", frame)
+    rows = write_raw(local_source(tmp_path / "dataset", "stars"), "review", "stars", tmp_path / "raw")
+    assert rows == {"train": 2}
+    out = pd.read_parquet(tmp_path / "raw/train.parquet")
+    assert out["text"].tolist() == ["good film", "bad film"]
+    assert out["label"].tolist() == [1, 0]
+    assert json.loads((tmp_path / "raw/labels.json").read_text()) == {"names": ["0", "1"]}
 
 
-def write_raw(project: Path, train: pd.DataFrame, test: pd.DataFrame, names: list) -> None:
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["same column", "blank test split"])
+def test_download_refuses_a_label_read_from_the_text_and_a_split_without_text(project, tmp_path, case):
+    if case == "same column":
+        set_param(project, "download", "label_column", "text")
+        expected = (
+            "error: download.text_column and download.label_column are both 'text': the label would be "
+            "read from the text itself; name two different columns"
+        )
+    else:
+        dataset = tmp_path / "blank_test"
+        write_hf_parquet(dataset / "train.parquet", raw_frame(), ["neg", "pos"])
+        blank = pd.DataFrame({"text": [" ", "", None, "\t\n"], "label": [0, 1, 0, 1]})
+        write_hf_parquet(dataset / "test.parquet", blank, ["neg", "pos"])
+        set_param(project, "download", "dataset", str(dataset))
+        expected = (
+            f"error: {dataset} split 'test': no row has a text (4 blank of 4); check download.text_column or the data"
+        )
+    before = snapshot(project)
+    assert assert_failed_cleanly(project, before, stage(project, "download")) == expected
+
+
+def write_raw_files(project: Path, train: pd.DataFrame, test: pd.DataFrame, names: list) -> None:
     raw = project / "data/raw"
     train.to_parquet(raw / "train.parquet", index=False)
     test.to_parquet(raw / "test.parquet", index=False)
     (raw / "labels.json").write_text(json.dumps({"names": names}))
 
 
+@pytest.mark.slow
 def test_split_refuses_to_leave_a_class_without_a_valid_row(project):
     train = synthetic_reviews(96, n_classes=2)  # 48 + 48 + 2 rows: a 20% valid split is 10 + 10 + 0
     tiny = pd.DataFrame({"text": ["a rare review", "another rare one"], "label": [2, 2]})
-    write_raw(project, pd.concat([train, tiny], ignore_index=True), synthetic_reviews(30, n_classes=3),
-              ["neg", "pos", "rare"])
+    write_raw_files(
+        project, pd.concat([train, tiny], ignore_index=True), synthetic_reviews(30, n_classes=3), ["neg", "pos", "rare"]
+    )
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, stage(project, "split"))
-    assert line == ("error: data/raw/train.parquet: class 2 ('rare') would have no row in valid (2 rows of it in "
-                    "all); add rows of this class, or change split.valid_size")
+    assert line == (
+        "error: data/raw/train.parquet: class 2 ('rare') would have no row in valid (2 rows of it in "
+        "all); add rows of this class, or change split.valid_size"
+    )
 
 
-def frame_with_labels(counts) -> pd.DataFrame:
-    labels = np.concatenate([np.full(n, label) for label, n in enumerate(counts)]).astype(np.int64)
-    return pd.DataFrame({"text": [f"review {i}" for i in range(len(labels))], "label": labels})
+def labels_of_counts(counts) -> np.ndarray:
+    return np.concatenate([np.full(n, label) for label, n in enumerate(counts)]).astype(np.int64)
 
 
 def test_stratified_split_checks_every_named_class_on_both_sides():
     with pytest.raises(UserError, match=r"^x: class 2 \('c'\) would have no row in valid \(2 rows of it in all\)"):
-        stratified_split(frame_with_labels([48, 48, 2]), 0.2, 42, "valid", "x", ["a", "b", "c"])
+        stratified_indices(labels_of_counts([48, 48, 2]), 0.2, 42, "valid", "x", ["a", "b", "c"])
     with pytest.raises(UserError, match=r"^x: class 2 \('c'\) would have no row in train \(0 rows of it in all\)"):
-        stratified_split(frame_with_labels([50, 50]), 0.2, 42, "valid", "x", ["a", "b", "c"])
+        stratified_indices(labels_of_counts([50, 50]), 0.2, 42, "valid", "x", ["a", "b", "c"])
     with pytest.raises(UserError, match=r"^x: class 1 has 1 row; a stratified test split needs at least 2"):
-        stratified_split(frame_with_labels([50, 1]), 0.2, 42, "test", "x", ["a", "b"])
-    rest, part = stratified_split(frame_with_labels([50, 50, 10]), 0.2, 42, "valid", "x", ["a", "b", "c"])
-    assert sorted(set(part["label"])) == sorted(set(rest["label"])) == [0, 1, 2]
+        stratified_indices(labels_of_counts([50, 1]), 0.2, 42, "test", "x", ["a", "b"])
+    labels = labels_of_counts([50, 50, 10])
+    rest, part = stratified_indices(labels, 0.2, 42, "valid", "x", ["a", "b", "c"])
+    assert sorted(set(labels[part])) == sorted(set(labels[rest])) == [0, 1, 2]
 
 
-@pytest.mark.parametrize("name, broken", [
-    ("split", "data/raw/train.parquet"),
-    ("build_vocab", "data/split/train.parquet"),
-    ("vectorize", "data/split/valid.parquet"),
-])
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, broken",
+    [
+        ("split", "data/raw/train.parquet"),
+        ("build_vocab", "data/split/train.parquet"),
+        ("vectorize", "data/split/valid.parquet"),
+    ],
+)
 def test_a_truncated_parquet_is_named(project, name, broken):
     path = project / broken
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
@@ -232,58 +319,73 @@ def test_a_truncated_parquet_is_named(project, name, broken):
     assert line.endswith("); rerun the stage that writes it")
 
 
-def test_a_truncated_npz_is_named_by_train(project):
-    path = project / "data/vectors/train.npz"
+@pytest.mark.slow
+def test_truncated_vectors_are_named_by_train(project):
+    path = project / "data/vectors/train/ids.npy"
     path.write_bytes(path.read_bytes()[:-200])
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, stage(project, "train"))
-    assert line.startswith("error: data/vectors/train.npz: corrupt or not a textrnn vector file (")
-    assert line.endswith("); rerun `dvc repro -f vectorize`")
+    assert line == (
+        "error: data/vectors/train/ids.npy: corrupt or not a textrnn vector file (ValueError); "
+        "rerun `dvc repro -f vectorize`"
+    )
 
 
-def broken_npz(path: Path, kind: str) -> None:
-    good_split = EncodedSplit(np.arange(6, dtype=np.int32), np.array([0, 2, 6], np.int64), np.array([0, 1]),
-                              ["neg", "pos"])
-    good_split.save(path)
+def broken_vectors(directory: Path, kind: str, marker: Path) -> Path:
+    """A vectors folder with one good split, then one of its files broken as ``kind`` says; returns that file."""
+    writer = SplitVectorsWriter(directory / "train")
+    writer.append(np.arange(6, dtype=np.int32), np.array([2, 4]))
+    writer.close(np.array([0, 1]))
+    write_meta(directory, ["neg", "pos"], "sha", "tok", {"train": {"reviews": 2, "tokens": 6}})
+    path = directory / "train" / ("labels.npy" if kind == "pickled objects" else "ids.npy")
     data = path.read_bytes()
     if kind == "random bytes":
         path.write_bytes(os.urandom(len(data)))
     elif kind == "truncated":
-        path.write_bytes(data[: len(data) // 2])
+        path.write_bytes(data[: len(data) - 8])
     elif kind == "empty":
         path.write_bytes(b"")
-    elif kind == "missing array":
-        np.savez(path, ids=good_split.ids, offsets=good_split.offsets)
-    elif kind == "pickled objects":
-        np.savez(path, ids=np.array([object()], dtype=object), offsets=good_split.offsets,
-                 labels=good_split.labels, label_names=np.array(["neg", "pos"]))
+    elif kind == "pickled objects":  # loading it with pickles allowed would run a shell command
+        np.save(path, np.array([Malicious(marker)], dtype=object), allow_pickle=True)
     elif kind == "bad offsets":
-        np.savez(path, ids=good_split.ids, offsets=np.array([0, 4, 3]), labels=good_split.labels,
-                 label_names=np.array(["neg", "pos"]))
+        path = directory / "train" / "offsets.npy"
+        np.save(path, np.array([0, 4, 3]))
+    return path
 
 
-@pytest.mark.parametrize("kind", ["random bytes", "truncated", "empty", "missing array", "pickled objects"])
-def test_a_broken_npz_is_named_and_never_unpickled(tmp_path, kind):
-    path = tmp_path / "train.npz"
-    broken_npz(path, kind)
+@pytest.mark.parametrize("kind", ["random bytes", "truncated", "empty", "pickled objects"])
+def test_broken_vectors_are_named_and_never_unpickled(tmp_path, kind):
+    marker = tmp_path / "PWNED"
+    path = broken_vectors(tmp_path / "vectors", kind, marker)
     with pytest.raises(UserError) as error:
-        EncodedSplit.load(path)
+        open_split(tmp_path / "vectors", "train")
     assert str(error.value).startswith(f"{path}: corrupt or not a textrnn vector file (")
+    assert str(error.value).endswith("); rerun `dvc repro -f vectorize`")
+    assert not marker.exists()
 
 
-def test_npz_offsets_that_do_not_match_are_named(tmp_path):
-    path = tmp_path / "train.npz"
-    broken_npz(path, "bad offsets")
-    with pytest.raises(UserError, match=rf"^{path}: offsets do not match ids and labels"):
-        EncodedSplit.load(path)
+def test_missing_vectors_are_named(tmp_path):
+    path = broken_vectors(tmp_path / "vectors", "intact", tmp_path / "PWNED")
+    path.unlink()
+    with pytest.raises(UserError, match=rf"^{path}: not found; run `dvc repro vectorize`$"):
+        open_split(tmp_path / "vectors", "train")
 
 
-@pytest.mark.parametrize("content, problem", [
-    (b"\xff\xfe\x00garbage\x80\x81", "not a UTF-8 text file"),
-    (b"", "not a textrnn vocabulary"),
-    (b"the\nmovie\n", "not a textrnn vocabulary"),
-    (b"<unk>\n<pad>\nthe\nthe\n", "not a textrnn vocabulary"),
-])
+def test_vector_offsets_that_do_not_match_are_named(tmp_path):
+    broken_vectors(tmp_path / "vectors", "bad offsets", tmp_path / "PWNED")
+    with pytest.raises(UserError, match=rf"^{tmp_path / 'vectors' / 'train'}: offsets do not match ids and labels"):
+        open_split(tmp_path / "vectors", "train")
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (b"\xff\xfe\x00garbage\x80\x81", "not a UTF-8 text file"),
+        (b"", "not a textrnn vocabulary"),
+        (b"the\nmovie\n", "not a textrnn vocabulary"),
+        (b"<unk>\n<pad>\nthe\nthe\n", "not a textrnn vocabulary"),
+    ],
+)
 def test_garbage_vocab_is_named(tmp_path, content, problem):
     path = tmp_path / "vocab.txt"
     path.write_bytes(content)
@@ -293,6 +395,7 @@ def test_garbage_vocab_is_named(tmp_path, content, problem):
     assert "dvc repro -f build_vocab" in str(error.value)
 
 
+@pytest.mark.slow
 def test_vectorize_names_a_garbage_vocab_and_keeps_the_old_vectors(project):
     (project / "data/vocab.txt").write_bytes(os.urandom(300) + b"\xff")
     before = snapshot(project)
@@ -300,37 +403,49 @@ def test_vectorize_names_a_garbage_vocab_and_keeps_the_old_vectors(project):
     assert line == "error: data/vocab.txt: not a UTF-8 text file; rebuild it with `dvc repro -f build_vocab`"
 
 
-def test_train_names_vectors_made_with_a_larger_vocab(project):
+@pytest.mark.slow
+@pytest.mark.parametrize("change", ["smaller", "same size, other tokens"])
+def test_train_names_vectors_made_with_another_vocab(project, change):
     vocab = Vocab.load(project / "data/vocab.txt")
-    Vocab(vocab.itos[:10]).save(project / "data/vocab.txt")
+    other = Vocab(vocab.itos[:10]) if change == "smaller" else same_size_other_tokens(vocab)
+    other.save(project / "data/vocab.txt")
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, stage(project, "train"))
-    assert line == ("error: data/vectors/train.npz: token ids exceed the vocabulary (10 tokens); "
-                    "rerun `dvc repro -f vectorize`")
+    assert line == (
+        "error: data/vectors was made with another vocabulary than data/vocab.txt; rerun `dvc repro vectorize`"
+    )
 
 
 # ---------------------------------------------------------------- atomic outputs
 
+
 def test_atomic_path_and_dir_keep_the_old_output_when_the_writer_fails(tmp_path):
     target = tmp_path / "out.txt"
     target.write_text("old")
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("boom")
     folder = tmp_path / "outdir"
     folder.mkdir()
     (folder / "a.txt").write_text("old")
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_dir(folder) as tmp:
-            (tmp / "a.txt").write_text("half")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), atomic_dir(folder) as tmp:
+        (tmp / "a.txt").write_text("half")
+        raise KeyboardInterrupt
     assert target.read_text() == "old" and (folder / "a.txt").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt", "outdir"]
     with atomic_dir(folder) as tmp:
         (tmp / "b.txt").write_text("new")
     assert sorted(p.name for p in folder.iterdir()) == ["b.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt", "outdir"]
+
+
+def test_a_write_fault_inside_an_output_folder_names_the_output_not_a_temporary(tmp_path):
+    with pytest.raises(UserError) as error, atomic_dir(tmp_path / "plots") as folder, atomic_path(folder / "loss.png"):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert str(error.value) == (
+        f"cannot write {tmp_path / 'plots' / 'loss.png'}: no space left on the device; free some space and rerun"
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_signal_inside_interrupts_held_waits_for_the_end_of_the_block(capsys):
@@ -352,19 +467,37 @@ def test_a_signal_inside_interrupts_held_waits_for_the_end_of_the_block(capsys):
     assert signal.getsignal(signal.SIGTERM) is previous  # cli_main puts the handlers back
 
 
-@pytest.mark.parametrize("signum, code, line", [
-    (signal.SIGINT, 130, "interrupted: stopped before finishing; the previous outputs are intact and no "
-                         "temporary file is left"),
-    (signal.SIGTERM, 143, "interrupted by SIGTERM: stopped before finishing; the previous outputs are intact and "
-                          "no temporary file is left"),
-], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "signum, code, line",
+    [
+        (
+            signal.SIGINT,
+            130,
+            "interrupted: stopped before finishing; the previous outputs are intact and no temporary file is left",
+        ),
+        (
+            signal.SIGTERM,
+            143,
+            "interrupted by SIGTERM: stopped before finishing; the previous outputs are intact and "
+            "no temporary file is left",
+        ),
+    ],
+    ids=["SIGINT", "SIGTERM"],
+)
 def test_a_signal_during_training_keeps_the_previous_checkpoint_and_curves(project, signum, code, line):
     set_param(project, "train", "epochs", 100000)  # far more than the test waits for
     before = snapshot(project)
     assert "models/model.pt" in before and any(k.startswith("plots/training/") for k in before)
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    process = subprocess.Popen([sys.executable, "stages/train.py"], cwd=project, env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "stages/train.py"],
+        cwd=project,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     seen = []
     for text in process.stderr:  # wait until training is under way: one epoch has been logged
         seen.append(text.rstrip("\n"))
@@ -383,32 +516,141 @@ def test_a_signal_during_training_keeps_the_previous_checkpoint_and_curves(proje
     assert leftovers(project) == []
 
 
+# ---------------------------------------------------------------- a full disk
+
+# Run inside a private mount namespace (`unshare -rm`): mounts a small tmpfs, copies the project onto it,
+# leaves room for only half of the stage's new output, runs the stage there and reports what it saw.
+FULL_DISK_RUN = r"""
+import hashlib, json, os, shutil, subprocess, sys
+from pathlib import Path
+
+project, disk, stage, room, report = sys.argv[1:6]
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", disk], check=True)
+copy = Path(shutil.copytree(project, Path(disk) / "project", ignore=shutil.ignore_patterns("__pycache__")))
+
+
+def outputs():
+    return {str(p.relative_to(copy)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for top in OUTPUTS for p in sorted((copy / top).rglob("*")) if p.is_file()}
+
+
+before = outputs()
+size = shutil.disk_usage(disk).used + int(room)
+subprocess.run(["mount", "-o", f"remount,size={size}", disk], check=True)
+result = subprocess.run([sys.executable, f"stages/{stage}.py"], cwd=copy, capture_output=True, text=True,
+                        env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+leftovers = sorted(str(p.relative_to(copy)) for p in copy.rglob("*") if p.name.endswith((".tmp", ".old")))
+Path(report).write_text(json.dumps({"returncode": result.returncode, "stderr": result.stderr, "stdout": result.stdout,
+                                    "changed": outputs() != before, "leftovers": leftovers,
+                                    "free": shutil.disk_usage(disk).free}))
+""".replace("OUTPUTS", repr(OUTPUTS))
+
+
+def private_mounts_allowed() -> bool:
+    try:
+        probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True)
+    except FileNotFoundError:
+        return False
+    return probe.returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not private_mounts_allowed(),
+    reason="needs `unshare -rm` (user and mount namespaces) to mount a small tmpfs; this system does not permit it",
+)
+@pytest.mark.parametrize(
+    "name, output",
+    [("download", "data/raw"), ("vectorize", "data/vectors"), ("train", "models/model.pt plots/training")],
+)
+def test_a_full_disk_leaves_the_previous_outputs_and_says_so_in_one_line(project, tmp_path, name, output):
+    new_output = sum(
+        p.stat().st_size for top in output.split() for p in [project / top, *(project / top).rglob("*")] if p.is_file()
+    )
+    (tmp_path / "disk").mkdir()
+    report = tmp_path / "report.json"
+    run(
+        [
+            "unshare",
+            "-rm",
+            sys.executable,
+            "-c",
+            FULL_DISK_RUN,
+            str(project),
+            str(tmp_path / "disk"),
+            name,
+            str(new_output // 2),
+            str(report),
+        ],
+        tmp_path,
+    )
+    seen = json.loads(report.read_text())
+    assert seen["free"] < new_output  # the stage could not have written its output there
+    result = subprocess.CompletedProcess([], seen["returncode"], seen["stdout"], seen["stderr"])
+    line = error_line(result)
+    # The output is named (a file inside an output folder by its final path), never a temporary name.
+    assert re.fullmatch(
+        rf"error: cannot write ({'|'.join(output.split())})(/[\w.]+)*: no space left on the device; "
+        rf"free some space and rerun",
+        line,
+    ), line
+    assert not seen["changed"]
+    assert seen["leftovers"] == []
+
+
 # ---------------------------------------------------------------- safe loading
 
-def test_evaluate_refuses_a_checkpoint_trained_on_another_vocab(project):
-    with open(project / "data/vocab.txt", "a") as handle:
-        handle.write("extra1\nextra2\nextra3\n")
-    size = len(Vocab.load(project / "data/vocab.txt"))
+
+def same_size_other_tokens(vocab: Vocab) -> Vocab:
+    """The same number of tokens, ids read as other tokens: the first two real tokens swapped."""
+    tokens = list(vocab.itos)
+    tokens[2], tokens[3] = tokens[3], tokens[2]
+    return Vocab(tokens)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change", ["larger", "same size, other tokens"])
+def test_evaluate_refuses_a_checkpoint_trained_on_another_vocab(project, change):
+    """The vocabulary is rebuilt and the vectors made again with it, but the model is not retrained."""
+    vocab = Vocab.load(project / "data/vocab.txt")
+    other = Vocab(vocab.itos + ["extra1", "extra2"]) if change == "larger" else same_size_other_tokens(vocab)
+    other.save(project / "data/vocab.txt")
+    stage(project, "vectorize", check=True)
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, stage(project, "evaluate"))
-    assert line == (f"error: models/model.pt was trained on {size - 3} tokens but data/vocab.txt has {size}; "
-                    f"retrain with `dvc repro train`")
+    assert line == (
+        "error: models/model.pt was trained on another vocabulary than the one data/vectors was made "
+        "with; retrain with `dvc repro train`"
+    )
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_a_checkpoint_with_other_classes(project):
     payload = torch.load(project / "models/model.pt", weights_only=True)
     payload["label_names"] = ["bad", "good"]
     torch.save(payload, project / "models/model.pt")
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, stage(project, "evaluate"))
-    assert line == ("error: models/model.pt predicts classes ['bad', 'good'] but data/vectors/train.npz has "
-                    "['neg', 'pos']; retrain with `dvc repro train`")
+    assert line == (
+        "error: models/model.pt predicts classes ['bad', 'good'] but data/vectors has "
+        "['neg', 'pos']; retrain with `dvc repro train`"
+    )
+
+
+@pytest.fixture
+def saved_checkpoint(tmp_path: Path) -> Path:
+    """A checkpoint of a small model, as save_checkpoint writes it."""
+    torch.manual_seed(0)
+    model = RNN(ModelConfig(20, 4, 8))
+    path = tmp_path / "saved" / "model.pt"
+    save_checkpoint(path, model, model.state_dict(), ["neg", "pos"], {"best_epoch": 1}, INPUTS)
+    return path
 
 
 @pytest.mark.parametrize("content", ["random bytes", "empty", "truncated zip", "not a dict", "wrong shapes"])
-def test_load_checkpoint_names_a_corrupt_file(built, tmp_path, content):
+def test_load_checkpoint_names_a_corrupt_file(saved_checkpoint, tmp_path, content):
     path = tmp_path / "model.pt"
-    original = (built / "models/model.pt").read_bytes()
+    original = saved_checkpoint.read_bytes()
     if content == "random bytes":
         path.write_bytes(os.urandom(len(original)))
     elif content == "empty":
@@ -418,7 +660,7 @@ def test_load_checkpoint_names_a_corrupt_file(built, tmp_path, content):
     elif content == "not a dict":
         torch.save([1, 2, 3], path)
     else:
-        payload = torch.load(built / "models/model.pt", weights_only=True)
+        payload = torch.load(saved_checkpoint, weights_only=True)
         payload["state_dict"]["embedding.weight"] = torch.zeros(3, 3)
         torch.save(payload, path)
     with pytest.raises(UserError) as error:
@@ -426,8 +668,40 @@ def test_load_checkpoint_names_a_corrupt_file(built, tmp_path, content):
     message = str(error.value)
     assert message.startswith(f"{path}: ")
     assert "\n" not in message
-    expected = {"not a dict": "not a textrnn checkpoint", "wrong shapes": "checkpoint does not match the model"}
+    expected = {"not a dict": "not a textrnn checkpoint", "wrong shapes": "its weights do not match its config"}
     assert expected.get(content, "corrupt or truncated checkpoint") in message
+
+
+def test_load_checkpoint_refuses_a_huge_config_over_small_tensors(saved_checkpoint, tmp_path):
+    payload = torch.load(saved_checkpoint, weights_only=True)
+    payload["config"]["vocabulary_size"] = 10**12  # 32 TB of embeddings, were the model built
+    torch.save(payload, tmp_path / "huge.pt")
+    with pytest.raises(UserError) as error:
+        load_checkpoint(tmp_path / "huge.pt")
+    assert str(error.value) == (
+        f"{tmp_path / 'huge.pt'}: its weights do not match its config {ModelConfig(**payload['config'])} "
+        f"(first: embedding.weight); retrain with `dvc repro -f train`"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reader", ["predict", "evaluate"])
+def test_a_checkpoint_claiming_a_huge_model_is_refused_before_anything_is_allocated(project, reader):
+    """Small tensors under a config of 10**12 tokens: building that model would take 32 TB."""
+    payload = torch.load(project / "models/model.pt", weights_only=True)
+    payload["config"]["vocabulary_size"] = 10**12
+    torch.save(payload, project / "models/model.pt")
+    before = snapshot(project)
+    if reader == "predict":
+        result = in_bounded_memory(project, "-m", "textrnn", "predict", "a great film")
+    else:
+        result = in_bounded_memory(project, "stages/evaluate.py")
+    line = assert_failed_cleanly(project, before, result)
+    assert result.stdout == ""
+    assert line == (
+        f"error: models/model.pt: its weights do not match its config {ModelConfig(**payload['config'])} "
+        f"(first: embedding.weight); retrain with `dvc repro -f train`"
+    )
 
 
 class Malicious:
@@ -440,33 +714,35 @@ class Malicious:
         return os.system, (f"touch {self.marker}",)
 
 
-def malicious_checkpoint(built: Path, path: Path, marker: Path) -> None:
-    payload = torch.load(built / "models/model.pt", weights_only=True)
+def malicious_checkpoint(source: Path, path: Path, marker: Path) -> None:
+    """``source`` with a Python object in its metadata whose unpickling would run a command."""
+    payload = torch.load(source, weights_only=True)
     payload["metadata"]["note"] = Malicious(marker)
     torch.save(payload, path)
 
 
-def test_a_malicious_pickle_is_refused_and_never_run(built, tmp_path):
+def test_a_malicious_pickle_is_refused_and_never_run(saved_checkpoint, tmp_path):
     path, marker = tmp_path / "model.pt", tmp_path / "PWNED"
-    malicious_checkpoint(built, path, marker)
+    malicious_checkpoint(saved_checkpoint, path, marker)
     with pytest.raises(UserError) as error:
         load_checkpoint(path)
     assert str(error.value).startswith(f"{path}: ")
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_a_malicious_checkpoint_in_one_line(project, tmp_path):
     marker = tmp_path / "PWNED"
-    malicious_checkpoint(project, project / "models/model.pt", marker)
+    malicious_checkpoint(project / "models/model.pt", project / "models/model.pt", marker)
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, stage(project, "evaluate"))
     assert line.startswith("error: models/model.pt: ")
     assert not marker.exists()
 
 
-def test_the_refusal_says_why_and_never_advises_unsafe_loading(built, tmp_path):
+def test_the_refusal_says_why_and_never_advises_unsafe_loading(saved_checkpoint, tmp_path):
     path = tmp_path / "model.pt"
-    malicious_checkpoint(built, path, tmp_path / "PWNED")
+    malicious_checkpoint(saved_checkpoint, path, tmp_path / "PWNED")
     with pytest.raises(UserError) as error:
         load_checkpoint(path)
     assert "refused" in str(error.value)
@@ -475,6 +751,8 @@ def test_the_refusal_says_why_and_never_advises_unsafe_loading(built, tmp_path):
 
 # ---------------------------------------------------------------- numerical faults
 
+
+@pytest.mark.slow
 def test_a_huge_lr_stops_training_with_epoch_batch_and_lever_and_keeps_the_checkpoint(project):
     params = (project / "params.yaml").read_text()
     (project / "params.yaml").write_text(params.replace("lr: 0.01", "lr: 1e38"))  # YAML 1.2: a number
@@ -487,8 +765,46 @@ def tiny_split(n: int = 24) -> EncodedSplit:
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 9, size=n)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    return EncodedSplit(rng.integers(2, 20, size=offsets[-1]).astype(np.int32), offsets,
-                        np.arange(n, dtype=np.int64) % 2, ["neg", "pos"])
+    return EncodedSplit(
+        rng.integers(2, 20, size=offsets[-1]).astype(np.int32),
+        offsets,
+        np.arange(n, dtype=np.int64) % 2,
+        ["neg", "pos"],
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("std", [1e34, 3e38], ids=["finite", "overflows-to-inf"])
+def test_initial_weights_so_large_that_every_step_is_skipped_name_the_levers(project, std):
+    set_param(project, "train", "embedding_init_std", std)
+    batches = math.ceil(read_meta(project / "data/vectors")["splits"]["train"]["reviews"] / 16)  # batch_size 16
+    before = snapshot(project)
+    line = assert_failed_cleanly(project, before, stage(project, "train"))
+    assert line == (
+        f"error: every training step of epoch 1 had non-finite gradients ({batches} of {batches} "
+        f"skipped), so the model never changed: the initial weights or the learning rate are too "
+        f"large; lower train.embedding_init_std (now the embeddings start at that scale) or train.lr, "
+        f"or set train.clip_grad_norm"
+    )
+
+
+@pytest.mark.slow
+def test_sizes_that_cannot_be_allocated_are_refused_before_allocating(project):
+    set_param(project, "train", "embedding_size", 2**24)  # the largest params.yaml allows
+    params = params_of(project)["train"]
+    vocab = Vocab.load(project / "data/vocab.txt")
+    config = ModelConfig(len(vocab), 2**24, params["hidden_size"])
+    longest = max(int(open_split(project / "data/vectors", name).lengths.max()) for name in ("train", "valid"))
+    need = memory.training_bytes(config, params["optimizer"], params["batch_size"], params["valid_batch_size"], longest)
+    before = snapshot(project)
+    line = assert_failed_cleanly(project, before, in_bounded_memory(project, "stages/train.py"))
+    assert re.fullmatch(
+        rf"error: training needs about {need / memory.GIB:.1f} GiB \({memory.parameter_count(config):,} weights "
+        rf"with their gradients and optimizer state, and batches of up to {longest} tokens\) but [0-9.]+ GiB are "
+        rf"free on cpu; lower train.embedding_size / train.hidden_size / train.batch_size / "
+        rf"train.valid_batch_size, or set train.max_tokens",
+        line,
+    ), line
 
 
 def test_nan_weights_stop_training_at_the_first_batch_and_are_never_saved(tmp_path):
@@ -498,10 +814,31 @@ def test_nan_weights_stop_training_at_the_first_batch_and_are_never_saved(tmp_pa
         model.V.weight.fill_(float("nan"))
     with pytest.raises(NonFiniteLoss) as error:
         train_model(model, tiny_split(), tiny_split(8), TrainConfig(0.01, 8, 2, 0), torch.device("cpu"))
-    assert str(error.value) == ("training loss is nan at epoch 1, batch 1; "
-                                "lower train.lr or set train.clip_grad_norm")
+    assert str(error.value) == ("training loss is nan at epoch 1, batch 1; lower train.lr or set train.clip_grad_norm")
     assert isinstance(error.value, UserError)
     path = tmp_path / "model.pt"
     with pytest.raises(RuntimeError, match="non-finite weights in V.weight"):
-        save_checkpoint(path, model, model.state_dict(), ["neg", "pos"], {})
+        save_checkpoint(path, model, model.state_dict(), ["neg", "pos"], {}, INPUTS)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_every_test_that_docs_faults_md_names_exists():
+    """The last column of each row of docs/faults.md names the tests that check it."""
+    defined = {
+        name
+        for path in Path(__file__).parent.glob("test_*.py")
+        for name in re.findall(r"^def (test_\w+)", path.read_text(), re.M)
+    }
+    named = [
+        name
+        for line in (ROOT / "docs/faults.md").read_text().splitlines()
+        if line.startswith("| ")
+        for name in re.findall(r"`(?:tests/\w+\.py::)?(test_\w+(?:\.\.\.)?)", line.rsplit(" | ", 1)[-1])
+    ]
+    assert len(named) > 50
+    missing = [
+        name
+        for name in named
+        if not (any(d.startswith(name[:-3]) for d in defined) if name.endswith("...") else name in defined)
+    ]
+    assert missing == []

@@ -1,5 +1,6 @@
 """The model: the defaults are the notebook's RNN to the bit; every option's fused path equals its step loop,
 is exact under right padding and batch invariant; empty reviews, dropout, the notebook's step, checkpoints."""
+
 import itertools
 import math
 
@@ -9,9 +10,9 @@ import torch
 from torch import nn
 
 from textrnn import accel
-from textrnn.data import pad_batch
+from textrnn.batching import pad_batch
 from textrnn.errors import UserError
-from textrnn.model import READOUTS, RNN, ModelConfig, initialize, load_checkpoint, save_checkpoint
+from textrnn.model import CHECKPOINT_FORMAT, READOUTS, RNN, ModelConfig, initialize, load_checkpoint, save_checkpoint
 from textrnn.model.cells import CELLS
 from textrnn.vocab import PAD_ID
 
@@ -20,6 +21,7 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
 
 
 # ---------------------------------------------------------------- today's RNN, frozen (before model options)
+
 
 class FrozenRNN(nn.Module):
     """textrnn/model.py's RNN as it was before the model options, kept verbatim as the reference for the defaults."""
@@ -49,6 +51,7 @@ class FrozenRNN(nn.Module):
 
     def forward_sequence(self, tokens, lengths):
         import warnings
+
         batch = tokens.shape[0]
         h0 = self.init_hidden(batch)
         embedded = self.embedding(tokens)
@@ -70,6 +73,7 @@ class FrozenRNN(nn.Module):
 
 
 # ---------------------------------------------------------------- helpers
+
 
 def make_model(seed=0, num_classes=2, dtype=torch.float32, hidden=12, embedding=6, scale=2.0, **options):
     torch.manual_seed(seed)
@@ -127,12 +131,21 @@ def assert_close(a, b, tolerance, check_every_parameter=True):
         assert difference <= tolerance, f"{name}: gradients differ by {difference}"
 
 
-OPTIONS = [dict(cell=cell, bidirectional=bidirectional, readout=readout)
-           for cell, bidirectional, readout in itertools.product(CELLS, [False, True], READOUTS)]
-
-
 def option_id(options):
-    return f"{options.get('cell', 'rnn')}-{'bi' if options.get('bidirectional') else 'uni'}-{options.get('readout', 'last')}"
+    direction = "bi" if options.get("bidirectional") else "uni"
+    return f"{options.get('cell', 'rnn')}-{direction}-{options.get('readout', 'last')}"
+
+
+# The fast suite (-m "not slow") takes one combination per cell, which together read both ways with
+# every readout; the full suite takes all 18.
+REPRESENTATIVE = {"rnn-uni-last", "gru-bi-mean", "lstm-bi-max"}
+OPTIONS = [
+    pytest.param(options, id=option_id(options), marks=() if option_id(options) in REPRESENTATIVE else pytest.mark.slow)
+    for options in (
+        dict(cell=cell, bidirectional=bidirectional, readout=readout)
+        for cell, bidirectional, readout in itertools.product(CELLS, [False, True], READOUTS)
+    )
+]
 
 
 def parameter_names(options):
@@ -143,6 +156,7 @@ def parameter_names(options):
 
 
 # ---------------------------------------------------------------- the defaults: the notebook's RNN to the bit
+
 
 def frozen_and_new(seed, num_classes, hidden, embedding=6):
     torch.manual_seed(seed)
@@ -200,8 +214,9 @@ def test_defaults_initialize_as_before():
 
 # ---------------------------------------------------------------- every option: fused == loop, exact, invariant
 
+
 @pytest.mark.parametrize("num_classes", [2, 3])
-@pytest.mark.parametrize("options", OPTIONS, ids=option_id)
+@pytest.mark.parametrize("options", OPTIONS)
 @pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
 def test_fused_path_equals_step_loop_logits_and_every_gradient(options, num_classes, dtype, tolerance):
     # hidden 16: the rnn cell's float32 fused path is textrnn.accel's kernel; float64 is torch's.
@@ -215,7 +230,7 @@ def test_fused_path_equals_step_loop_logits_and_every_gradient(options, num_clas
     assert_close(loop, fused, tolerance)
 
 
-@pytest.mark.parametrize("options", OPTIONS, ids=option_id)
+@pytest.mark.parametrize("options", OPTIONS)
 def test_a_review_scores_the_same_alone_and_beside_longer_reviews(options):
     model = make_model(num_classes=3, **options).eval()
     short, *long_ones = random_reviews([3, 60, 45, 80], seed=4)
@@ -232,7 +247,7 @@ def test_a_review_scores_the_same_alone_and_beside_longer_reviews(options):
     assert (left_padded - alone).abs().max().item() > 1e-4
 
 
-@pytest.mark.parametrize("options", OPTIONS, ids=option_id)
+@pytest.mark.parametrize("options", OPTIONS)
 def test_appending_pads_changes_no_logit_and_no_gradient(options):
     model = make_model(hidden=16, **options).train()
     reviews = random_reviews(MIXED, seed=5)
@@ -243,7 +258,7 @@ def test_appending_pads_changes_no_logit_and_no_gradient(options):
         assert_close(tight, loose, 1e-6)
 
 
-@pytest.mark.parametrize("options", OPTIONS, ids=option_id)
+@pytest.mark.parametrize("options", OPTIONS)
 def test_empty_reviews_read_as_zero_features_so_their_logits_are_v_bias(options):
     model = make_model(num_classes=3, **options).train()
     tokens, lengths = padded(random_reviews([0, 5, 0, 9, 0], seed=6))
@@ -277,9 +292,12 @@ def test_readouts_read_what_they_say():
             for token in reversed(review):
                 hidden = torch.tanh(model.W_reverse(model.embedding(torch.tensor([token]))) + model.U_reverse(hidden))
                 reverse_states.insert(0, hidden[0])
-            states = torch.stack([torch.cat([f, r]) for f, r in zip(forward_states, reverse_states)])
-            expected = {"last": torch.cat([forward_states[-1], reverse_states[0]]),
-                        "mean": states.mean(dim=0), "max": states.amax(dim=0)}
+            states = torch.stack([torch.cat([f, r]) for f, r in zip(forward_states, reverse_states, strict=True)])
+            expected = {
+                "last": torch.cat([forward_states[-1], reverse_states[0]]),
+                "mean": states.mean(dim=0),
+                "max": states.amax(dim=0),
+            }
             for readout, features in expected.items():
                 got = models[readout](tokens, lengths)[row]
                 assert abs(got.item() - models[readout].V(features).item()) <= 1e-6, readout
@@ -287,8 +305,16 @@ def test_readouts_read_what_they_say():
 
 # ---------------------------------------------------------------- dropout
 
-@pytest.mark.parametrize("options", [dict(cell="rnn"), dict(cell="lstm", bidirectional=True, readout="mean"),
-                                     dict(cell="gru", bidirectional=True, readout="max")], ids=option_id)
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(cell="rnn"),
+        dict(cell="lstm", bidirectional=True, readout="mean"),
+        dict(cell="gru", bidirectional=True, readout="max"),
+    ],
+    ids=option_id,
+)
 def test_dropout_is_seeded_the_same_in_both_paths_and_off_in_eval(options):
     model = make_model(hidden=16, dropout=0.3, **options)
     plain = make_model(hidden=16, **options)
@@ -300,8 +326,12 @@ def test_dropout_is_seeded_the_same_in_both_paths_and_off_in_eval(options):
         assert torch.equal(model.forward_loop(tokens, lengths), plain.forward_loop(tokens, lengths))
     model.train()
     runs = {}
-    for name, run, seed in [("fused", model.forward, 1), ("again", model.forward, 1), ("loop", model.forward_loop, 1),
-                            ("other seed", model.forward, 2)]:
+    for name, run, seed in [
+        ("fused", model.forward, 1),
+        ("again", model.forward, 1),
+        ("loop", model.forward_loop, 1),
+        ("other seed", model.forward, 2),
+    ]:
         torch.manual_seed(seed)
         runs[name] = logits_and_grads(model, run, tokens, lengths, labels)
     assert torch.equal(runs["fused"][0], runs["again"][0])
@@ -328,6 +358,7 @@ def test_dropout_zeroes_embedded_inputs_and_readout_features_at_its_rate():
 
 
 # ---------------------------------------------------------------- the notebook's step
+
 
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_notebook_step_chain_equals_the_sequence_path_on_one_review(cell):
@@ -382,20 +413,24 @@ def test_orthogonal_init_makes_every_gate_block_of_every_u_a_rotation(cell):
         initialize(model, "xavier")
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("cell", "gru2", "ModelConfig.cell must be one of rnn, gru, lstm, got 'gru2'"),
-    ("readout", "first", "ModelConfig.readout must be one of last, mean, max, got 'first'"),
-    ("dropout", 1.0, r"ModelConfig.dropout must be a number in \[0, 1\), got 1.0"),
-    ("bidirectional", "yes", "ModelConfig.bidirectional must be true or false, got 'yes'"),
-    ("hidden_size", 0, "ModelConfig.hidden_size must be an integer >= 1, got 0"),
-    ("num_classes", 1, "ModelConfig.num_classes must be an integer >= 2, got 1"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("cell", "gru2", "ModelConfig.cell must be one of rnn, gru, lstm, got 'gru2'"),
+        ("readout", "first", "ModelConfig.readout must be one of last, mean, max, got 'first'"),
+        ("dropout", 1.0, r"ModelConfig.dropout must be a number in \[0, 1\), got 1.0"),
+        ("bidirectional", "yes", "ModelConfig.bidirectional must be true or false, got 'yes'"),
+        ("hidden_size", 0, "ModelConfig.hidden_size must be an integer >= 1, got 0"),
+        ("num_classes", 1, "ModelConfig.num_classes must be an integer >= 2, got 1"),
+    ],
+)
 def test_config_refuses_unknown_options_naming_the_field(field, value, message):
     with pytest.raises(ValueError, match=f"^{message}$"):
         ModelConfig(**{"vocabulary_size": VOCAB, "embedding_size": 6, "hidden_size": 12, field: value})
 
 
 # ---------------------------------------------------------------- on a GPU (cuDNN)
+
 
 @pytest.fixture
 def full_float32_cudnn():
@@ -406,8 +441,9 @@ def full_float32_cudnn():
     torch.backends.cudnn.allow_tf32 = allowed
 
 
+@pytest.mark.gpu
 @CUDA
-@pytest.mark.parametrize("options", OPTIONS, ids=option_id)
+@pytest.mark.parametrize("options", OPTIONS)
 def test_on_cuda_the_fused_path_equals_the_step_loop_and_the_cpu(options, full_float32_cudnn):
     cpu = make_model(num_classes=3, hidden=16, scale=1.5, **options).train()
     gpu = make_model(num_classes=3, hidden=16, scale=1.5, **options).train().cuda()
@@ -429,21 +465,40 @@ def test_on_cuda_the_fused_path_equals_the_step_loop_and_the_cpu(options, full_f
 
 # ---------------------------------------------------------------- checkpoints
 
-@pytest.mark.parametrize("num_classes, options", [(2, {}), (3, dict(cell="lstm", bidirectional=True, readout="max",
-                                                                       dropout=0.2))])
+INPUTS = {"vocab_sha256": "ab" * 32, "tokenizer": "0123456789abcdef", "max_tokens": None}
+
+
+@pytest.mark.parametrize(
+    "num_classes, options", [(2, {}), (3, dict(cell="lstm", bidirectional=True, readout="max", dropout=0.2))]
+)
 def test_checkpoint_round_trip(tmp_path, num_classes, options):
     model = make_model(seed=5, num_classes=num_classes, **options)
     path = tmp_path / "models" / "model.pt"
-    save_checkpoint(path, model, model.state_dict(), ["a", "b", "c"][:num_classes], {"best_epoch": 3, "train_device": "cpu"})
+    inputs = {**INPUTS, "max_tokens": 7}
+    save_checkpoint(
+        path, model, model.state_dict(), ["a", "b", "c"][:num_classes], {"best_epoch": 3, "train_device": "cpu"}, inputs
+    )
     # Plain tensors, dicts and strings only: loads without executing anything.
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    assert payload["config"] == {"vocabulary_size": VOCAB, "embedding_size": 6, "hidden_size": 12,
-                                 "num_classes": num_classes, "cell": "rnn", "bidirectional": False, "readout": "last",
-                                 "dropout": 0.0, **options}
+    assert payload["format"] == CHECKPOINT_FORMAT == "textrnn-checkpoint-v2"
+    assert payload["inputs"] == inputs
+    assert payload["config"] == {
+        "vocabulary_size": VOCAB,
+        "embedding_size": 6,
+        "hidden_size": 12,
+        "num_classes": num_classes,
+        "cell": "rnn",
+        "bidirectional": False,
+        "readout": "last",
+        "dropout": 0.0,
+        **options,
+    }
     assert set(payload["state_dict"]) == parameter_names(options)
-    loaded, label_names, metadata = load_checkpoint(path)
-    assert label_names == ["a", "b", "c"][:num_classes]
-    assert metadata == {"best_epoch": 3, "train_device": "cpu"}
+    checkpoint = load_checkpoint(path)
+    loaded = checkpoint.model
+    assert checkpoint.label_names == ["a", "b", "c"][:num_classes]
+    assert checkpoint.metadata == {"best_epoch": 3, "train_device": "cpu"}
+    assert checkpoint.inputs == inputs
     assert loaded.config == model.config
     assert not loaded.training
     tokens, lengths = padded(random_reviews(MIXED))
@@ -453,10 +508,22 @@ def test_checkpoint_round_trip(tmp_path, num_classes, options):
     assert list(tmp_path.joinpath("models").iterdir()) == [path]  # no temporary file left behind
 
 
+def test_the_same_weights_give_the_same_checkpoint_bytes(tmp_path):
+    model = make_model(seed=5, cell="gru", bidirectional=True)
+    paths = [tmp_path / "a" / "model.pt", tmp_path / "b" / "other-name.pt"]
+    for path in paths:  # other folders and names: torch would put the file's name inside its zip
+        save_checkpoint(path, model, model.state_dict(), ["neg", "pos"], {"best_epoch": 1}, INPUTS)
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    with torch.no_grad():
+        model.V.bias.add_(1e-3)
+    save_checkpoint(paths[1], model, model.state_dict(), ["neg", "pos"], {"best_epoch": 1}, INPUTS)
+    assert paths[0].read_bytes() != paths[1].read_bytes()  # the comparison above can fail
+
+
 def test_a_checkpoint_whose_config_is_invalid_is_a_user_error(tmp_path):
     model = make_model()
     path = tmp_path / "model.pt"
-    save_checkpoint(path, model, model.state_dict(), ["neg", "pos"], {})
+    save_checkpoint(path, model, model.state_dict(), ["neg", "pos"], {}, INPUTS)
     payload = torch.load(path, weights_only=True)
     payload["config"]["cell"] = "transformer"
     torch.save(payload, path)
@@ -470,7 +537,7 @@ def test_save_checkpoint_refuses_nan_weights(tmp_path):
         model.U.weight[0, 0] = math.nan
     path = tmp_path / "model.pt"
     with pytest.raises(RuntimeError, match="U.weight"):
-        save_checkpoint(path, model, model.state_dict(), ["neg", "pos"], {})
+        save_checkpoint(path, model, model.state_dict(), ["neg", "pos"], {}, INPUTS)
     assert not path.exists()
     assert list(tmp_path.iterdir()) == []
 
@@ -480,7 +547,7 @@ def test_save_checkpoint_refuses_infinite_weights(tmp_path):
     state = {k: v.clone() for k, v in model.state_dict().items()}
     state["embedding.weight"][3, 1] = math.inf
     with pytest.raises(RuntimeError, match="embedding.weight"):
-        save_checkpoint(tmp_path / "model.pt", model, state, ["neg", "pos"], {})
+        save_checkpoint(tmp_path / "model.pt", model, state, ["neg", "pos"], {}, INPUTS)
 
 
 def test_loading_a_file_that_is_not_a_checkpoint_names_it(tmp_path):

@@ -1,21 +1,28 @@
 """End to end on a tiny dataset: dvc repro, an experiment, metrics/params/plots diffs, determinism."""
+
 import json
+import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import make_dataset_dir, make_project, run, synthetic_reviews, write_hf_parquet
 
-from conftest import make_dataset_dir, make_project, run
-from textrnn.data import EncodedSplit
+from textrnn import tokenizer
+from textrnn.data.vectors import open_split, read_meta
+from textrnn.encoding import count_tokens, encode_texts
+from textrnn.inference import predict_logits
 from textrnn.model import load_checkpoint
-from textrnn.preprocess import count_tokens, encode_texts
-from textrnn.training import predict_logits
 from textrnn.vocab import Vocab
+
+pytestmark = pytest.mark.slow  # end to end: dvc repro, dvc exp run
 
 DVC = [sys.executable, "-m", "dvc"]
 EPOCHS = 3  # conftest.SMALL_PARAMS
+STAGES = 7  # download, split, build_vocab, vectorize, train, evaluate, baseline
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -47,17 +54,29 @@ def test_repro_creates_every_output(project):
     expected = Vocab.build(count_tokens(splits["train"]["text"].tolist()), min_freq=1)
     assert vocab.itos == expected.itos
     for name, frame in splits.items():
-        vectors = EncodedSplit.load(project / f"data/vectors/{name}.npz")
+        vectors = open_split(project / "data/vectors", name, len(vocab))
         ids, offsets = encode_texts(frame["text"].tolist(), vocab)
         assert np.array_equal(vectors.ids, ids) and np.array_equal(vectors.offsets, offsets), name
         assert np.array_equal(vectors.labels, frame["label"].to_numpy()), name
         assert vectors.label_names == ["neg", "pos"]
+    meta = read_meta(project / "data/vectors")
+    assert meta["vocab_sha256"] == vocab.fingerprint() and meta["tokenizer"] == tokenizer.fingerprint()
+    assert meta["splits"] == {
+        name: {"reviews": len(frame), "tokens": int(sum(len(tokenizer.tokenize(t)) for t in frame["text"]))}
+        for name, frame in splits.items()
+    }
 
-    model, label_names, metadata = load_checkpoint(project / "models/model.pt")
+    checkpoint = load_checkpoint(project / "models/model.pt")
+    model = checkpoint.model
     assert (model.config.vocabulary_size, model.config.embedding_size, model.config.hidden_size) == (len(vocab), 8, 16)
-    assert label_names == ["neg", "pos"] and metadata["train_device"] == "cpu"
+    assert checkpoint.label_names == ["neg", "pos"] and checkpoint.metadata["train_device"] == "cpu"
+    assert checkpoint.inputs == {
+        "vocab_sha256": vocab.fingerprint(),
+        "tokenizer": tokenizer.fingerprint(),
+        "max_tokens": None,
+    }
     # metrics.json holds what the saved checkpoint scores.
-    test = EncodedSplit.load(project / "data/vectors/test.npz")
+    test = open_split(project / "data/vectors", "test")
     logits = predict_logits(model, test, 64, torch.device("cpu"))
     assert metrics["test"]["accuracy"] == round(float(((logits > 0).numpy() == test.labels).mean()), 6)
 
@@ -67,11 +86,26 @@ def test_repro_creates_every_output(project):
             assert list(table.columns) == ["step", metric]
             assert table["step"].tolist() == list(range(1, EPOCHS + 1))
             assert table[metric].between(0, 10).all()
-    for png in ("plots/training/loss.png", "plots/training/accuracy.png",
-                "plots/evaluation/confusion.png", "plots/evaluation/roc.png"):
+    for png in (
+        "plots/training/loss.png",
+        "plots/training/accuracy.png",
+        "plots/evaluation/confusion.png",
+        "plots/evaluation/roc.png",
+    ):
         assert (project / png).read_bytes()[:8] == PNG, png
-    for sklearn_plot in ("confusion_matrix", "roc"):
-        assert json.loads((project / f"metrics/plots/sklearn/{sklearn_plot}.json").read_text())
+    confusion = json.loads((project / "metrics/plots/confusion.json").read_text())
+    assert [(row["actual"], row["predicted"]) for row in confusion] == [
+        ("neg", "neg"),
+        ("neg", "pos"),
+        ("pos", "neg"),
+        ("pos", "pos"),
+    ]
+    assert sum(row["count"] for row in confusion) == 120
+    roc = json.loads((project / "metrics/plots/roc.json").read_text())
+    assert {row["class"] for row in roc} == {"pos"}
+    assert (roc[0]["fpr"], roc[0]["tpr"], roc[-1]["fpr"], roc[-1]["tpr"]) == (0.0, 0.0, 1.0, 1.0)
+    baseline = json.loads((project / "metrics/baseline.json").read_text())
+    assert baseline["enabled"] is True and set(baseline["test"]) == {"accuracy", "loss"}
 
 
 def test_repro_with_nothing_changed_runs_no_stage(project):
@@ -84,8 +118,79 @@ def test_repro_with_nothing_changed_runs_no_stage(project):
 def test_forced_repro_gives_identical_metrics_bytes(project):
     before = (project / "metrics/metrics.json").read_bytes()
     output = run(DVC + ["repro", "-f"], project)
-    assert output.stdout.count("Running stage") == 6
+    assert output.stdout.count("Running stage") == STAGES
     assert (project / "metrics/metrics.json").read_bytes() == before
+
+
+def test_training_again_gives_the_same_bytes_so_dvc_sees_nothing_new(project):
+    lock = (project / "dvc.lock").read_bytes()
+    model = (project / "models/model.pt").read_bytes()
+    run([sys.executable, "stages/train.py"], project)
+    assert (project / "models/model.pt").read_bytes() == model
+    output = run(DVC + ["repro", "-f", "train"], project)
+    assert "Running stage 'train'" in output.stdout
+    assert "Running stage 'evaluate'" not in output.stdout
+    assert (project / "dvc.lock").read_bytes() == lock  # every output's hash, the checkpoint's included
+    assert json.loads(run(DVC + ["status", "--json"], project).stdout) == {}
+    assert "Running stage" not in run(DVC + ["repro"], project).stdout  # evaluate has nothing new to score
+
+
+TRAINING_STAGES = ("download", "split", "build_vocab", "vectorize", "train")
+
+
+def test_an_empty_dvc_lock_is_recovered_from_git_or_from_the_run_cache(project, tmp_path):
+    """A SIGKILL while DVC writes dvc.lock can leave it empty; DVC then refuses every command."""
+    copy = Path(shutil.copytree(project, tmp_path / "copy", symlinks=True))
+    run(["git", "add", "-A"], copy)
+    run(["git", "commit", "-qm", "reproduced"], copy)
+    lock = (copy / "dvc.lock").read_bytes()
+    (copy / "dvc.lock").write_bytes(b"")
+    for command in (["status"], ["checkout"], ["repro"]):
+        result = run(DVC + command, copy, check=False)
+        assert result.returncode != 0, command
+        assert "'./dvc.lock' validation failed" in result.stdout + result.stderr, command
+
+    run(["git", "checkout", "dvc.lock"], copy)  # the last committed one
+    assert json.loads(run(DVC + ["status", "--json"], copy).stdout) == {}
+
+    (copy / "dvc.lock").write_bytes(b"")
+    (copy / "dvc.lock").unlink()  # or none at all: the run cache knows every stage that ran
+    output = run(DVC + ["repro"], copy).stdout
+    for name in TRAINING_STAGES:
+        assert f"Stage '{name}' is cached - skipping run, checking out outputs" in output, name
+    assert "Running stage 'train'" not in output  # nothing is trained again
+    assert (copy / "dvc.lock").read_bytes() == lock
+    assert json.loads(run(DVC + ["status", "--json"], copy).stdout) == {}
+
+
+def test_a_dataset_folder_in_the_project_is_a_dependency_dvc_watches(tmp_path):
+    """download.dataset as a relative path to a folder inside the project: changed rows rerun download,
+    and the path works in an experiment's temporary copy of the project too."""
+    make_dataset_dir(tmp_path / "project/datasets/mine")
+    project = make_project(tmp_path / "project", Path("datasets/mine"))  # committed with the project
+    run(DVC + ["repro"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "reproduced"], project)
+
+    def add_rows(n_train: int) -> None:
+        write_hf_parquet(project / "datasets/mine/train.parquet", synthetic_reviews(n_train, 0), ["neg", "pos"])
+
+    add_rows(300)
+    status = json.loads(run(DVC + ["status", "--json"], project).stdout)
+    assert status == {"download": [{"changed deps": {"datasets/mine": "modified"}}]}
+    output = run(DVC + ["repro"], project)
+    assert "Running stage 'download'" in output.stdout
+    assert "download: datasets/mine -> data/raw (test 120, train 300 rows;" in output.stderr
+    assert len(pd.read_parquet(project / "data/raw/train.parquet")) == 300
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "more rows"], project)
+
+    add_rows(360)  # not committed: the experiment's copy of the project holds it all the same
+    output = run(DVC + ["exp", "run", "--temp"], project)
+    text = output.stdout + output.stderr
+    assert "Running stage 'download'" in text
+    assert "download: datasets/mine -> data/raw (test 120, train 360 rows;" in text
+    assert len(pd.read_parquet(project / "data/raw/train.parquet")) == 300  # --temp leaves the workspace as it was
 
 
 def series(plot, field):
@@ -103,12 +208,14 @@ def test_experiment_and_diffs(project):
     committed = json.loads((project / "metrics/metrics.json").read_text())
 
     run(DVC + ["exp", "run", "-S", "train.hidden_size=8"], project)
-    assert load_checkpoint(project / "models/model.pt")[0].config.hidden_size == 8
+    assert load_checkpoint(project / "models/model.pt").model.config.hidden_size == 8
 
     diff = json.loads(run(DVC + ["metrics", "diff", "--all", "--json"], project).stdout)
     changes = diff["metrics/metrics.json"]
     new = json.loads((project / "metrics/metrics.json").read_text())
-    assert set(changes) == {f"{split}.{metric}" for split in ("train", "valid", "test") for metric in ("accuracy", "loss")}
+    assert set(changes) == {
+        f"{split}.{metric}" for split in ("train", "valid", "test") for metric in ("accuracy", "loss")
+    }
     for key, change in changes.items():
         split, metric = key.split(".")
         assert change["old"] == committed[split][metric] and change["new"] == new[split][metric], key
@@ -134,7 +241,8 @@ def test_experiment_and_diffs(project):
     train_loss = pd.read_csv(project / "plots/training/plots/metrics/train/loss.tsv", sep="\t")["loss"].tolist()
     assert [v for _, v in series(plots["Loss"], "loss")[("workspace", "train/loss.tsv")]] == train_loss
     confusion = plots["Confusion matrix (test)"][0]["content"]["data"]["values"]
-    assert len(confusion) == 120 and {p["actual"] for p in confusion} == {"neg", "pos"}
+    assert len(confusion) == 4 and {p["actual"] for p in confusion} == {"neg", "pos"}
+    assert sum(int(p["count"]) for p in confusion) == 120
     roc = plots["ROC (test)"][0]["content"]["data"]["values"]
     assert {"fpr", "tpr"} <= set(roc[0]) and roc[-1]["fpr"] == 1.0 and roc[-1]["tpr"] == 1.0
 

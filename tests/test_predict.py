@@ -1,4 +1,5 @@
 """The predict command: scoring is batch-invariant, odd inputs get defined answers, errors are one line."""
+
 from __future__ import annotations
 
 import io
@@ -15,14 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import ROOT, run, synthetic_reviews
-from textrnn.data import EncodedSplit
-from textrnn.errors import UserError
+
 import textrnn.predict
+from textrnn import tokenizer
+from textrnn.data.vectors import EncodedSplit
+from textrnn.encoding import count_tokens, encode_texts
+from textrnn.errors import UserError
 from textrnn.model import CHECKPOINT_FORMAT, RNN, ModelConfig, probabilities, save_checkpoint
-from textrnn.predict import load_predictor, predict_texts, read_inputs, split_lines
-from textrnn.preprocess import count_tokens, encode_texts
+from textrnn.predict import Predictor, load_predictor, predict_texts, read_inputs, split_lines
 from textrnn.training import TrainConfig, train_model
 from textrnn.vocab import UNK_ID, Vocab
 
@@ -61,9 +63,19 @@ def project(trained, tmp_path_factory) -> Path:
     """A folder holding the model and vocabulary at the pipeline's default paths."""
     model, vocab = trained
     directory = tmp_path_factory.mktemp("predict")
-    save_checkpoint(directory / "models/model.pt", model, model.state_dict(), LABELS, {})
+    save_checkpoint(directory / "models/model.pt", model, model.state_dict(), LABELS, {}, inputs_of(vocab))
     vocab.save(directory / "data/vocab.txt")
     return directory
+
+
+def inputs_of(vocab: Vocab, max_tokens=None) -> dict:
+    """The inputs record the train stage saves: this vocabulary's content and this tokenizer."""
+    return {"vocab_sha256": vocab.fingerprint(), "tokenizer": tokenizer.fingerprint(), "max_tokens": max_tokens}
+
+
+def scored(model: RNN, vocab: Vocab, label_names: list, texts: list, max_tokens=None, **options) -> list:
+    """``predict_texts`` with a predictor made of these parts."""
+    return predict_texts(Predictor(model, vocab, label_names, max_tokens), texts, **options)
 
 
 def reference(model: RNN, vocab: Vocab, text: str) -> list:
@@ -83,10 +95,10 @@ def probs(result: dict) -> list:
 def test_results_follow_input_order_and_name_the_labels(trained):
     model, vocab = trained
     texts = ["wonderful superb brilliant film", "awful boring terrible waste", SHORT, "the plot"]
-    results = predict_texts(model, vocab, LABELS, texts)
+    results = scored(model, vocab, LABELS, texts)
     assert [r["index"] for r in results] == [0, 1, 2, 3]
     assert [r["label"] for r in results[:2]] == ["pos", "neg"]  # the model learned the synthetic words
-    for result, text in zip(results, texts):
+    for result, text in zip(results, texts, strict=True):
         assert list(result["probabilities"]) == LABELS
         assert sum(probs(result)) == pytest.approx(1.0, abs=1e-6)
         assert result["label"] == LABELS[int(np.argmax(probs(result)))]
@@ -95,10 +107,10 @@ def test_results_follow_input_order_and_name_the_labels(trained):
 
 def test_short_review_scores_the_same_alone_among_long_ones_and_reversed(trained):
     model, vocab = trained
-    alone = predict_texts(model, vocab, LABELS, [SHORT])[0]
-    mixed = predict_texts(model, vocab, LABELS, LONG + [SHORT], batch_size=64)  # one padded batch
-    reversed_ = predict_texts(model, vocab, LABELS, [SHORT] + LONG[::-1], batch_size=3)
-    one_by_one = predict_texts(model, vocab, LABELS, LONG + [SHORT], batch_size=1)
+    alone = scored(model, vocab, LABELS, [SHORT])[0]
+    mixed = scored(model, vocab, LABELS, LONG + [SHORT], batch_size=64)  # one padded batch
+    reversed_ = scored(model, vocab, LABELS, [SHORT] + LONG[::-1], batch_size=3)
+    one_by_one = scored(model, vocab, LABELS, LONG + [SHORT], batch_size=1)
     for result in (mixed[-1], reversed_[0], one_by_one[-1]):
         assert result["label"] == alone["label"]
         assert probs(result) == pytest.approx(probs(alone), abs=1e-6)
@@ -109,7 +121,7 @@ def test_short_review_scores_the_same_alone_among_long_ones_and_reversed(trained
 
 def test_empty_and_whitespace_reviews_get_the_bias_answer(trained):
     model, vocab = trained
-    results = predict_texts(model, vocab, LABELS, ["", "   ", "\t \r", SHORT])
+    results = scored(model, vocab, LABELS, ["", "   ", "\t \r", SHORT])
     positive = torch.sigmoid(model.V.bias.detach()).item()  # zero hidden state: logits = V's bias
     for result in results[:3]:
         assert probs(result) == pytest.approx([1 - positive, positive], abs=1e-6)
@@ -118,7 +130,7 @@ def test_empty_and_whitespace_reviews_get_the_bias_answer(trained):
 
 def test_unknown_words_score_as_that_many_unk_tokens(trained):
     model, vocab = trained
-    result = predict_texts(model, vocab, LABELS, ["zzqx qqzx xxqz"])[0]
+    result = scored(model, vocab, LABELS, ["zzqx qqzx xxqz"])[0]
     with torch.inference_mode():
         expected = probabilities(model.forward_loop(torch.full((1, 3), UNK_ID), torch.tensor([3])))[0]
     assert probs(result) == pytest.approx(expected.tolist(), abs=1e-5)
@@ -126,10 +138,10 @@ def test_unknown_words_score_as_that_many_unk_tokens(trained):
 
 def test_max_tokens_keeps_the_last_tokens(trained):
     model, vocab = trained
-    words = "great wonderful the film awful boring terrible dull waste bad".split()
-    full, tail = predict_texts(model, vocab, LABELS, [" ".join(words), " ".join(words[-5:])], max_tokens=5)
+    words = ["great", "wonderful", "the", "film", "awful", "boring", "terrible", "dull", "waste", "bad"]
+    full, tail = scored(model, vocab, LABELS, [" ".join(words), " ".join(words[-5:])], max_tokens=5)
     assert probs(full) == pytest.approx(probs(tail), abs=1e-6)
-    uncapped = predict_texts(model, vocab, LABELS, [" ".join(words)])[0]
+    uncapped = scored(model, vocab, LABELS, [" ".join(words)])[0]
     assert probs(uncapped) != pytest.approx(probs(tail), abs=1e-6)
 
 
@@ -138,7 +150,7 @@ def test_more_than_two_classes_give_one_probability_per_label(trained):
     torch.manual_seed(1)
     model = RNN(ModelConfig(len(vocab), 8, 16, num_classes=3)).eval()
     names = ["sad", "meh", "glad"]
-    results = predict_texts(model, vocab, names, [SHORT, "", "awful film"])
+    results = scored(model, vocab, names, [SHORT, "", "awful film"])
     with torch.inference_mode():
         empty = torch.softmax(model.V.bias, dim=0).tolist()
     assert probs(results[1]) == pytest.approx(empty, abs=1e-6)
@@ -183,28 +195,69 @@ def test_read_inputs_sources(tmp_path):
 
 def test_load_predictor_rejects_a_vocabulary_of_another_size(project, tmp_path):
     Vocab(["<unk>", "<pad>", "only"]).save(tmp_path / "vocab.txt")
-    with pytest.raises(UserError, match=r"vocab.txt has 3 tokens but .*model.pt was trained on \d+"):
+    with pytest.raises(
+        UserError,
+        match=r"vocab.txt is not the vocabulary .*model.pt was trained with \(3 tokens, "
+        r"the model's has \d+\)",
+    ):
         load_predictor(project / "models/model.pt", tmp_path / "vocab.txt")
+
+
+def same_size_other_tokens(vocab: Vocab) -> Vocab:
+    """The same tokens with two of them swapped: as many ids, each token read as another's id."""
+    tokens = list(vocab.itos)
+    tokens[2], tokens[3] = tokens[3], tokens[2]
+    return Vocab(tokens)
+
+
+def test_load_predictor_rejects_a_vocabulary_of_the_same_size_by_content(project, trained, tmp_path):
+    _, vocab = trained
+    same_size_other_tokens(vocab).save(tmp_path / "vocab.txt")
+    model_path = project / "models/model.pt"
+    with pytest.raises(UserError) as error:
+        load_predictor(model_path, tmp_path / "vocab.txt")
+    assert str(error.value) == (
+        f"{tmp_path / 'vocab.txt'} is not the vocabulary {model_path} was trained with ({len(vocab)} tokens, the "
+        f"model's has {len(vocab)}); pass that one with --vocab, or retrain with `dvc repro train`"
+    )
+    assert load_predictor(model_path, project / "data/vocab.txt").vocab.itos == vocab.itos  # the right one loads
+
+
+def test_load_predictor_rejects_a_model_trained_with_other_tokenizer_rules(trained, tmp_path):
+    model, vocab = trained
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, model, model.state_dict(), LABELS, {}, {**inputs_of(vocab), "tokenizer": "0" * 16})
+    vocab.save(tmp_path / "vocab.txt")
+    with pytest.raises(
+        UserError,
+        match=r"model.pt was trained on tokens cut by other tokenizer rules than this "
+        r"textrnn's \(textrnn/tokenizer.py changed\); retrain",
+    ):
+        load_predictor(path, tmp_path / "vocab.txt")
 
 
 # ---------------------------------------------------------------- the command line
 
+
 def cli(args, cwd: Path, stdin=None, command=("predict",)):
     """`python -m textrnn predict ...` in ``cwd`` with this checkout's package importable."""
-    return run(["python", "-m", "textrnn", *command, *args], cwd, check=False, stdin=stdin,
-               env={"PYTHONPATH": str(ROOT)})
+    return run(
+        ["python", "-m", "textrnn", *command, *args], cwd, check=False, stdin=stdin, env={"PYTHONPATH": str(ROOT)}
+    )
 
 
 def json_lines(stdout: str) -> list:
     return [json.loads(line) for line in stdout.splitlines()]
 
 
+@pytest.mark.slow
 def test_help_lists_the_predict_command(project):
     result = cli(["--help"], project, command=())
     assert result.returncode == 0
-    assert "predict" in result.stdout and "score reviews" in result.stdout
+    assert "predict   score texts with a trained model; prints one JSON line per text" in result.stdout
 
 
+@pytest.mark.slow
 def test_cli_prints_one_json_line_per_text_in_order(project, trained):
     model, vocab = trained
     texts = ["wonderful superb film", "awful boring waste", SHORT]
@@ -215,23 +268,37 @@ def test_cli_prints_one_json_line_per_text_in_order(project, trained):
     assert [set(line) for line in lines] == [{"index", "label", "probabilities"}] * 3
     assert [line["index"] for line in lines] == [0, 1, 2]
     assert [line["label"] for line in lines[:2]] == ["pos", "neg"]
-    expected = predict_texts(model, vocab, LABELS, texts)
-    for line, want in zip(lines, expected):
+    expected = scored(model, vocab, LABELS, texts)
+    for line, want in zip(lines, expected, strict=True):
         assert line["label"] == want["label"]
         assert probs(line) == pytest.approx(probs(want), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_cli_file_and_stdin_handle_blank_unknown_invalid_and_100k_token_reviews(project, trained, tmp_path):
     model, vocab = trained
     rng = np.random.default_rng(0)
     garbage = bytes(rng.integers(0, 256, 3000, dtype=np.uint8)).replace(b"\n", b"")
     huge = " ".join(rng.choice(["great", "dull", "the", "film", "plot"], 100_000))
-    data = b"\n".join([SHORT.encode(), b"", b"   ", b"zzqx qqzx", b"\xff\xfe great \x80 film", garbage,
-                       huge.encode(), b"awful film\r"]) + b"\n"
+    data = (
+        b"\n".join(
+            [
+                SHORT.encode(),
+                b"",
+                b"   ",
+                b"zzqx qqzx",
+                b"\xff\xfe great \x80 film",
+                garbage,
+                huge.encode(),
+                b"awful film\r",
+            ]
+        )
+        + b"\n"
+    )
     (tmp_path / "reviews.txt").write_bytes(data)
     texts = split_lines(data)
     assert len(texts) == 8 and len(texts[6].split()) == 100_000
-    expected = predict_texts(model, vocab, LABELS, texts)
+    expected = scored(model, vocab, LABELS, texts)
 
     outputs = [cli(["--file", str(tmp_path / "reviews.txt")], project)]
     for args in (["--file", "-"], []):  # stdin named, and stdin as a pipe
@@ -242,7 +309,7 @@ def test_cli_file_and_stdin_handle_blank_unknown_invalid_and_100k_token_reviews(
         assert "Traceback" not in result.stderr
         lines = json_lines(result.stdout)
         assert [line["index"] for line in lines] == list(range(8))
-        for line, want in zip(lines, expected):
+        for line, want in zip(lines, expected, strict=True):
             assert line["label"] == want["label"]
             assert probs(line) == pytest.approx(probs(want), abs=1e-6)
     assert outputs[0].stdout == outputs[1].stdout == outputs[2].stdout
@@ -255,19 +322,49 @@ def mismatched_vocab(directory: Path) -> list:
     return ["--vocab", "small_vocab.txt"]
 
 
+def same_size_vocab(directory: Path) -> list:
+    same_size_other_tokens(Vocab.load(directory / "data/vocab.txt")).save(directory / "swapped_vocab.txt")
+    return ["--vocab", "swapped_vocab.txt"]
+
+
 def corrupt_checkpoint(directory: Path) -> list:
     (directory / "corrupt.pt").write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)))
     return ["--model", "corrupt.pt"]
 
 
-@pytest.mark.parametrize("make_args, message", [
-    (mismatched_vocab, r"small_vocab\.txt has 3 tokens but models/model\.pt was trained on \d+"),
-    (lambda d: ["--model", "missing.pt"], r"missing\.pt: checkpoint not found"),
-    (lambda d: ["--vocab", "missing.txt"], r"missing\.txt: vocabulary not found"),
-    (corrupt_checkpoint, r"corrupt\.pt: corrupt or truncated checkpoint"),
-    (lambda d: ["--file", "missing.txt"], r"missing\.txt: input file not found"),
-    (lambda d: ["--file", "models"], r"^error: models: is a folder; --file takes a text file with one review per line$"),
-], ids=["mismatched-vocab", "missing-model", "missing-vocab", "corrupt-checkpoint", "missing-input", "input-folder"])
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "make_args, message",
+    [
+        (
+            mismatched_vocab,
+            r"^error: small_vocab\.txt is not the vocabulary models/model\.pt was trained with "
+            r"\(3 tokens, the model's has \d+\); pass that one with --vocab, or retrain",
+        ),
+        (
+            same_size_vocab,
+            r"^error: swapped_vocab\.txt is not the vocabulary models/model\.pt was trained with "
+            r"\((\d+) tokens, the model's has \1\); pass that one with --vocab, or retrain",
+        ),
+        (lambda d: ["--model", "missing.pt"], r"missing\.pt: checkpoint not found"),
+        (lambda d: ["--vocab", "missing.txt"], r"missing\.txt: vocabulary not found"),
+        (corrupt_checkpoint, r"corrupt\.pt: corrupt or truncated checkpoint"),
+        (lambda d: ["--file", "missing.txt"], r"missing\.txt: input file not found"),
+        (
+            lambda d: ["--file", "models"],
+            r"^error: models: is a folder; --file takes a text file with one review per line$",
+        ),
+    ],
+    ids=[
+        "mismatched-vocab",
+        "same-size-vocab",
+        "missing-model",
+        "missing-vocab",
+        "corrupt-checkpoint",
+        "missing-input",
+        "input-folder",
+    ],
+)
 def test_cli_errors_are_one_line(project, make_args, message):
     args = make_args(project)
     result = cli(args if "--file" in args else [*args, SHORT], project)
@@ -339,11 +436,16 @@ def test_scoring_chunk_by_chunk_gives_the_results_of_scoring_everything_at_once(
     texts = [" ".join(rng.choice(words, int(rng.integers(0, 60)))) for _ in range(300)]
     data = "\n".join(texts).encode() + b"\n"
     chunks = textrnn.predict.read_reviews(io.BytesIO(data), "test", chunk_reviews=7, chunk_bytes=300)
-    streamed = [result for results in textrnn.predict.score_chunks(model, vocab, LABELS, chunks, batch_size=5)
-                for result in results]
-    at_once = predict_texts(model, vocab, LABELS, texts, batch_size=64)
+    streamed = [
+        result
+        for results in textrnn.predict.score_chunks(Predictor(model, vocab, LABELS, None), chunks, batch_size=5)
+        for result in results
+    ]
+    at_once = scored(model, vocab, LABELS, texts, batch_size=64)
     assert [(r["index"], r["label"]) for r in streamed] == [(r["index"], r["label"]) for r in at_once]
-    for result, want in zip(streamed, at_once):  # as batch-invariant as batching ever was: to float32 rounding
+    for result, want in zip(
+        streamed, at_once, strict=True
+    ):  # as batch-invariant as batching ever was: to float32 rounding
         assert probs(result) == pytest.approx(probs(want), abs=1e-6)
 
 
@@ -355,15 +457,22 @@ def test_a_review_longer_than_the_limit_is_refused_with_its_line_number(line_bre
     too_long = fits + b"b" * (MAX_REVIEW_BYTES + 1) + line_break + b"c\n"
     with pytest.raises(UserError) as error:
         read_inputs([], "-", FakeStdin(too_long, False))
-    assert str(error.value) == (f"stdin: line 3 is longer than {MAX_REVIEW_BYTES} bytes, the most one review may "
-                                f"have; give one review per line")
+    assert str(error.value) == (
+        f"stdin: line 3 is longer than {MAX_REVIEW_BYTES} bytes, the most one review may have; give one review per line"
+    )
     with pytest.raises(UserError, match=r"^stdin: line 1 is longer than "):  # no line break at all
         read_inputs([], "-", FakeStdin(b"z" * (MAX_REVIEW_BYTES + 1), False))
 
 
 def start_predict(args, cwd: Path, stdin, stdout) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "textrnn", "predict", *args], cwd=cwd, stdin=stdin,
-                            stdout=stdout, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    return subprocess.Popen(
+        [sys.executable, "-m", "textrnn", "predict", *args],
+        cwd=cwd,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
 
 
 def rss(pid: int) -> int:
@@ -399,12 +508,14 @@ def complete_lines(path: Path) -> list:
 needs_proc = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads memory use from /proc")
 
 
+@pytest.mark.slow
 @needs_proc
 @pytest.mark.parametrize("signum, code, by", [(signal.SIGINT, 130, ""), (signal.SIGTERM, 143, " by SIGTERM")])
-def test_an_endless_input_streams_results_in_bounded_memory_and_stops_on_a_signal(project, trained, tmp_path,
-                                                                                signum, code, by):
+def test_an_endless_input_streams_results_in_bounded_memory_and_stops_on_a_signal(
+    project, trained, tmp_path, signum, code, by
+):
     model, vocab = trained
-    expected = predict_texts(model, vocab, LABELS, ["great film"])[0]
+    expected = scored(model, vocab, LABELS, ["great film"])[0]
     out = tmp_path / "out.jsonl"
     yes = subprocess.Popen(["yes", "great film"], stdout=subprocess.PIPE)
     try:
@@ -426,6 +537,7 @@ def test_an_endless_input_streams_results_in_bounded_memory_and_stops_on_a_signa
         assert json.loads(line) == {**expected, "index": i}
 
 
+@pytest.mark.slow
 @needs_proc
 @pytest.mark.parametrize("source", ["--file", "stdin"])
 def test_an_endless_line_is_refused_in_bounded_memory(project, source):
@@ -444,9 +556,11 @@ def test_an_endless_line_is_refused_in_bounded_memory(project, source):
     assert predict.stdout.read() == b""
     assert predict.stderr.read().decode().splitlines() == [
         f"error: {name}: line 1 is longer than {MAX_REVIEW_BYTES} bytes, the most one review may have; "
-        f"give one review per line"]
+        f"give one review per line"
+    ]
 
 
+@pytest.mark.slow
 @needs_proc
 @pytest.mark.parametrize("signum, code, by", [(signal.SIGINT, 130, ""), (signal.SIGTERM, 143, " by SIGTERM")])
 def test_results_come_as_lines_arrive_and_a_signal_stops_a_waiting_read(project, tmp_path, signum, code, by):
@@ -471,10 +585,16 @@ def test_results_come_as_lines_arrive_and_a_signal_stops_a_waiting_read(project,
 
 def shell(command: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     """``command`` under bash, with ``predict`` meaning `python -m textrnn predict` from this checkout."""
-    return subprocess.run(["bash", "-c", f"predict() {{ {sys.executable} -m textrnn predict \"$@\"; }}; {command}"],
-                          cwd=cwd, capture_output=True, timeout=timeout, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    return subprocess.run(
+        ["bash", "-c", f'predict() {{ {sys.executable} -m textrnn predict "$@"; }}; {command}'],
+        cwd=cwd,
+        capture_output=True,
+        timeout=timeout,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
 
 
+@pytest.mark.slow
 def test_a_broken_pipe_stays_quiet_even_on_an_endless_input(project):
     # `ulimit -v` keeps a predict that would read without end from taking the machine's memory.
     result = shell('yes "great film" | (ulimit -v 3000000; predict) | head -1; echo "${PIPESTATUS[1]}" >&2', project)
@@ -482,28 +602,34 @@ def test_a_broken_pipe_stays_quiet_even_on_an_endless_input(project):
     assert result.stderr.decode() == "1\n"  # predict's exit status, and nothing else on stderr
 
 
+@pytest.mark.slow
 def test_a_full_disk_on_stdout_is_one_line(project):
     result = shell("predict 'great film' 'awful film' > /dev/full", project)
     assert result.returncode == 1
     assert result.stderr.decode().splitlines() == [
-        "error: cannot write the predictions to stdout: No space left on device"]
+        "error: cannot write the predictions to stdout: No space left on device"
+    ]
 
 
+@pytest.mark.slow
 def test_a_closed_stdout_is_one_line(project):
     result = shell("predict 'great film' >&-", project)
     assert result.returncode == 1
     assert result.stderr.decode().splitlines() == ["error: stdout is closed; the predictions have nowhere to go"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", ["", "--file -"])
 def test_a_closed_stdin_is_one_line(project, args):
     result = shell(f"predict {args} <&-", project)
     assert result.returncode == 1
     assert result.stdout == b""
     assert result.stderr.decode().splitlines() == [
-        "error: stdin is closed; give reviews as TEXT arguments or with --file PATH"]
+        "error: stdin is closed; give reviews as TEXT arguments or with --file PATH"
+    ]
 
 
+@pytest.mark.slow
 def test_an_input_that_fails_to_read_is_one_line(project):
     # /proc/self/mem opens, then fails to read at offset 0. (A folder as stdin, `< /`, never reaches
     # predict: Python itself stops at startup with "Fatal Python error: init_sys_streams".)
@@ -515,32 +641,45 @@ def test_an_input_that_fails_to_read_is_one_line(project):
 
 # ---------------------------------------------------------------- never invalid JSON
 
+
 def strict_json(line: str):
     def refuse(constant):
         raise ValueError(f"{constant} is not JSON")
+
     return json.loads(line, parse_constant=refuse)
 
 
-def save_raw_checkpoint(path: Path, model: RNN, state_dict: dict, label_names: list) -> None:
+def save_raw_checkpoint(path: Path, model: RNN, state_dict: dict, label_names: list, vocab: Vocab) -> None:
     """What save_checkpoint writes, without its refusal of non-finite weights."""
-    torch.save({"format": CHECKPOINT_FORMAT, "config": asdict(model.config), "label_names": label_names,
-                "metadata": {}, "state_dict": state_dict}, path)
+    torch.save(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "config": asdict(model.config),
+            "label_names": label_names,
+            "inputs": inputs_of(vocab),
+            "metadata": {},
+            "state_dict": state_dict,
+        },
+        path,
+    )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_a_checkpoint_with_non_finite_weights_is_refused_at_load(project, trained, tmp_path, value):
-    model, _ = trained
+    model, vocab = trained
     state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
     state["V.weight"][0, 3] = value
-    save_raw_checkpoint(tmp_path / "bad.pt", model, state, LABELS)
+    save_raw_checkpoint(tmp_path / "bad.pt", model, state, LABELS, vocab)
     result = cli(["--model", str(tmp_path / "bad.pt"), SHORT], project)
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"error: {tmp_path / 'bad.pt'}: weights V.weight are not finite (NaN or inf); "
-        f"retrain with `dvc repro -f train`"]
+        f"error: {tmp_path / 'bad.pt'}: weights V.weight are not finite (NaN or inf); retrain with `dvc repro -f train`"
+    ]
 
 
+@pytest.mark.slow
 def test_scores_that_overflow_are_refused_and_never_printed_as_nan(project, trained, tmp_path):
     _, vocab = trained
     torch.manual_seed(1)
@@ -549,11 +688,12 @@ def test_scores_that_overflow_are_refused_and_never_printed_as_nan(project, trai
     state["V.weight"][0] = 3e38  # finite, but the logit of class 0 overflows to inf and softmax gives NaN
     state["V.bias"][0] = 3e38
     state["W.bias"][:] = 50.0  # every hidden unit near +1 once a token is read
-    save_raw_checkpoint(tmp_path / "huge.pt", model, state, ["a", "b", "c"])
+    save_raw_checkpoint(tmp_path / "huge.pt", model, state, ["a", "b", "c"], vocab)
     result = cli(["--model", str(tmp_path / "huge.pt"), SHORT], project)
     for line in result.stdout.splitlines():
         strict_json(line)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"error: {tmp_path / 'huge.pt'} gave review 0 a non-finite score (its weights overflow); "
-        f"retrain with `dvc repro -f train`"]
+        f"retrain with `dvc repro -f train`"
+    ]

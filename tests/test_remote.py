@@ -1,14 +1,24 @@
 """Sharing without retraining: push from one clone to a DVC remote, pull into a fresh clone, predict there."""
+
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import make_dataset_dir, make_project, run
 
-OUTPUTS = ["models/model.pt", "data/vocab.txt", "data/vectors/test.npz", "plots/training/loss.png",
-           "metrics/metrics.json"]
+pytestmark = pytest.mark.slow  # end to end: dvc repro, push and pull
+
+OUTPUTS = [
+    "models/model.pt",
+    "data/vocab.txt",
+    "data/vectors/test/ids.npy",
+    "data/vectors/meta.json",
+    "plots/training/loss.png",
+    "metrics/metrics.json",
+]
 
 
 def dvc(*args: str, cwd: Path):

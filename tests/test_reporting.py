@@ -1,6 +1,7 @@
 """The training summary is the checkpoint's epoch (the best), not the last; the per-epoch TSVs keep every epoch."""
 
 import json
+
 import pandas as pd
 import pytest
 
@@ -11,8 +12,12 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def epoch(number, valid_loss):
-    metrics = {"train/loss": 1.0 / number, "train/accuracy": 0.5 + number / 100,
-               "valid/loss": valid_loss, "valid/accuracy": 0.6 + number / 100}
+    metrics = {
+        "train/loss": 1.0 / number,
+        "train/accuracy": 0.5 + number / 100,
+        "valid/loss": valid_loss,
+        "valid/accuracy": 0.6 + number / 100,
+    }
     return EpochStats(epoch=number, metrics=metrics, skipped_steps=0, seconds=2.0, tokens=1000)
 
 
@@ -37,8 +42,10 @@ def test_summary_holds_the_best_epoch_and_the_tsvs_every_epoch(tmp_path, history
             table = pd.read_csv(tmp_path / f"plots/metrics/{split}/{metric}.tsv", sep="\t")
             assert table["step"].tolist() == [1, 2, 3]
             assert table[metric].tolist() == [s.metrics[f"{split}/{metric}"] for s in history]
-    assert "epoch 3/3: train loss 0.3333 accuracy 0.5300 | valid loss 0.6000 accuracy 0.6300 | 2.0 s, 500 tokens/s" \
+    assert (
+        "epoch 3/3: train loss 0.3333 accuracy 0.5300 | valid loss 0.6000 accuracy 0.6300 | 2.0 s, 500 tokens/s"
         in caplog.text
+    )
 
 
 def test_finish_refuses_an_epoch_never_reported(tmp_path, history):

@@ -1,16 +1,20 @@
 """Training on small synthetic data: it learns, it is seeded, and it guards against non-finite steps."""
+
+import contextlib
 import math
 
 import numpy as np
 import pytest
 import torch
-from torch.optim.optimizer import register_optimizer_step_pre_hook
-
 from conftest import synthetic_reviews
-from textrnn.data import EncodedSplit
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+
+from textrnn.batching import make_batches
+from textrnn.data.vectors import EncodedSplit
+from textrnn.encoding import count_tokens, encode_texts
+from textrnn.inference import predict_logits
 from textrnn.model import RNN, ModelConfig
-from textrnn.preprocess import count_tokens, encode_texts
-from textrnn.training import NonFiniteLoss, TrainConfig, make_batches, predict_logits, train_model
+from textrnn.training import NonFiniteLoss, TrainConfig, train_model
 from textrnn.vocab import Vocab
 
 CPU = torch.device("cpu")
@@ -34,6 +38,31 @@ def new_model(vocab, seed=0, **sizes):
     return RNN(ModelConfig(len(vocab), sizes.get("embedding", 8), sizes.get("hidden", 16)))
 
 
+@contextlib.contextmanager
+def on_every_optimizer_step(callback):
+    """Call ``callback()`` before each optimizer step of the block, once per step.
+
+    A step may call another hooked step inside (textrnn's RMSprop takes torch's own step for a
+    parameter's first update): only the outermost call counts.
+    """
+    depth = [0]
+
+    def before(optimizer, args, kwargs):
+        depth[0] += 1
+        if depth[0] == 1:
+            callback()
+
+    def after(optimizer, args, kwargs):
+        depth[0] -= 1
+
+    handles = [register_optimizer_step_pre_hook(before), register_optimizer_step_post_hook(after)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 CONFIG = TrainConfig(lr=0.005, batch_size=16, epochs=5, seed=2)
 
 
@@ -54,17 +83,19 @@ def test_training_lowers_the_loss_and_learns_the_easy_task(splits):
     history = result.history
     assert [s.epoch for s in history] == [1, 2, 3, 4, 5]
     assert seen == history
-    assert history[0].train_loss > history[-1].train_loss + 0.2, [s.train_loss for s in history]
+    assert history[0].metrics["train/loss"] > history[-1].metrics["train/loss"] + 0.2, [
+        s.metrics["train/loss"] for s in history
+    ]
     # The kept checkpoint (lowest valid loss) classifies the easy task well.
     model.load_state_dict(result.best_state)
     logits = predict_logits(model, valid, 64, CPU)
     accuracy = ((logits > 0).numpy() == valid.labels).mean()
-    assert accuracy > 0.8, (accuracy, [s.valid_accuracy for s in history])
-    assert accuracy == pytest.approx(history[result.best_epoch - 1].valid_accuracy, abs=1e-12)
+    assert accuracy > 0.8, (accuracy, [s.metrics["valid/accuracy"] for s in history])
+    assert accuracy == pytest.approx(history[result.best_epoch - 1].metrics["valid/accuracy"], abs=1e-12)
     assert all(s.skipped_steps == 0 for s in history)
     assert history[0].tokens == int(train.lengths.sum())
     # The best state is the epoch with the lowest valid loss, and it is a copy, not the live weights.
-    best = min(history, key=lambda s: s.valid_loss)
+    best = min(history, key=lambda s: s.metrics["valid/loss"])
     assert result.best_epoch == best.epoch
     assert set(result.best_state) == set(model.state_dict())
     assert all(t.device.type == "cpu" for t in result.best_state.values())
@@ -79,8 +110,8 @@ def test_reported_valid_metrics_match_a_fresh_scoring(splits):
     labels = torch.from_numpy(valid.labels.copy())
     loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.double(), labels.double()).item()
     accuracy = ((logits > 0).long() == labels).double().mean().item()
-    assert stats.valid_loss == pytest.approx(loss, abs=1e-5)
-    assert stats.valid_accuracy == pytest.approx(accuracy, abs=1e-12)
+    assert stats.metrics["valid/loss"] == pytest.approx(loss, abs=1e-5)
+    assert stats.metrics["valid/accuracy"] == pytest.approx(accuracy, abs=1e-12)
 
 
 def test_predict_logits_keeps_the_split_order(splits):
@@ -102,7 +133,7 @@ def test_same_seed_gives_identical_weights(splits):
     b = train_model(second, train, valid, config, CPU)
     for name, tensor in first.state_dict().items():
         assert torch.equal(tensor, second.state_dict()[name]), name
-    assert [s.train_loss for s in a.history] == [s.train_loss for s in b.history]
+    assert [s.metrics["train/loss"] for s in a.history] == [s.metrics["train/loss"] for s in b.history]
     # A different training seed changes the batch order, and so the weights.
     third = new_model(vocab, seed=2)
     train_model(third, train, valid, TrainConfig(lr=0.01, batch_size=16, epochs=2, seed=12), CPU)
@@ -121,15 +152,8 @@ def test_a_non_finite_gradient_step_is_skipped_and_counted(splits):
     model.U.weight.register_hook(overflow_once)
     updates = []
 
-    def snapshot(optimizer, args, kwargs):
-        updates.append(model.U.weight.detach().clone())
-
-    handle = register_optimizer_step_pre_hook(snapshot)
-    try:
-        config = TrainConfig(lr=0.01, batch_size=16, epochs=2, seed=3)
-        result = train_model(model, train, valid, config, CPU)
-    finally:
-        handle.remove()
+    with on_every_optimizer_step(lambda: updates.append(model.U.weight.detach().clone())):
+        result = train_model(model, train, valid, TrainConfig(lr=0.01, batch_size=16, epochs=2, seed=3), CPU)
     steps = len(make_batches(train, 16, CPU))
     assert calls["n"] == 2 * steps
     assert [s.skipped_steps for s in result.history] == [1, 0]
@@ -168,16 +192,13 @@ def test_clip_grad_norm_bounds_every_update(splits):
         model = new_model(vocab)
         norms = []
 
-        def record(optimizer, args, kwargs):
+        def record():
             grads = [p.grad for p in model.parameters() if p.grad is not None]
             norms.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item())
 
-        handle = register_optimizer_step_pre_hook(record)
-        try:
-            train_model(model, train, valid, TrainConfig(lr=0.01, batch_size=16, epochs=1, seed=3,
-                                                          clip_grad_norm=clip), CPU)
-        finally:
-            handle.remove()
+        config = TrainConfig(lr=0.01, batch_size=16, epochs=1, seed=3, clip_grad_norm=clip)
+        with on_every_optimizer_step(record):
+            train_model(model, train, valid, config, CPU)
         return norms
 
     unclipped = applied_norms(None)
@@ -196,8 +217,8 @@ def test_multiclass_training_learns(splits):
     torch.manual_seed(0)
     model = RNN(ModelConfig(len(vocab), 8, 16, num_classes=3))
     result = train_model(model, split, split, TrainConfig(lr=0.01, batch_size=16, epochs=4, seed=0), CPU)
-    assert result.history[0].train_loss > result.history[-1].train_loss + 0.2
-    assert result.history[-1].valid_accuracy > 0.6
+    assert result.history[0].metrics["train/loss"] > result.history[-1].metrics["train/loss"] + 0.2
+    assert result.history[-1].metrics["valid/accuracy"] > 0.6
 
 
 def test_scoring_splits_long_buckets_over_the_token_budget_with_the_same_logits(monkeypatch):
@@ -211,7 +232,7 @@ def test_scoring_splits_long_buckets_over_the_token_budget_with_the_same_logits(
     widths = []
     original = model.forward
     monkeypatch.setattr(model, "forward", lambda t, n: widths.append(t.numel()) or original(t, n))
-    monkeypatch.setattr("textrnn.training.SCORING_TOKEN_BUDGET", 5000)
+    monkeypatch.setattr("textrnn.inference.SCORING_TOKEN_BUDGET", 5000)
     cut = predict_logits(model, split, 64, torch.device("cpu"))
     torch.testing.assert_close(cut, whole, atol=1e-6, rtol=0)
     assert max(widths) <= 5000 and len(widths) > 1

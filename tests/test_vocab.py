@@ -1,4 +1,5 @@
 """The vocabulary: torchtext's order, min_freq, max_size, specials, unknown tokens, the file on disk."""
+
 from collections import Counter
 
 import pytest
@@ -19,7 +20,11 @@ def test_specials_first_then_count_descending_ties_alphabetical():
 def test_torchtext_hand_computed_example():
     # build_vocab_from_iterator(iter(tokens), min_freq=2, specials=['<unk>', '<pad>'], special_first=True):
     # counts: movie 4, good 3, bad 2, plot 2, a 1, the 1 -> keep count >= 2, sort by (-count, token).
-    tokens = [["movie", "good", "movie", "bad"], ["plot", "good", "movie", "a"], ["movie", "good", "bad", "plot", "the"]]
+    tokens = [
+        ["movie", "good", "movie", "bad"],
+        ["plot", "good", "movie", "a"],
+        ["movie", "good", "bad", "plot", "the"],
+    ]
     counts = Counter(token for review in tokens for token in review)
     vocab = Vocab.build(counts, min_freq=2)
     assert vocab.itos == ["<unk>", "<pad>", "movie", "good", "bad", "plot"]

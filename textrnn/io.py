@@ -26,6 +26,17 @@ _WRITE_FAULTS = {
 }
 
 
+# The temporary folders of the atomic_dir blocks now open -> their outputs: a fault names what the user knows.
+_folders_in_progress: dict[Path, Path] = {}
+
+
+def _final_name(path: Path) -> Path:
+    for tmp, final in _folders_in_progress.items():
+        if path == tmp or tmp in path.parents:
+            return final / path.relative_to(tmp)
+    return path
+
+
 @contextlib.contextmanager
 def _named_write_faults(path: Path) -> Iterator[None]:
     try:
@@ -33,7 +44,7 @@ def _named_write_faults(path: Path) -> Iterator[None]:
     except OSError as error:
         if error.errno not in _WRITE_FAULTS:
             raise
-        raise UserError(f"cannot write {path}: {_WRITE_FAULTS[error.errno]}") from None
+        raise UserError(f"cannot write {_final_name(path)}: {_WRITE_FAULTS[error.errno]}") from None
 
 
 @contextlib.contextmanager
@@ -69,11 +80,14 @@ def atomic_dir(path: Path) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
         os.chmod(tmp, 0o777 & ~_UMASK)
+        _folders_in_progress[tmp] = _final_name(path)
         try:
             yield tmp
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        finally:
+            del _folders_in_progress[tmp]
         old = path.with_name(f".{path.name}.old")
         with interrupts_held():  # a Ctrl-C between the two renames would leave no ``path`` at all
             shutil.rmtree(old, ignore_errors=True)

@@ -47,10 +47,11 @@ def cli_main(func: F) -> F:
         except KeyboardInterrupt as interrupt:
             signum = getattr(interrupt, "signum", signal.SIGINT)
             by = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
-            _say(
-                f"interrupted{by}: stopped before finishing; the previous outputs are intact "
-                f"and no temporary file is left"
-            )
+            if not os.environ.get(RELAUNCHED):  # a DDP rank: its launcher, which stopped it, says it once
+                _say(
+                    f"interrupted{by}: stopped before finishing; the previous outputs are intact "
+                    f"and no temporary file is left"
+                )
             sys.exit(128 + signum)
         except OSError as error:
             if error.errno not in NO_SPACE:
