@@ -15,7 +15,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from textrnn import accel
 from textrnn.accel import cpu, kernel as kernels_module
-from textrnn.data import pad_batch
+from textrnn.batching import pad_batch
 from textrnn.model import RNN, ModelConfig
 from textrnn.vocab import PAD_ID
 
@@ -92,17 +92,17 @@ def test_kernel_equals_step_loop_logits_and_every_gradient(kernel, hidden, num_c
     labels = labels % num_classes
     assert kernel.applies(model.U.weight, hidden)
     loop = logits_and_grads(model, "forward_loop", tokens, lengths, labels)
-    fused = logits_and_grads(model, "forward_sequence", tokens, lengths, labels)
+    fused = logits_and_grads(model, "forward", tokens, lengths, labels)
     assert_same(loop, fused)
 
 
 def test_kernel_equals_torch_rnn_tanh_on_long_reviews(kernel):
     model = make_model(64, scale=1.0)
     tokens, lengths, labels = batch([300, 257, 120, 299, 1, 64] * 6, seed=3)
-    fused = logits_and_grads(model, "forward_sequence", tokens, lengths, labels)
+    fused = logits_and_grads(model, "forward", tokens, lengths, labels)
     with kernel.enabled(False):
         assert not kernel.applies(model.U.weight, 64)
-        reference = logits_and_grads(model, "forward_sequence", tokens, lengths, labels)
+        reference = logits_and_grads(model, "forward", tokens, lengths, labels)
     assert_same(reference, fused)
 
 
@@ -143,7 +143,7 @@ def test_kernel_scores_in_inference_mode(kernel):
     model = make_model(32)
     tokens, lengths, _ = batch(LENGTHS)
     with torch.inference_mode():
-        fused = model.forward_sequence(tokens, lengths)
+        fused = model.forward(tokens, lengths)
         loop = model.forward_loop(tokens, lengths)
     assert (fused - loop).abs().max().item() <= 1e-5
 
@@ -155,7 +155,7 @@ def test_sizes_the_kernel_does_not_take_use_torch_rnn_tanh(kernel):
     model = make_model(20)
     tokens, lengths, labels = batch(LENGTHS)
     assert_same(logits_and_grads(model, "forward_loop", tokens, lengths, labels),
-                logits_and_grads(model, "forward_sequence", tokens, lengths, labels))
+                logits_and_grads(model, "forward", tokens, lengths, labels))
 
 
 # ---------------------------------------------------------------- the same bytes on every CPU
@@ -237,7 +237,7 @@ def test_a_failed_build_falls_back_to_torch_with_one_log_line(fresh_loader, monk
     tokens, lengths, labels = batch(LENGTHS)
     assert not accel.applies(model.U.weight, 64)
     assert_same(logits_and_grads(model, "forward_loop", tokens, lengths, labels),
-                logits_and_grads(model, "forward_sequence", tokens, lengths, labels))
+                logits_and_grads(model, "forward", tokens, lengths, labels))
 
 
 def test_the_switch_turns_the_kernels_off(fresh_loader, monkeypatch, caplog):

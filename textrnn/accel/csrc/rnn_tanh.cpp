@@ -28,10 +28,14 @@ typedef float vec_u __attribute__((vector_size(4 * W), aligned(4)));  // for una
 
 inline vec load(const float* p) { return *reinterpret_cast<const vec_u*>(p); }
 inline void store(float* p, vec x) { *reinterpret_cast<vec_u*>(p) = x; }
+// A broadcast: exact for every x, -0.0 included. Written as one initializer, it compiles to one
+// vbroadcastss; an element-wise loop compiled to a chain of inserts that held the vector ports.
 inline vec splat(float x) {
-    vec v;
-    for (int i = 0; i < W; ++i) v[i] = x;  // a broadcast: exact for every x, -0.0 included
-    return v;
+#if defined(__AVX__)
+    return vec{x, x, x, x, x, x, x, x};
+#else
+    return vec{x, x, x, x};
+#endif
 }
 
 // tanh as Eigen's rational approximation (Eigen 3.4 generic_fast_tanh_float): odd degree-13
