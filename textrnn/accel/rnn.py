@@ -1,4 +1,5 @@
-"""The tanh RNN's whole recurrence, forward and backpropagation through time, in one kernel call per batch."""
+"""The tanh RNN's whole recurrence, forward and backpropagation through time, in one kernel call per batch;
+and its forward-only variant for scoring, which keeps only each row's state at its own last step."""
 from __future__ import annotations
 
 import torch
@@ -44,3 +45,21 @@ def rnn_tanh(inputs: torch.Tensor, h0: torch.Tensor, weight: torch.Tensor) -> to
     ``inputs`` already hold x_t W^T and both biases; check ``applies(inputs, hidden)`` first.
     """
     return _RNNTanh.apply(inputs, h0, weight)
+
+
+def rnn_tanh_last(inputs: torch.Tensor, h0: torch.Tensor, weight: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Each row's state after its own last step [batch, hidden]: ``rnn_tanh(...)[b, lengths[b] - 1]``
+    bit for bit (``h0[b]`` where ``lengths[b]`` is 0), without keeping every step's state.
+
+    For scoring: it has no gradient. ``lengths`` lie in 0 .. the inputs' steps; check ``applies`` first.
+    """
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (inputs, h0, weight)):
+        raise RuntimeError("rnn_tanh_last has no gradient; call it under torch.no_grad() or "
+                           "torch.inference_mode(), or use rnn_tanh to train")
+    inputs, h0, weight = inputs.contiguous(), h0.contiguous(), weight.contiguous()
+    lengths = lengths.to(device="cpu", dtype=torch.int64).contiguous()
+    if lengths.shape != inputs.shape[:1]:
+        raise ValueError(f"rnn_tanh_last: {tuple(lengths.shape)} lengths for {inputs.shape[0]} rows")
+    last = torch.empty_like(h0)
+    kernel.loaded().rnn_tanh_last(inputs, h0, weight, lengths, last)
+    return last
