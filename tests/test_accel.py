@@ -166,6 +166,19 @@ def test_kernel_last_state_is_the_full_forward_state_at_each_rows_length_bit_for
     assert torch.equal(torch.cat(alone), expected)
 
 
+@pytest.mark.parametrize("threads", [2, 3, 7])
+def test_kernel_last_state_does_not_depend_on_the_threads(kernel, threads):
+    generator = torch.Generator().manual_seed(threads)
+    lengths = torch.randint(0, 31, (61,), generator=generator)
+    inputs, h0 = torch.randn(61, 30, 64, generator=generator) * 2, torch.randn(61, 64, generator=generator)
+    weight = torch.randn(64, 64, generator=generator) * 0.2
+    with torch.no_grad():
+        one = kernel.rnn_tanh_last(inputs, h0, weight, lengths, threads=1)
+        several = kernel.rnn_tanh_last(inputs, h0, weight, lengths, threads=threads)
+    assert len(accel.rnn._row_chunks(61, threads)) == threads  # each thread has rows to run
+    assert torch.equal(one, several)
+
+
 def test_kernel_last_state_refuses_lengths_past_the_inputs_and_a_gradient(kernel):
     inputs, h0, weight = torch.zeros(2, 5, 16), torch.zeros(2, 16), torch.zeros(16, 16)
     with torch.no_grad(), pytest.raises(ValueError, match=r"lengths must lie in 0 \.\. 5"):
