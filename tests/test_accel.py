@@ -148,6 +148,47 @@ def test_kernel_scores_in_inference_mode(kernel):
     assert (fused - loop).abs().max().item() <= 1e-5
 
 
+@pytest.mark.parametrize("hidden", [16, 48, 64, 80, 256])
+def test_kernel_last_state_is_the_full_forward_state_at_each_rows_length_bit_for_bit(kernel, hidden):
+    generator = torch.Generator().manual_seed(hidden)
+    # 11 rows: blocks of 2 or 4 rows and a remainder; rows of one block end at different steps
+    lengths = torch.tensor([40, 0, 1, 17, 40, 39, 2, 0, 25, 8, 33])
+    inputs = torch.randn(11, 40, hidden, generator=generator) * 3
+    h0 = torch.randn(11, hidden, generator=generator)
+    weight = torch.randn(hidden, hidden, generator=generator) * 1.5 / hidden ** 0.5
+    with torch.no_grad():
+        states = kernel.rnn_tanh(inputs, h0, weight)
+        last = kernel.rnn_tanh_last(inputs, h0, weight, lengths)
+    expected = torch.where((lengths > 0)[:, None], states[torch.arange(11), (lengths - 1).clamp(min=0)], h0)
+    assert torch.equal(last, expected)
+    with torch.no_grad():  # a row's answer does not depend on the rows beside it
+        alone = [kernel.rnn_tanh_last(inputs[b:b + 1], h0[b:b + 1], weight, lengths[b:b + 1]) for b in range(11)]
+    assert torch.equal(torch.cat(alone), expected)
+
+
+@pytest.mark.parametrize("threads", [2, 3, 7])
+def test_kernel_last_state_does_not_depend_on_the_threads(kernel, threads):
+    generator = torch.Generator().manual_seed(threads)
+    lengths = torch.randint(0, 31, (61,), generator=generator)
+    inputs, h0 = torch.randn(61, 30, 64, generator=generator) * 2, torch.randn(61, 64, generator=generator)
+    weight = torch.randn(64, 64, generator=generator) * 0.2
+    with torch.no_grad():
+        one = kernel.rnn_tanh_last(inputs, h0, weight, lengths, threads=1)
+        several = kernel.rnn_tanh_last(inputs, h0, weight, lengths, threads=threads)
+    assert len(accel.rnn._row_chunks(61, threads)) == threads  # each thread has rows to run
+    assert torch.equal(one, several)
+
+
+def test_kernel_last_state_refuses_lengths_past_the_inputs_and_a_gradient(kernel):
+    inputs, h0, weight = torch.zeros(2, 5, 16), torch.zeros(2, 16), torch.zeros(16, 16)
+    with torch.no_grad(), pytest.raises(ValueError, match=r"lengths must lie in 0 \.\. 5"):
+        kernel.rnn_tanh_last(inputs, h0, weight, torch.tensor([5, 6]))
+    with torch.no_grad(), pytest.raises(ValueError, match=r"lengths must lie in 0 \.\. 5"):
+        kernel.rnn_tanh_last(inputs, h0, weight, torch.tensor([-1, 2]))
+    with pytest.raises(RuntimeError, match="rnn_tanh_last has no gradient"):
+        kernel.rnn_tanh_last(inputs, h0, weight.requires_grad_(), torch.tensor([5, 2]))
+
+
 def test_sizes_the_kernel_does_not_take_use_torch_rnn_tanh(kernel):
     assert not kernel.applies(torch.zeros(1), 20)  # not a multiple of 16
     assert not kernel.applies(torch.zeros(1), 272)  # over 256
@@ -176,7 +217,10 @@ def kernel_outputs(kernels):
         states, grad_inputs, grad_h0 = torch.empty_like(inputs), torch.empty_like(inputs), torch.empty_like(h0)
         kernels.rnn_tanh_forward(inputs, h0, weight, states)
         kernels.rnn_tanh_backward(grad_states, states, weight, grad_inputs, grad_h0)
-        outputs.update({f"states {hidden}": states, f"grad_inputs {hidden}": grad_inputs, f"grad_h0 {hidden}": grad_h0})
+        last, lengths = torch.empty_like(h0), torch.tensor([40, 0, 1, 17, 40, 39, 2, 0, 25, 8, 33])
+        kernels.rnn_tanh_last(inputs, h0, weight, lengths, last)
+        outputs.update({f"states {hidden}": states, f"grad_inputs {hidden}": grad_inputs, f"grad_h0 {hidden}": grad_h0,
+                        f"last {hidden}": last})
     param, square_avg = torch.randn(1001, generator=generator), torch.zeros(1001)
     for step in range(20):
         grad = torch.randn(1001, generator=generator) * 10.0 ** (2 - step % 6)

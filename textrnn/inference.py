@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 
 from textrnn.batching import length_buckets, pad_batch
 from textrnn.data.vectors import EncodedSplit
 from textrnn.model import RNN
+from textrnn.model.cells import Scratch
 
-# Padded tokens per scoring batch at most: the fused call keeps every step's state (budget x hidden floats).
+# Padded tokens per scoring batch at most, so that a bucket of very long reviews is cut into smaller batches.
 SCORING_TOKEN_BUDGET = 1 << 20
 
 
@@ -20,24 +23,33 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def scoring_batches(lengths: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    """The rows of each scoring batch: length buckets of ``batch_size``, each cut to SCORING_TOKEN_BUDGET padded tokens."""
+    for bucket in length_buckets(lengths, batch_size):
+        width = max(int(lengths[bucket].max(initial=0)), 1)
+        rows_per_batch = max(1, SCORING_TOKEN_BUDGET // width)  # very long reviews: fewer rows, bounded memory
+        for start in range(0, len(bucket), rows_per_batch):
+            yield bucket[start : start + rows_per_batch]
+
+
 @torch.inference_mode()
 def predict_logits(model: RNN, split: EncodedSplit, batch_size: int, device: torch.device,
                    max_tokens: int | None = None) -> torch.Tensor:
     """Logits of every review of ``split`` (each cut to its last ``max_tokens`` tokens), in the split's order.
 
-    Reviews are scored in length-bucketed batches; a review's logits do not depend on its batch.
+    Reviews are scored in length-bucketed batches (``scoring_batches``) through ``RNN.score``:
+    forward's logits, bit for bit.
     """
     model.eval()
     split = split.last_tokens(max_tokens)
     shape = (len(split),) if model.config.num_classes == 2 else (len(split), model.config.num_classes)
     logits = torch.empty(shape, dtype=torch.float32)
     lengths = split.lengths
-    for bucket in length_buckets(lengths, batch_size):
-        width = max(int(lengths[bucket].max(initial=0)), 1)
-        rows_per_batch = max(1, SCORING_TOKEN_BUDGET // width)  # very long reviews: fewer rows, bounded memory
-        for start in range(0, len(bucket), rows_per_batch):
-            rows = bucket[start : start + rows_per_batch]
-            tokens, row_lengths = pad_batch(split.ids, split.offsets, rows)
-            out = model(torch.from_numpy(tokens).to(device), torch.from_numpy(row_lengths).to(device))
-            logits[torch.from_numpy(rows)] = out.float().cpu()
+    batches = list(scoring_batches(lengths, batch_size))
+    # Sized for the largest batch at once: grown batch by batch, each size would be a fresh buffer.
+    scratch = Scratch(max((len(rows) * max(int(lengths[rows].max()), 1) for rows in batches), default=0))
+    for rows in batches:
+        tokens, row_lengths = pad_batch(split.ids, split.offsets, rows)
+        out = model.score(torch.from_numpy(tokens).to(device), torch.from_numpy(row_lengths).to(device), scratch)
+        logits[torch.from_numpy(rows)] = out.float().cpu()
     return logits

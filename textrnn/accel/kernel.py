@@ -163,6 +163,8 @@ class Kernels:
         library.textrnn_rnn_tanh_forward.argtypes = pointers[:4] + [ctypes.c_int64] * 3
         library.textrnn_rnn_tanh_backward.argtypes = pointers + [ctypes.c_int64] * 3
         library.textrnn_rnn_tanh_forward.restype = library.textrnn_rnn_tanh_backward.restype = ctypes.c_int
+        library.textrnn_rnn_tanh_last.argtypes = pointers + [ctypes.c_int64] * 3
+        library.textrnn_rnn_tanh_last.restype = ctypes.c_int
         library.textrnn_max_hidden.restype = ctypes.c_int
         library.textrnn_rmsprop_step.argtypes = pointers[:3] + [ctypes.c_int64] + [ctypes.c_float] * 4
         library.textrnn_rmsprop_step.restype = None
@@ -175,6 +177,17 @@ class Kernels:
         batch, steps, hidden = inputs.shape
         status = self._library.textrnn_rnn_tanh_forward(_pointer(inputs), _pointer(h0), _pointer(weight),
                                                         _pointer(states), batch, steps, hidden)
+        if status != 0:
+            raise ValueError(f"accel: hidden size {hidden} is not supported")
+
+    def rnn_tanh_last(self, inputs: torch.Tensor, h0: torch.Tensor, weight: torch.Tensor, lengths: torch.Tensor,
+                      last: torch.Tensor) -> None:
+        """last[b] = rnn_tanh_forward's states[b, lengths[b] - 1] (h0[b] where lengths[b] is 0), bit for bit."""
+        batch, steps, hidden = inputs.shape
+        status = self._library.textrnn_rnn_tanh_last(_pointer(inputs), _pointer(h0), _pointer(weight),
+                                                     _pointer(lengths), _pointer(last), batch, steps, hidden)
+        if status == -2:
+            raise ValueError(f"accel: lengths must lie in 0 .. {steps}, the inputs' steps")
         if status != 0:
             raise ValueError(f"accel: hidden size {hidden} is not supported")
 

@@ -21,7 +21,7 @@ compute the same function (tests/test_model.py holds them equal, values and grad
 from __future__ import annotations
 
 import warnings
-from typing import Dict, List, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -46,8 +46,42 @@ def _hand_written_rnn_tanh(inputs: torch.Tensor, W: nn.Linear, U: nn.Linear, h0:
     """textrnn's own CPU kernel (float32, hidden % 16 == 0, up to 256), or None where it does not apply."""
     if not accel.applies(inputs, U.in_features):
         return None
-    projected = nn.functional.linear(inputs, W.weight, W.bias + U.bias)
-    return accel.rnn_tanh(projected, h0, U.weight)
+    return accel.rnn_tanh(_projected(inputs, W, U), h0, U.weight)
+
+
+def _projected(inputs: torch.Tensor, W: nn.Linear, U: nn.Linear, scratch: Optional["Scratch"] = None) -> torch.Tensor:
+    """W x_t with both biases, the part of every step that does not depend on the state.
+
+    Into ``scratch``'s buffer when given: the same addmm that nn.functional.linear runs on a
+    contiguous batch, so the same bits, without a fresh tensor per batch.
+    """
+    if scratch is None:
+        return nn.functional.linear(inputs, W.weight, W.bias + U.bias)
+    flat = inputs.reshape(-1, inputs.shape[-1])
+    out = scratch.take("projected", (len(flat), W.out_features), W.weight)
+    return torch.addmm(W.bias + U.bias, flat, W.weight.t(), out=out).view(*inputs.shape[:-1], W.out_features)
+
+
+class Scratch:
+    """Buffers that scoring reuses from batch to batch, one per name, each sized for ``rows`` rows.
+
+    A fresh tensor of tens of MB costs a page fault per 4 KiB on every batch; a reused one, none.
+    A request for more rows than the buffer holds replaces it with a larger one.
+    """
+
+    def __init__(self, rows: int):
+        self.rows = rows
+        self._buffers: Dict[str, torch.Tensor] = {}
+
+    def take(self, name: str, shape: Tuple[int, int], like: torch.Tensor) -> torch.Tensor:
+        """A [rows, columns] view at the start of buffer ``name`` (contents undefined), on ``like``'s device and dtype."""
+        rows, columns = shape
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.numel() < rows * columns or (buffer.dtype, buffer.device) != (like.dtype,
+                                                                                                 like.device):
+            buffer = torch.empty(max(rows, self.rows) * columns, dtype=like.dtype, device=like.device)
+            self._buffers[name] = buffer
+        return buffer[: rows * columns].view(rows, columns)
 
 
 class Cell:
@@ -74,6 +108,18 @@ class Cell:
         """
         raise NotImplementedError
 
+    def has_last_state(self, U: nn.Linear) -> bool:
+        """Whether ``last_state`` runs for weights like ``U``'s (device, dtype, size)."""
+        return False
+
+    def last_state(self, W: nn.Linear, U: nn.Linear, inputs: torch.Tensor, lengths: torch.Tensor,
+                   scratch: Optional[Scratch] = None) -> torch.Tensor:
+        """Each row's h after its own first ``lengths[b]`` inputs [batch, hidden], bit for bit the state
+        ``sequence`` gives at step lengths[b] - 1 (the zero state for a length of 0), without keeping
+        the other steps' states. Forward only (no gradient); ``scratch`` holds its temporaries.
+        Only where ``has_last_state``."""
+        raise NotImplementedError
+
 
 class RNNCell(Cell):
     name, gates = "rnn", 1
@@ -88,6 +134,13 @@ class RNNCell(Cell):
             states, _ = _quietly(torch.rnn_tanh, inputs, h0[None], _torch_weights(W, U), True, 1, 0.0, training,
                                  False, True)
         return states
+
+    def has_last_state(self, U):
+        return accel.applies(U.weight, U.in_features)  # torch's rnn_tanh keeps every state
+
+    def last_state(self, W, U, inputs, lengths, scratch=None):
+        h0 = self.initial_state(inputs.shape[0], U.weight)
+        return accel.rnn_tanh_last(_projected(inputs, W, U, scratch), h0, U.weight, lengths)
 
 
 class GRUCell(Cell):

@@ -16,10 +16,12 @@ a state that is read, so a review's logits do not depend on the batch it is in (
 An empty review (length 0) reads as the zero features, so its logits are V's bias, for every
 readout.
 
-Three ways to run the same model:
+Four ways to run the same model:
 
 - ``forward(tokens, lengths)``: the fused path over a whole batch, for training and scoring
   (what DistributedDataParallel wraps);
+- ``score(tokens, lengths)``: forward's logits bit for bit, forward only, keeping each review's
+  last state alone where the readout reads nothing else (the rnn cell on textrnn.accel's kernel);
 - ``forward_loop(tokens, lengths)``: the readable reference, each cell's step in a Python loop;
 - ``step(x_t, hidden)``: the notebook's own forward, one token per call, for unidirectional
   models that read the last state.
@@ -27,12 +29,12 @@ Three ways to run the same model:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
-from textrnn.model.cells import CELLS, State
+from textrnn.model.cells import CELLS, Scratch, State
 
 READOUTS = ("last", "mean", "max")
 
@@ -108,6 +110,36 @@ class RNN(nn.Module):
             states.append(backwards[rows, flipped])
         return self._classify(states, lengths)
 
+    # ------------------------------------------------------------ scoring
+
+    def score(self, tokens: torch.Tensor, lengths: torch.Tensor, scratch: Optional[Scratch] = None) -> torch.Tensor:
+        """``forward``'s logits, bit for bit, for scoring (forward only, eval mode).
+
+        With readout ``last`` and a cell that has a last-state path (``Cell.last_state``: the rnn
+        cell on textrnn.accel's kernel), each direction keeps only each review's last state, not
+        every step's: the same float operations, a fraction of the memory; its temporaries go to
+        ``scratch`` when given, so that a run of batches reuses them. Otherwise (or in training
+        mode) this is ``forward`` itself.
+        """
+        if self.training or self.config.readout != "last" or not self.cell.has_last_state(self.U):
+            return self(tokens, lengths)
+        embedded = self._embedded(tokens.reshape(-1), scratch, "embedded").view(*tokens.shape, -1)
+        picks = [self.cell.last_state(self.W, self.U, embedded, lengths, scratch)]
+        if self.config.bidirectional:
+            width = tokens.shape[1]
+            rows = torch.arange(len(tokens), device=tokens.device)[:, None]
+            positions = (rows * width + _flip_within(lengths, width)).reshape(-1)
+            flipped = _gathered(embedded.view(-1, embedded.shape[-1]), positions, scratch, "flipped")
+            # Read backwards, a review's last step is its first token: the state _read_out picks.
+            picks.append(self.cell.last_state(self.W_reverse, self.U_reverse, flipped.view(embedded.shape), lengths,
+                                              scratch))
+        return self._logits(_last_features(picks, lengths))
+
+    def _embedded(self, ids: torch.Tensor, scratch: Optional[Scratch], name: str) -> torch.Tensor:
+        if scratch is None:
+            return self.embedding(ids)
+        return _gathered(self.embedding.weight, ids, scratch, name)
+
     # ------------------------------------------------------------ the readable reference
 
     def forward_loop(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -159,7 +191,9 @@ class RNN(nn.Module):
     # ------------------------------------------------------------ readout and V
 
     def _classify(self, states: List[torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
-        features = self._read_out(states, lengths)
+        return self._logits(self._read_out(states, lengths))
+
+    def _logits(self, features: torch.Tensor) -> torch.Tensor:
         mask = self._dropout_mask(features.shape, features)
         if mask is not None:
             features = features * mask
@@ -177,8 +211,7 @@ class RNN(nn.Module):
             rows = torch.arange(batch, device=lengths.device)
             # Forward: the state at the last real token. Reverse: at the first token, where it has read all.
             picks = [states[0][rows, (lengths - 1).clamp(min=0)]] + [reverse[:, 0] for reverse in states[1:]]
-            features = picks[0] if len(picks) == 1 else torch.cat(picks, dim=1)
-            return torch.where(has_tokens, features, torch.zeros_like(features))
+            return _last_features(picks, lengths)
         states = states[0] if len(states) == 1 else torch.cat(states, dim=2)
         real = (torch.arange(width, device=lengths.device)[None, :] < lengths[:, None])[:, :, None]
         if self.config.readout == "mean":
@@ -193,6 +226,19 @@ class RNN(nn.Module):
         if not (self.training and p > 0):
             return None
         return torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(1 - p).div_(1 - p)
+
+
+def _gathered(table: torch.Tensor, rows: torch.Tensor, scratch: Optional[Scratch], name: str) -> torch.Tensor:
+    """``table[rows]`` (an exact copy, as nn.Embedding and indexing make it), into ``scratch``'s buffer when given."""
+    if scratch is None:
+        return table[rows]
+    return torch.index_select(table, 0, rows, out=scratch.take(name, (len(rows), table.shape[1]), table))
+
+
+def _last_features(picks: List[torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
+    """Readout ``last``'s features from each direction's picked state [batch, hidden]; zeros for an empty review."""
+    features = picks[0] if len(picks) == 1 else torch.cat(picks, dim=1)
+    return torch.where((lengths > 0)[:, None], features, torch.zeros_like(features))
 
 
 def _flip_within(lengths: torch.Tensor, width: int) -> torch.Tensor:

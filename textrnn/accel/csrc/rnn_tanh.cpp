@@ -1,5 +1,6 @@
 // A fused tanh RNN for the CPU: the whole recurrence h_t = tanh(p_t + U h_{t-1}) in one call,
-// forward and backward (BPTT), float32, batch-first, hidden size a multiple of 16 up to 256.
+// forward and backward (BPTT), float32, batch-first, hidden size a multiple of 16 up to 256; and a
+// forward-only variant for scoring that keeps each row's state at its own last step, not every step's.
 //
 // PyTorch's own CPU loop pays tens of microseconds of operator overhead per time step for a few
 // microseconds of arithmetic at the notebook's sizes. Here each block of R batch rows runs all
@@ -28,10 +29,14 @@ typedef float vec_u __attribute__((vector_size(4 * W), aligned(4)));  // for una
 
 inline vec load(const float* p) { return *reinterpret_cast<const vec_u*>(p); }
 inline void store(float* p, vec x) { *reinterpret_cast<vec_u*>(p) = x; }
+// A broadcast: exact for every x, -0.0 included. Written as one initializer, it compiles to one
+// vbroadcastss; an element-wise loop compiled to a chain of inserts that held the vector ports.
 inline vec splat(float x) {
-    vec v;
-    for (int i = 0; i < W; ++i) v[i] = x;  // a broadcast: exact for every x, -0.0 included
-    return v;
+#if defined(__AVX__)
+    return vec{x, x, x, x, x, x, x, x};
+#else
+    return vec{x, x, x, x};
+#endif
 }
 
 // tanh as Eigen's rational approximation (Eigen 3.4 generic_fast_tanh_float): odd degree-13
@@ -132,6 +137,38 @@ void backward_rows(const float* grad_states, const float* states, const float* u
         for (int64_t j = 0; j < H; ++j) grad_h0[(b0 + r) * H + j] = carry[r][j];
 }
 
+// The state after each row's own last step, for rows b0 .. b0 + R - 1: last[b] = states[b, n_b - 1]
+// of forward_rows (n_b = lengths[b]; h0[b] where n_b = 0), by the same operations in the same order,
+// without keeping the other steps' states. The block runs to its longest row; a shorter row's
+// extra steps read its own padding and are never copied out. scratch holds 2 * R * H floats.
+template <int R, int C>
+void last_rows(const float* inputs, const float* h0, const float* ut, const int64_t* lengths, float* last,
+               float* scratch, int64_t T, int64_t H, int64_t b0) {
+    const float* previous[R];
+    const float* in[R];
+    float* out[R];
+    int64_t steps = 0;
+    for (int r = 0; r < R; ++r) {
+        previous[r] = h0 + (b0 + r) * H;
+        if (lengths[b0 + r] > steps) steps = lengths[b0 + r];
+        if (lengths[b0 + r] == 0)
+            for (int64_t j = 0; j < H; ++j) last[(b0 + r) * H + j] = previous[r][j];
+    }
+    for (int64_t t = 0; t < steps; ++t) {
+        for (int r = 0; r < R; ++r) {
+            in[r] = inputs + ((b0 + r) * T + t) * H;
+            out[r] = scratch + ((t & 1) * R + r) * H;  // step t - 1's state stays in the other half
+        }
+        for (int64_t j0 = 0; j0 < H; j0 += C * W) multiply_add<R, C, false>(in, previous, ut, out, H, j0);
+        for (int r = 0; r < R; ++r) {
+            tanh_in_place(out[r], H);
+            previous[r] = out[r];
+            if (t == lengths[b0 + r] - 1)
+                for (int64_t j = 0; j < H; ++j) last[(b0 + r) * H + j] = out[r][j];
+        }
+    }
+}
+
 // Blocks of 8 accumulators: 2 rows x 4 vectors, or 4 rows x 2 vectors where 4 vectors do not
 // divide a row. The blocking only changes speed: each output's operations stay the same.
 template <typename Run2x4, typename Run4x2>
@@ -158,9 +195,26 @@ void backward_all(const float* grad_states, const float* states, const float* u,
     for (; b < B; ++b) backward_rows<1, C>(grad_states, states, u, grad_inputs, grad_h0, T, H, b);
 }
 
+template <int R, int C>
+void last_all(const float* inputs, const float* h0, const float* ut, const int64_t* lengths, float* last,
+              int64_t B, int64_t T, int64_t H) {
+    std::vector<float> scratch(2 * R * H);
+    int64_t b = 0;
+    for (; b + R <= B; b += R) last_rows<R, C>(inputs, h0, ut, lengths, last, scratch.data(), T, H, b);
+    for (; b < B; ++b) last_rows<1, C>(inputs, h0, ut, lengths, last, scratch.data(), T, H, b);
+}
+
 constexpr int64_t kMaxHidden = 256;
 
 bool supported(int64_t H) { return H > 0 && H % 16 == 0 && H <= kMaxHidden; }
+
+// U transposed (ut[k * H + j] = U[j, k]), so that column k of U is one contiguous row.
+std::vector<float> transposed(const float* u, int64_t H) {
+    std::vector<float> ut(H * H);
+    for (int64_t j = 0; j < H; ++j)
+        for (int64_t k = 0; k < H; ++k) ut[k * H + j] = u[j * H + k];
+    return ut;
+}
 
 }  // namespace
 
@@ -174,11 +228,23 @@ int textrnn_max_hidden() { return static_cast<int>(kMaxHidden); }
 int textrnn_rnn_tanh_forward(const float* inputs, const float* h0, const float* u, float* states,
                              int64_t B, int64_t T, int64_t H) {
     if (!supported(H)) return -1;
-    std::vector<float> ut(H * H);
-    for (int64_t j = 0; j < H; ++j)
-        for (int64_t k = 0; k < H; ++k) ut[k * H + j] = u[j * H + k];
+    const std::vector<float> ut = transposed(u, H);
     by_block(H, [&] { forward_all<2, 4>(inputs, h0, ut.data(), states, B, T, H); },
              [&] { forward_all<4, 2>(inputs, h0, ut.data(), states, B, T, H); });
+    return 0;
+}
+
+// inputs [B, T, H], h0 [B, H], u [H, H], lengths [B] (int64, each in 0 .. T) -> last [B, H]: the
+// state after each row's own last step, bit for bit textrnn_rnn_tanh_forward's states[b, lengths[b] - 1]
+// (h0[b] for a length of 0). Returns 0, -1 for an unsupported H, -2 for a length outside 0 .. T.
+int textrnn_rnn_tanh_last(const float* inputs, const float* h0, const float* u, const int64_t* lengths,
+                          float* last, int64_t B, int64_t T, int64_t H) {
+    if (!supported(H)) return -1;
+    for (int64_t b = 0; b < B; ++b)
+        if (lengths[b] < 0 || lengths[b] > T) return -2;
+    const std::vector<float> ut = transposed(u, H);
+    by_block(H, [&] { last_all<2, 4>(inputs, h0, ut.data(), lengths, last, B, T, H); },
+             [&] { last_all<4, 2>(inputs, h0, ut.data(), lengths, last, B, T, H); });
     return 0;
 }
 
