@@ -50,23 +50,29 @@ def main() -> None:
     labels = {s: split_files.read_split_labels(args.split / f"{s}.parquet", len(names)) for s in split_files.SPLITS}
     print(f"machine: {platform.machine()}, nproc {os.cpu_count()}, python {platform.python_version()}")
     print("rows: " + ", ".join(f"{s} {len(t)}" for s, t in texts.items()))
-    candidates = {"textrnn NgramTfidf": baseline.NgramTfidf,
-                  "sklearn TfidfVectorizer": lambda: TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)}
+    candidates = {
+        "textrnn NgramTfidf": baseline.NgramTfidf,
+        "sklearn TfidfVectorizer": lambda: TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+    }
     matrices = {}
     for round_ in range(1, args.rounds + 1):
         for name, make in candidates.items():
             load = os.getloadavg()[0]
             matrices[name], wall, cpu = timed(lambda make=make: vectorize(make(), texts))
-            print(f"round {round_}: {name:24s} vectorize train+valid+test: {wall:6.1f} s wall, {cpu:6.1f} s CPU "
-                  f"(load {load:.1f})")
+            print(
+                f"round {round_}: {name:24s} vectorize train+valid+test: {wall:6.1f} s wall, {cpu:6.1f} s CPU "
+                f"(load {load:.1f})"
+            )
     ours, theirs = matrices.values()
     assert all(a.shape == b.shape and a.nnz == b.nnz for a, b in zip(ours, theirs, strict=True))
     print(f"features: {ours[0].shape[1]}, train non-zeros: {ours[0].nnz} (the same in both)")
     for C in args.C:
         model, wall, cpu = timed(lambda C=C: baseline.fit_model(ours[0], labels["train"], C))
         valid = float(np.mean(model.predict(ours[1]) == labels["valid"]))
-        print(f"logistic regression C={C}: {wall:.1f} s wall, {cpu:.1f} s CPU, "
-              f"{int(np.max(model.n_iter_))} iterations, valid accuracy {valid:.4f}")
+        print(
+            f"logistic regression C={C}: {wall:.1f} s wall, {cpu:.1f} s CPU, "
+            f"{int(np.max(model.n_iter_))} iterations, valid accuracy {valid:.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ first row is the notebook's model by default), the figure that carries over to a
     python benchmarks/model_speed.py --cells rnn --no-cpu-kernel                  # torch.rnn_tanh instead
     python benchmarks/model_speed.py --cells rnn --readout max --dropout 0.3      # other options' overhead
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,12 +67,16 @@ def main() -> None:
     parser.add_argument("--directions", nargs="+", default=["uni", "bi"], choices=["uni", "bi"])
     parser.add_argument("--readout", default="last", choices=READOUTS)
     parser.add_argument("--dropout", type=float, default=0.0)
-    parser.add_argument("--sizes", nargs="+", type=size, default=[(32, 64, 32), (128, 128, 64)],
-                        metavar="EMB,HIDDEN,BATCH")
+    parser.add_argument(
+        "--sizes", nargs="+", type=size, default=[(32, 64, 32), (128, 128, 64)], metavar="EMB,HIDDEN,BATCH"
+    )
     parser.add_argument("--epochs", type=int, default=10, help="epochs for the 'epochs s' column (params.yaml)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-cpu-kernel", action="store_true",
-                        help="the rnn cell on torch.rnn_tanh instead of textrnn.fused_cpu's kernel")
+    parser.add_argument(
+        "--no-cpu-kernel",
+        action="store_true",
+        help="the rnn cell on torch.rnn_tanh instead of textrnn.fused_cpu's kernel",
+    )
     args = parser.parse_args()
 
     if args.threads:
@@ -84,31 +89,52 @@ def main() -> None:
     ids, offsets = encode_texts([texts[i] for i in sample], vocab)
     split = EncodedSplit(ids, offsets, np.arange(len(sample), dtype=np.int64) % 2, ["neg", "pos"])
     epoch_tokens = TRAIN_SHARE * sum(counts.values())
-    print(f"machine: {platform.machine()}, nproc {os.cpu_count()}, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}, python {platform.python_version()}; "
-          f"fused_cpu kernel {'available' if fused_cpu.available() else 'NOT available'}")
-    print(f"data: {args.data}: {len(texts)} reviews, {sum(counts.values())} tokens, vocab {len(vocab)} "
-          f"(min_freq {args.min_freq}); sample {len(sample)} reviews, mean length {split.lengths.mean():.0f}, "
-          f"longest {split.lengths.max()} ({time.perf_counter() - started:.0f} s to prepare); "
-          f"epoch = {epoch_tokens / 1e6:.2f}M tokens; readout {args.readout}, dropout {args.dropout}"
-          f"{'; rnn on torch.rnn_tanh' if args.no_cpu_kernel else ''}")
-    print(f"\n{'cell':<5} {'dir':<4} {'emb':>4} {'hid':>4} {'batch':>5} {'batches':>7} {'tokens':>8} {'wall s':>7} "
-          f"{'tokens/s':>9} {'epoch s':>7} {'%d epochs s' % args.epochs:>11} | {'cpu s':>6} {'tok/cpu-s':>9} {'cost':>5}")
+    print(
+        f"machine: {platform.machine()}, nproc {os.cpu_count()}, torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}, python {platform.python_version()}; "
+        f"fused_cpu kernel {'available' if fused_cpu.available() else 'NOT available'}"
+    )
+    print(
+        f"data: {args.data}: {len(texts)} reviews, {sum(counts.values())} tokens, vocab {len(vocab)} "
+        f"(min_freq {args.min_freq}); sample {len(sample)} reviews, mean length {split.lengths.mean():.0f}, "
+        f"longest {split.lengths.max()} ({time.perf_counter() - started:.0f} s to prepare); "
+        f"epoch = {epoch_tokens / 1e6:.2f}M tokens; readout {args.readout}, dropout {args.dropout}"
+        f"{'; rnn on torch.rnn_tanh' if args.no_cpu_kernel else ''}"
+    )
+    print(
+        f"\n{'cell':<5} {'dir':<4} {'emb':>4} {'hid':>4} {'batch':>5} {'batches':>7} {'tokens':>8} {'wall s':>7} "
+        f"{'tokens/s':>9} {'epoch s':>7} {f'{args.epochs} epochs s':>11} | {'cpu s':>6} {'tok/cpu-s':>9} {'cost':>5}"
+    )
     first = None
     for (embedding, hidden, batch_size), cell, direction in itertools.product(args.sizes, args.cells, args.directions):
         torch.manual_seed(args.seed)
-        model = RNN(ModelConfig(len(vocab), embedding, hidden, 2, cell=cell, bidirectional=direction == "bi",
-                                readout=args.readout, dropout=args.dropout))
+        model = RNN(
+            ModelConfig(
+                len(vocab),
+                embedding,
+                hidden,
+                2,
+                cell=cell,
+                bidirectional=direction == "bi",
+                readout=args.readout,
+                dropout=args.dropout,
+            )
+        )
         with fast_cpu_arithmetic(torch.device("cpu")), fused_cpu.enabled(not args.no_cpu_kernel):
             steps = bucketed_steps(copy.deepcopy(model), split, args.batches, args.seed, batch_size, forward)
             tokens, wall, cpu = timed(steps, args.warmup)
         rate = tokens / wall
         first = first or tokens / cpu
-        print(f"{cell:<5} {direction:<4} {embedding:>4} {hidden:>4} {batch_size:>5} {len(steps):>7} {tokens:>8} "
-              f"{wall:>7.2f} {rate:>9.0f} {epoch_tokens / rate:>7.1f} {args.epochs * epoch_tokens / rate:>11.0f} | "
-              f"{cpu:>6.2f} {tokens / cpu:>9.0f} {first / (tokens / cpu):>4.1f}x", flush=True)
-    print("\ntokens: real (non-pad) tokens of the timed batches; wall s / tokens/s: wall clock; "
-          "cpu: this process's CPU time (steadier than wall time on a shared machine)")
+        print(
+            f"{cell:<5} {direction:<4} {embedding:>4} {hidden:>4} {batch_size:>5} {len(steps):>7} {tokens:>8} "
+            f"{wall:>7.2f} {rate:>9.0f} {epoch_tokens / rate:>7.1f} {args.epochs * epoch_tokens / rate:>11.0f} | "
+            f"{cpu:>6.2f} {tokens / cpu:>9.0f} {first / (tokens / cpu):>4.1f}x",
+            flush=True,
+        )
+    print(
+        "\ntokens: real (non-pad) tokens of the timed batches; wall s / tokens/s: wall clock; "
+        "cpu: this process's CPU time (steadier than wall time on a shared machine)"
+    )
 
 
 if __name__ == "__main__":

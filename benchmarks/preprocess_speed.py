@@ -73,8 +73,12 @@ def fresh_project(work: Path, dataset: Path, env: dict) -> Path:
             shutil.copy2(source, project / name)
     params = (project / "params.yaml").read_text(encoding="utf-8")
     (project / "params.yaml").write_text(params.replace("dataset: datasets/imdb", f"dataset: {dataset}"))
-    for command in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"],
-                    ["git", "add", "-A"], ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "b"]):
+    for command in (
+        ["git", "init", "-q"],
+        [sys.executable, "-m", "dvc", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "b"],
+    ):
         subprocess.run(command, cwd=project, env=env, check=True, stdout=subprocess.DEVNULL)
     return project
 
@@ -92,8 +96,13 @@ def library_seconds(work: Path, dataset: Path, env: dict) -> dict[str, float]:
         "for name, step in steps:\n    t = time.perf_counter(); step(); out[name] = time.perf_counter() - t\n"
         "print(json.dumps(out))\n"
     )
-    result = subprocess.run([sys.executable, "-c", script, str(REPO / "params.yaml"), str(dataset), str(work / "lib")],
-                            env=env, check=True, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(REPO / "params.yaml"), str(dataset), str(work / "lib")],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     import json
 
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -107,10 +116,17 @@ def main() -> None:
     dataset = Path(args.dataset).resolve()
     work = Path(tempfile.mkdtemp(prefix="textrnn-preprocess-"))
     # DVC runs `python stages/...`: this interpreter first on PATH.
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-               PYTHONPATH=str(REPO), TQDM_DISABLE="1", HF_DATASETS_CACHE=str(work / "hf-cache"))
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}; "
-          f"dataset {dataset}; each row in a fresh process")
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        PYTHONPATH=str(REPO),
+        TQDM_DISABLE="1",
+        HF_DATASETS_CACHE=str(work / "hf-cache"),
+    )
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}; "
+        f"dataset {dataset}; each row in a fresh process"
+    )
     rows: dict[str, list[float]] = {}
     try:
         for _ in range(args.repeat):
@@ -118,7 +134,8 @@ def main() -> None:
             rows.setdefault("notebook", []).append(timed([sys.executable, "-c", NOTEBOOK, str(dataset)], work, env))
             project = fresh_project(work, dataset, env)
             rows.setdefault("dvc repro", []).append(
-                timed([sys.executable, "-m", "dvc", "repro", "vectorize"], project, env))
+                timed([sys.executable, "-m", "dvc", "repro", "vectorize"], project, env)
+            )
             shutil.rmtree(work / "lib", ignore_errors=True)
             for stage, seconds in library_seconds(work, dataset, env).items():
                 rows.setdefault(stage, []).append(seconds)
@@ -127,7 +144,9 @@ def main() -> None:
     notebook = min(rows["notebook"])
     print(f"{'row':<12} {'best s':>7}  {'runs':<24} {'x notebook':>10}")
     for name, values in rows.items():
-        print(f"{name:<12} {min(values):7.2f}  {' '.join(f'{v:.2f}' for v in values):<24} {notebook / min(values):9.1f}x")
+        print(
+            f"{name:<12} {min(values):7.2f}  {' '.join(f'{v:.2f}' for v in values):<24} {notebook / min(values):9.1f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,14 @@ def repeated_dataset(source: Path, target: Path, times: int) -> None:
 def run_stage(project: Path, stage: str, env: dict) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one stage script."""
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, f"stages/{stage}.py"], cwd=project, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, f"stages/{stage}.py"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     if status != 0:
@@ -59,16 +65,24 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="textrnn-scale-"))
     env = dict(os.environ, TQDM_DISABLE="1")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}; "
-          f"train.epochs 1; each stage a fresh process; work folder {work}", flush=True)
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}; "
+        f"train.epochs 1; each stage a fresh process; work folder {work}",
+        flush=True,
+    )
     table: dict[int, dict[str, tuple[float, float]]] = {}
     try:
         for size in args.sizes:
             dataset = work / f"imdb-{size}x"
             repeated_dataset(args.dataset, dataset, size)
             project = work / f"project-{size}x"
-            shutil.copytree(REPO, project, ignore=shutil.ignore_patterns(
-                ".git", ".venv", "data", "models", "plots", "metrics", "datasets", "__pycache__", ".dvc"))
+            shutil.copytree(
+                REPO,
+                project,
+                ignore=shutil.ignore_patterns(
+                    ".git", ".venv", "data", "models", "plots", "metrics", "datasets", "__pycache__", ".dvc"
+                ),
+            )
             params = (project / "params.yaml").read_text(encoding="utf-8")
             params = params.replace("dataset: datasets/imdb", f"dataset: {dataset}").replace("epochs: 10", "epochs: 1")
             (project / "params.yaml").write_text(params, encoding="utf-8")
@@ -83,11 +97,16 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     first = args.sizes[0]
-    print(f"\n{'stage':<12}" + "".join(f"{f'{n}x: s, MB':>20}" for n in args.sizes)
-          + "".join(f"{f'{n}x/{first}x time':>16}" for n in args.sizes[1:]))
+    print(
+        f"\n{'stage':<12}"
+        + "".join(f"{f'{n}x: s, MB':>20}" for n in args.sizes)
+        + "".join(f"{f'{n}x/{first}x time':>16}" for n in args.sizes[1:])
+    )
     for stage in STAGES:
         cells = "".join(f"{table[n][stage][0]:>11.1f} {table[n][stage][1]:>7.0f}" for n in args.sizes)
-        growth = "".join(f"{table[n][stage][0] / table[first][stage][0] / (n / first):>13.2f}x dt" for n in args.sizes[1:])
+        growth = "".join(
+            f"{table[n][stage][0] / table[first][stage][0] / (n / first):>13.2f}x dt" for n in args.sizes[1:]
+        )
         print(f"{stage:<12}{cells}{growth}")
     print("\nx dt: time growth divided by data growth (1.0 = linear; the target is at most 1.2)")
 

@@ -18,6 +18,7 @@ projected epoch time is the split's real tokens divided by the measured rate.
     python benchmarks/train_speed.py                      # defaults: data/vectors, data/vocab.txt
     python benchmarks/train_speed.py --notebook-batches 10 --default-batches 100 --threads 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,10 +26,9 @@ import contextlib
 import copy
 import os
 import platform
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, List, Tuple
 
 import numpy as np
 import torch
@@ -44,6 +44,7 @@ from textrnn.vocab import PAD_ID, Vocab
 
 REPO = Path(__file__).resolve().parents[1]
 
+
 def default_path(relative: str) -> Path:
     """The pipeline's output in this checkout (run `dvc repro vectorize` first)."""
     return REPO / relative
@@ -57,7 +58,7 @@ def stratified(widths: np.ndarray, count: int) -> np.ndarray:
     return order[((np.arange(count) + 0.5) * len(order) / count).astype(int)]
 
 
-def timed(steps: List[Callable[[], int]], warmup: int) -> Tuple[int, float, float]:
+def timed(steps: list[Callable[[], int]], warmup: int) -> tuple[int, float, float]:
     """Run ``warmup`` steps untimed, then all steps timed: (real tokens, wall seconds, CPU seconds)."""
     for step in steps[:warmup]:
         step()
@@ -69,7 +70,8 @@ def timed(steps: List[Callable[[], int]], warmup: int) -> Tuple[int, float, floa
 
 # ---------------------------------------------------------------- (a) the notebook, as written
 
-def notebook_steps(model: RNN, split: EncodedSplit, count: int, seed: int) -> List[Callable[[], int]]:
+
+def notebook_steps(model: RNN, split: EncodedSplit, count: int, seed: int) -> list[Callable[[], int]]:
     """The notebook's data_generator + training-loop body, one closure per sampled batch."""
     X = [torch.from_numpy(split.sequence(i).astype(np.int64)) for i in range(len(split))]
     y = split.labels.tolist()
@@ -86,7 +88,9 @@ def notebook_steps(model: RNN, split: EncodedSplit, count: int, seed: int) -> Li
         batch_X = X[i : i + batch_size]
         batch_y = y[i : i + batch_size]
         max_len = max([len(x) for x in batch_X])
-        batch_X = torch.stack([torch.cat([torch.ones(max_len - len(x), dtype=torch.long) * pad_id, x]) for x in batch_X])
+        batch_X = torch.stack(
+            [torch.cat([torch.ones(max_len - len(x), dtype=torch.long) * pad_id, x]) for x in batch_X]
+        )
         batch_y = torch.tensor(batch_y, dtype=torch.long)
         # the training loop's body
         batch_X = batch_X.to(device)
@@ -107,8 +111,16 @@ def notebook_steps(model: RNN, split: EncodedSplit, count: int, seed: int) -> Li
 
 # ---------------------------------------------------------------- (b), (c), (d): train_model's step
 
-def bucketed_steps(model: RNN, split: EncodedSplit, count: int, seed: int, batch_size: int,
-                   optimizer_class=accel.RMSprop, reference: bool = False) -> List[Callable[[], int]]:
+
+def bucketed_steps(
+    model: RNN,
+    split: EncodedSplit,
+    count: int,
+    seed: int,
+    batch_size: int,
+    optimizer_class=accel.RMSprop,
+    reference: bool = False,
+) -> list[Callable[[], int]]:
     """train_model's step (textrnn.training.train_step) on a width-stratified sample of one epoch's buckets.
 
     ``reference``: the step runs the readable step loop (forward_loop) instead of the fused path.
@@ -152,8 +164,12 @@ def row_settings(key: str) -> contextlib.ExitStack:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--vectors", type=Path, default=default_path("data/vectors"),
-                        help="the vectorize stage's output (its train split is timed)")
+    parser.add_argument(
+        "--vectors",
+        type=Path,
+        default=default_path("data/vectors"),
+        help="the vectorize stage's output (its train split is timed)",
+    )
     parser.add_argument("--vocab", type=Path, default=default_path("data/vocab.txt"))
     parser.add_argument("--notebook-batches", type=int, default=60, help="timed batches of the notebook's loop")
     parser.add_argument("--loop-batches", type=int, default=30, help="timed batches of forward_loop")
@@ -166,8 +182,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip", nargs="*", default=[], choices=ROWS)
     parser.add_argument("--profile", choices=ROWS, help="also run this row under torch.profiler and print its top ops")
-    parser.add_argument("--epochs", action="store_true",
-                        help="also time one whole epoch of train_model itself, with the kernel and with torch.rnn_tanh")
+    parser.add_argument(
+        "--epochs",
+        action="store_true",
+        help="also time one whole epoch of train_model itself, with the kernel and with torch.rnn_tanh",
+    )
     args = parser.parse_args()
 
     if args.threads:
@@ -181,27 +200,47 @@ def main() -> None:
     started = time.perf_counter()
     fused_available = accel.available()
     build_seconds = time.perf_counter() - started
-    print(f"machine: {platform.machine()}, nproc {os.cpu_count()}, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}, python {platform.python_version()}")
-    print(f"data: {args.vectors}/train ({len(split)} reviews, {epoch_tokens} tokens, longest {split.lengths.max()}), "
-          f"vocab {vocab_size}; batch {args.batch_size}, emb {args.embedding_size}, hidden {args.hidden_size}")
-    print(f"textrnn.accel kernel: {'available' if fused_available else 'NOT available'} "
-          f"(load/build {build_seconds:.1f} s)")
+    print(
+        f"machine: {platform.machine()}, nproc {os.cpu_count()}, torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}, python {platform.python_version()}"
+    )
+    print(
+        f"data: {args.vectors}/train ({len(split)} reviews, {epoch_tokens} tokens, longest {split.lengths.max()}), "
+        f"vocab {vocab_size}; batch {args.batch_size}, emb {args.embedding_size}, hidden {args.hidden_size}"
+    )
+    print(
+        f"textrnn.accel kernel: {'available' if fused_available else 'NOT available'} "
+        f"(load/build {build_seconds:.1f} s)"
+    )
 
     n = args.default_batches
     rows = [
-        ("notebook", "notebook loop, random left-padded batches",
-         lambda m: notebook_steps(m, split, args.notebook_batches, args.seed)),
-        ("loop", "forward_loop, length buckets",
-         lambda m: bucketed_steps(m, split, args.loop_batches, args.seed, args.batch_size, reference=True)),
-        ("rnn_tanh", "torch.rnn_tanh + torch RMSprop, buckets",
-         lambda m: bucketed_steps(m, split, n, args.seed, args.batch_size, torch.optim.RMSprop)),
-        ("kernel", "default: textrnn.accel kernel + RMSprop, buckets",
-         lambda m: bucketed_steps(m, split, n, args.seed, args.batch_size)),
+        (
+            "notebook",
+            "notebook loop, random left-padded batches",
+            lambda m: notebook_steps(m, split, args.notebook_batches, args.seed),
+        ),
+        (
+            "loop",
+            "forward_loop, length buckets",
+            lambda m: bucketed_steps(m, split, args.loop_batches, args.seed, args.batch_size, reference=True),
+        ),
+        (
+            "rnn_tanh",
+            "torch.rnn_tanh + torch RMSprop, buckets",
+            lambda m: bucketed_steps(m, split, n, args.seed, args.batch_size, torch.optim.RMSprop),
+        ),
+        (
+            "kernel",
+            "default: textrnn.accel kernel + RMSprop, buckets",
+            lambda m: bucketed_steps(m, split, n, args.seed, args.batch_size),
+        ),
     ]
     results = {}
-    print(f"\n{'row':<10} {'what':<46} {'batches':>7} {'tokens':>8} {'wall s':>7} {'tokens/s':>9} {'x nb':>6} "
-          f"{'epoch s':>7} | {'cpu s':>6} {'tok/cpu-s':>9} {'x nb':>6} {'epoch cpu-s':>11}")
+    print(
+        f"\n{'row':<10} {'what':<46} {'batches':>7} {'tokens':>8} {'wall s':>7} {'tokens/s':>9} {'x nb':>6} "
+        f"{'epoch s':>7} | {'cpu s':>6} {'tok/cpu-s':>9} {'x nb':>6} {'epoch cpu-s':>11}"
+    )
     for key, what, build in rows:
         if key in args.skip or (key in KERNEL_ROWS and not fused_available):
             continue
@@ -209,10 +248,14 @@ def main() -> None:
             steps = build(copy.deepcopy(initial))
             tokens, wall, cpu = timed(steps, args.warmup)
         results[key] = rates = (tokens / wall, tokens / cpu)
-        ratios = [f"{rate / base:.1f}x" for rate, base in zip(rates, results.get("notebook", (np.nan, np.nan)))]
-        print(f"{key:<10} {what:<46} {len(steps):>7} {tokens:>8} {wall:>7.2f} {rates[0]:>9.0f} {ratios[0]:>6} "
-              f"{epoch_tokens / rates[0]:>7.1f} | {cpu:>6.2f} {rates[1]:>9.0f} {ratios[1]:>6} "
-              f"{epoch_tokens / rates[1]:>11.1f}", flush=True)
+        notebook_rates = results.get("notebook", (np.nan, np.nan))
+        ratios = [f"{rate / base:.1f}x" for rate, base in zip(rates, notebook_rates, strict=True)]
+        print(
+            f"{key:<10} {what:<46} {len(steps):>7} {tokens:>8} {wall:>7.2f} {rates[0]:>9.0f} {ratios[0]:>6} "
+            f"{epoch_tokens / rates[0]:>7.1f} | {cpu:>6.2f} {rates[1]:>9.0f} {ratios[1]:>6} "
+            f"{epoch_tokens / rates[1]:>11.1f}",
+            flush=True,
+        )
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 
@@ -228,18 +271,27 @@ def main() -> None:
         print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
     if args.epochs:
         # The real thing: train_model over the whole split (valid: 256 reviews, scored once).
-        valid = EncodedSplit(split.ids[: split.offsets[256]], split.offsets[:257], split.labels[:256], split.label_names)
+        valid = EncodedSplit(
+            split.ids[: split.offsets[256]], split.offsets[:257], split.labels[:256], split.label_names
+        )
         config = TrainConfig(lr=0.001, batch_size=args.batch_size, epochs=1, seed=args.seed)
         print()
         for kernel in (True, False) if fused_available else (False,):
             with accel.enabled(kernel):
                 stats = train_model(copy.deepcopy(initial), split, valid, config, torch.device("cpu")).history[0]
-            print(f"train_model, one epoch, {'textrnn.accel kernel' if kernel else 'torch.rnn_tanh'}: {stats.seconds:.1f} s, "
-                  f"{stats.tokens / stats.seconds:.0f} tokens/s, "
-                  f"{stats.tokens / stats.seconds / results['notebook'][0]:.1f}x the notebook's wall rate"
-                  if "notebook" in results else f"train_model, one epoch: {stats.seconds:.1f} s", flush=True)
-    print("\ntokens: real (non-pad) tokens of the timed batches; epoch s: the split's tokens / the rate; "
-          "cpu: this process's CPU time (steadier than wall time on a shared machine)")
+            print(
+                f"train_model, one epoch, {'textrnn.accel kernel' if kernel else 'torch.rnn_tanh'}: "
+                f"{stats.seconds:.1f} s, "
+                f"{stats.tokens / stats.seconds:.0f} tokens/s, "
+                f"{stats.tokens / stats.seconds / results['notebook'][0]:.1f}x the notebook's wall rate"
+                if "notebook" in results
+                else f"train_model, one epoch: {stats.seconds:.1f} s",
+                flush=True,
+            )
+    print(
+        "\ntokens: real (non-pad) tokens of the timed batches; epoch s: the split's tokens / the rate; "
+        "cpu: this process's CPU time (steadier than wall time on a shared machine)"
+    )
 
 
 if __name__ == "__main__":

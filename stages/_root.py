@@ -3,6 +3,7 @@
 So `textrnn` is always the copy beside the script, in the workspace, in DVC's temporary
 experiment folders and under torchrun, with nothing to install.
 """
+
 import sys
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""Stage download: the dataset (a local folder of parquet files, or a Hub id) -> data/raw/ (split files, labels.json)."""
+"""Stage download: the dataset (a local parquet folder or a Hub id) -> data/raw/ (split files, labels.json)."""
 
 from pathlib import Path
 

@@ -11,9 +11,14 @@ from textrnn.runtime import cli_main
 
 @cli_main
 def main() -> None:
-    evaluate.run(load_params("evaluate"), model_path=Path("models/model.pt"), vectors_dir=Path("data/vectors"),
-                 metrics_path=Path("metrics/metrics.json"), plot_data_dir=Path("metrics/plots"),
-                 png_dir=Path("plots/evaluation"))
+    evaluate.run(
+        load_params("evaluate"),
+        model_path=Path("models/model.pt"),
+        vectors_dir=Path("data/vectors"),
+        metrics_path=Path("metrics/metrics.json"),
+        plot_data_dir=Path("metrics/plots"),
+        png_dir=Path("plots/evaluation"),
+    )
 
 
 if __name__ == "__main__":

@@ -20,8 +20,13 @@ def main() -> None:
     params = load_params("train")
     if params["nproc"] > 1 and not distributed.launched_by_torchrun():
         sys.exit(distributed.relaunch_with_torchrun(__file__, params["nproc"], resolve_device(params["device"])))
-    train.run(params, vectors_dir=Path("data/vectors"), vocab_path=Path("data/vocab.txt"),
-              model_path=Path("models/model.pt"), plots_dir=Path("plots/training"))
+    train.run(
+        params,
+        vectors_dir=Path("data/vectors"),
+        vocab_path=Path("data/vocab.txt"),
+        model_path=Path("models/model.pt"),
+        plots_dir=Path("plots/training"),
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """textrnn.accel: the hand-written kernels equal the step loop and torch, give the same bytes at every
 ISA level, build once into a checked cache, and fall back to PyTorch's kernels where they cannot build."""
-import ctypes
+
 import logging
 import os
 import shutil
@@ -14,7 +14,8 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from textrnn import accel
-from textrnn.accel import cpu, kernel as kernels_module
+from textrnn.accel import cpu
+from textrnn.accel import kernel as kernels_module
 from textrnn.batching import pad_batch
 from textrnn.model import RNN, ModelConfig
 from textrnn.vocab import PAD_ID
@@ -125,7 +126,7 @@ def test_kernel_gives_every_state_and_the_gradient_of_h0(kernel):
     expected_states = torch.stack(expected_states, dim=1)
     (expected_states * upstream).sum().backward()
     expected = [expected_states.detach(), inputs.grad, h0.grad, weight.grad]
-    for name, a, b in zip(["states", "inputs", "h0", "weight"], got, expected):
+    for name, a, b in zip(["states", "inputs", "h0", "weight"], got, expected, strict=True):
         # float32 sums of up to 45 terms of size ~10: relative to the largest value
         assert (a - b).abs().max().item() <= 1e-5 * max(1.0, b.abs().max().item()), name
 
@@ -135,8 +136,9 @@ def test_kernel_tanh_is_within_half_a_micro_of_float64(kernel):
     states = kernel.rnn_tanh(x, torch.zeros(4001, 16), torch.zeros(16, 16))  # U = 0: states = tanh(inputs)
     error = (states.double() - torch.tanh(x.double())).abs().max().item()
     assert error <= 5e-7, error
-    assert torch.equal(kernel.rnn_tanh(torch.zeros(1, 1, 16), torch.zeros(1, 16), torch.zeros(16, 16)),
-                       torch.zeros(1, 1, 16))
+    assert torch.equal(
+        kernel.rnn_tanh(torch.zeros(1, 1, 16), torch.zeros(1, 16), torch.zeros(16, 16)), torch.zeros(1, 1, 16)
+    )
 
 
 def test_kernel_scores_in_inference_mode(kernel):
@@ -155,14 +157,14 @@ def test_kernel_last_state_is_the_full_forward_state_at_each_rows_length_bit_for
     lengths = torch.tensor([40, 0, 1, 17, 40, 39, 2, 0, 25, 8, 33])
     inputs = torch.randn(11, 40, hidden, generator=generator) * 3
     h0 = torch.randn(11, hidden, generator=generator)
-    weight = torch.randn(hidden, hidden, generator=generator) * 1.5 / hidden ** 0.5
+    weight = torch.randn(hidden, hidden, generator=generator) * 1.5 / hidden**0.5
     with torch.no_grad():
         states = kernel.rnn_tanh(inputs, h0, weight)
         last = kernel.rnn_tanh_last(inputs, h0, weight, lengths)
     expected = torch.where((lengths > 0)[:, None], states[torch.arange(11), (lengths - 1).clamp(min=0)], h0)
     assert torch.equal(last, expected)
     with torch.no_grad():  # a row's answer does not depend on the rows beside it
-        alone = [kernel.rnn_tanh_last(inputs[b:b + 1], h0[b:b + 1], weight, lengths[b:b + 1]) for b in range(11)]
+        alone = [kernel.rnn_tanh_last(inputs[b : b + 1], h0[b : b + 1], weight, lengths[b : b + 1]) for b in range(11)]
     assert torch.equal(torch.cat(alone), expected)
 
 
@@ -195,11 +197,14 @@ def test_sizes_the_kernel_does_not_take_use_torch_rnn_tanh(kernel):
     assert not kernel.applies(torch.zeros(1, dtype=torch.float64), 64)
     model = make_model(20)
     tokens, lengths, labels = batch(LENGTHS)
-    assert_same(logits_and_grads(model, "forward_loop", tokens, lengths, labels),
-                logits_and_grads(model, "forward", tokens, lengths, labels))
+    assert_same(
+        logits_and_grads(model, "forward_loop", tokens, lengths, labels),
+        logits_and_grads(model, "forward", tokens, lengths, labels),
+    )
 
 
 # ---------------------------------------------------------------- the same bytes on every CPU
+
 
 def kernel_outputs(kernels):
     """Every output of every kernel function on fixed inputs: hidden sizes of both blockings, tanh's
@@ -212,15 +217,21 @@ def kernel_outputs(kernels):
         inputs = torch.randn(11, 40, hidden, generator=generator) * 3
         inputs[0, 0, :8] = torch.tensor([0.0, -0.0, 1e-5, -3e-4, 9.0, -12.0, 1e-30, 7.99])
         h0 = torch.randn(11, hidden, generator=generator)
-        weight = torch.randn(hidden, hidden, generator=generator) * 1.5 / hidden ** 0.5
+        weight = torch.randn(hidden, hidden, generator=generator) * 1.5 / hidden**0.5
         grad_states = torch.randn(11, 40, hidden, generator=generator)
         states, grad_inputs, grad_h0 = torch.empty_like(inputs), torch.empty_like(inputs), torch.empty_like(h0)
         kernels.rnn_tanh_forward(inputs, h0, weight, states)
         kernels.rnn_tanh_backward(grad_states, states, weight, grad_inputs, grad_h0)
         last, lengths = torch.empty_like(h0), torch.tensor([40, 0, 1, 17, 40, 39, 2, 0, 25, 8, 33])
         kernels.rnn_tanh_last(inputs, h0, weight, lengths, last)
-        outputs.update({f"states {hidden}": states, f"grad_inputs {hidden}": grad_inputs, f"grad_h0 {hidden}": grad_h0,
-                        f"last {hidden}": last})
+        outputs.update(
+            {
+                f"states {hidden}": states,
+                f"grad_inputs {hidden}": grad_inputs,
+                f"grad_h0 {hidden}": grad_h0,
+                f"last {hidden}": last,
+            }
+        )
     param, square_avg = torch.randn(1001, generator=generator), torch.zeros(1001)
     for step in range(20):
         grad = torch.randn(1001, generator=generator) * 10.0 ** (2 - step % 6)
@@ -248,19 +259,28 @@ def test_every_isa_level_gives_the_same_bytes(kernel, tmp_path):
         results[level] = kernel_outputs(kernels_module.Kernels(path))
     results["this process's build"] = kernel_outputs(kernels_module.loaded())
     baseline = results["x86-64"]
-    differing = {level: [name for name in baseline if outputs[name] != baseline[name]] for level, outputs in results.items()}
+    differing = {
+        level: [name for name in baseline if outputs[name] != baseline[name]] for level, outputs in results.items()
+    }
     assert not any(differing.values()), differing
 
 
-@pytest.mark.parametrize("machine, flags, expected", [
-    ("x86_64", set(), ["-march=x86-64"]),
-    ("x86_64", kernels_module.X86_LEVELS[1][1], ["-march=x86-64-v2"]),
-    ("x86_64", kernels_module.X86_LEVELS[0][1], ["-march=x86-64-v3"]),
-    ("x86_64", kernels_module.X86_LEVELS[0][1] | {"avx512f", "avx512bw", "avx512vl", "avx512dq"}, ["-march=x86-64-v3"]),
-    ("x86_64", kernels_module.X86_LEVELS[0][1] - {"fma"}, ["-march=x86-64-v2"]),
-    ("aarch64", {"fp", "asimd", "sve"}, ["-march=armv8-a"]),
-    ("riscv64", set(), []),
-])
+@pytest.mark.parametrize(
+    "machine, flags, expected",
+    [
+        ("x86_64", set(), ["-march=x86-64"]),
+        ("x86_64", kernels_module.X86_LEVELS[1][1], ["-march=x86-64-v2"]),
+        ("x86_64", kernels_module.X86_LEVELS[0][1], ["-march=x86-64-v3"]),
+        (
+            "x86_64",
+            kernels_module.X86_LEVELS[0][1] | {"avx512f", "avx512bw", "avx512vl", "avx512dq"},
+            ["-march=x86-64-v3"],
+        ),
+        ("x86_64", kernels_module.X86_LEVELS[0][1] - {"fma"}, ["-march=x86-64-v2"]),
+        ("aarch64", {"fp", "asimd", "sve"}, ["-march=armv8-a"]),
+        ("riscv64", set(), []),
+    ],
+)
 def test_the_isa_level_is_one_of_a_fixed_few(machine, flags, expected):
     assert kernels_module.isa_flags(machine, flags) == expected
     assert "-ffp-contract=off" in kernels_module.compile_flags()
@@ -268,8 +288,10 @@ def test_the_isa_level_is_one_of_a_fixed_few(machine, flags, expected):
 
 # ---------------------------------------------------------------- building, caching, falling back
 
-@pytest.mark.parametrize("compiler, reason", [("no-such-compiler-textrnn", "no C++ compiler"),
-                                              ("false", "kernels not available")])
+
+@pytest.mark.parametrize(
+    "compiler, reason", [("no-such-compiler-textrnn", "no C++ compiler"), ("false", "kernels not available")]
+)
 def test_a_failed_build_falls_back_to_torch_with_one_log_line(fresh_loader, monkeypatch, caplog, compiler, reason):
     monkeypatch.setenv("CXX", compiler)
     with caplog.at_level(logging.INFO, logger="textrnn.accel"):
@@ -280,8 +302,10 @@ def test_a_failed_build_falls_back_to_torch_with_one_log_line(fresh_loader, monk
     model = make_model(64)
     tokens, lengths, labels = batch(LENGTHS)
     assert not accel.applies(model.U.weight, 64)
-    assert_same(logits_and_grads(model, "forward_loop", tokens, lengths, labels),
-                logits_and_grads(model, "forward", tokens, lengths, labels))
+    assert_same(
+        logits_and_grads(model, "forward_loop", tokens, lengths, labels),
+        logits_and_grads(model, "forward", tokens, lengths, labels),
+    )
 
 
 def test_the_switch_turns_the_kernels_off(fresh_loader, monkeypatch, caplog):
@@ -362,8 +386,12 @@ def test_concurrent_first_builds_share_one_intact_library(tmp_path):
     """As DDP ranks or parallel test workers start on an empty cache: each builds, none loads half a file."""
     environment = dict(os.environ, TEXTRNN_BUILD_DIR=str(tmp_path), PYTHONPATH=str(ROOT))
     environment.pop(accel.SWITCH, None)
-    processes = [subprocess.Popen([sys.executable, "-c", SMOKE], env=environment, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", SMOKE], env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
     outputs = [process.communicate(timeout=600) for process in processes]
     assert [process.returncode for process in processes] == [0, 0, 0], [err for _, err in outputs]
     assert len({out for out, _ in outputs}) == 1
@@ -374,11 +402,15 @@ def test_concurrent_first_builds_share_one_intact_library(tmp_path):
 
 # ---------------------------------------------------------------- RMSprop
 
+
 def optimizer_run(optimizer_class, steps=25, **options):
-    """Parameters and state after ``steps`` steps on fixed gradients: dense, zero rows, and one parameter without any."""
+    """Parameters and state after ``steps`` steps on fixed gradients: dense, zero rows, one parameter without any."""
     torch.manual_seed(0)
-    params = [torch.randn(300, 8, requires_grad=True), torch.randn(16, requires_grad=True),
-              torch.randn(4, 4, requires_grad=True)]
+    params = [
+        torch.randn(300, 8, requires_grad=True),
+        torch.randn(16, requires_grad=True),
+        torch.randn(4, 4, requires_grad=True),
+    ]
     optimizer = optimizer_class(params, lr=0.01, **options)
     generator = torch.Generator().manual_seed(1)
     for step in range(steps):
@@ -394,12 +426,12 @@ def test_fused_rmsprop_follows_torch_rmsprop(kernel):
     ours, fused = optimizer_run(kernel.RMSprop)
     theirs, reference = optimizer_run(torch.optim.RMSprop)
     assert fused._fused()
-    for mine, torch_param in zip(ours, theirs):
+    for mine, torch_param in zip(ours, theirs, strict=True):
         # 25 updates of up to lr / sqrt(1 - alpha) = 0.1 each, each one rounded: a few float32 ulps of |param| ~ 2
         assert torch.allclose(mine, torch_param, rtol=0, atol=2e-6), (mine - torch_param).abs().max()
     assert not fused.state[ours[2]] and not reference.state[theirs[2]]  # no gradient, no state, untouched
     assert torch.equal(ours[2], theirs[2])
-    for mine, torch_param in zip(ours[:2], theirs[:2]):
+    for mine, torch_param in zip(ours[:2], theirs[:2], strict=True):
         a, b = fused.state[mine], reference.state[torch_param]
         assert set(a) == set(b) == {"step", "square_avg"} and a["step"].dtype == b["step"].dtype
         assert a["step"].item() == b["step"].item() == 25
@@ -427,7 +459,10 @@ def test_fused_rmsprop_creates_the_state_torch_creates(kernel, default_dtype):
     assert set(ours) == set(theirs) == {"step", "square_avg"}
     for name in ours:
         assert (ours[name].dtype, ours[name].shape, ours[name].device) == (
-            theirs[name].dtype, theirs[name].shape, theirs[name].device), name
+            theirs[name].dtype,
+            theirs[name].shape,
+            theirs[name].device,
+        ), name
 
 
 def test_either_rmsprop_continues_the_others_state(kernel):
@@ -447,7 +482,7 @@ def test_either_rmsprop_continues_the_others_state(kernel):
         for _ in range(5):
             reference[0].grad, reference[1].grad = (torch.randn(p.shape, generator=generator) for p in reference[:2])
             reference_optimizer.step()
-        for p, q in zip(params, reference):
+        for p, q in zip(params, reference, strict=True):
             assert torch.allclose(p, q, rtol=0, atol=2e-6), (p - q).abs().max()
             assert set(successor.state[p]) == set(reference_optimizer.state[q])
         assert successor.state[params[0]]["step"].item() == 10
@@ -467,14 +502,15 @@ def test_fused_rmsprop_runs_the_step_hooks_once_per_step(kernel):
 def test_fused_rmsprop_takes_torch_step_where_it_does_not_apply(kernel):
     ours, _ = optimizer_run(kernel.RMSprop, momentum=0.9)
     theirs, _ = optimizer_run(torch.optim.RMSprop, momentum=0.9)
-    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
     with kernel.enabled(False):
         ours, _ = optimizer_run(kernel.RMSprop)
     theirs, _ = optimizer_run(torch.optim.RMSprop)
-    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
 
 
 # ---------------------------------------------------------------- CPU settings
+
 
 @pytest.mark.parametrize("before", [False, True])
 def test_cpu_settings_flush_denormals_inside_and_restore_the_previous_setting(before):

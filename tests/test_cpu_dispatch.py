@@ -1,4 +1,5 @@
 """textrnn pins ATen's and MKL's CPU code paths when imported, before torch picks them, unless the user chose."""
+
 import os
 import subprocess
 import sys
@@ -29,8 +30,9 @@ print(torch.backends.cpu.get_cpu_capability(), os.environ.get("MKL_CBWR", "unset
 def probe(first: str, **env: str) -> list:
     environment = {k: v for k, v in os.environ.items() if k not in cpu_dispatch.PINS}
     environment.update(env, PYTHONPATH=str(ROOT))
-    result = subprocess.run([sys.executable, "-c", PROBE.format(first=first)], env=environment,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE.format(first=first)], env=environment, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.split()
 
@@ -38,12 +40,15 @@ def probe(first: str, **env: str) -> list:
 AVX2_PINS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "COMPATIBLE"}
 
 
-@pytest.mark.parametrize("machine, flags, expected", [
-    ("x86_64", {"avx", "avx2", "fma", "avx512f"}, AVX2_PINS),
-    ("x86_64", {"avx", "avx2", "fma"}, AVX2_PINS),
-    ("x86_64", {"sse4_2", "avx"}, {"MKL_CBWR": "COMPATIBLE"}),  # ATen runs its DEFAULT kernels there anyway
-    ("aarch64", {"asimd", "sve"}, {}),  # no MKL; ATen's levels there are others
-])
+@pytest.mark.parametrize(
+    "machine, flags, expected",
+    [
+        ("x86_64", {"avx", "avx2", "fma", "avx512f"}, AVX2_PINS),
+        ("x86_64", {"avx", "avx2", "fma"}, AVX2_PINS),
+        ("x86_64", {"sse4_2", "avx"}, {"MKL_CBWR": "COMPATIBLE"}),  # ATen runs its DEFAULT kernels there anyway
+        ("aarch64", {"asimd", "sve"}, {}),  # no MKL; ATen's levels there are others
+    ],
+)
 def test_the_pins_for_each_cpu(machine, flags, expected):
     assert cpu_dispatch.pins(machine, flags) == expected
 
@@ -83,8 +88,9 @@ def test_onednn_which_runs_the_lstm_is_pinned_too():
     def gradients(**env):
         environment = {k: v for k, v in os.environ.items() if k not in cpu_dispatch.PINS}
         environment.update(env, PYTHONPATH=str(ROOT))
-        result = subprocess.run([sys.executable, "-c", LSTM_PROBE], env=environment, capture_output=True, text=True,
-                                timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-c", LSTM_PROBE], env=environment, capture_output=True, text=True, timeout=300
+        )
         assert result.returncode == 0, result.stderr
         return result.stdout.strip()
 

@@ -55,8 +55,11 @@ def test_macro_f1_averages_the_classes_that_occur():
     logits = torch.tensor([[5.0, 0, 0], [0, 5.0, 0], [0, 5.0, 0], [0, 5.0, 0]])  # predicts 0, 1, 1, 1
     got = split_metrics(logits, np.array([0, 0, 1, 1]))  # class 2 neither occurs nor is predicted
     # class 0: precision 1, recall 1/2 -> 2/3; class 1: precision 2/3, recall 1 -> 4/5
-    assert got == {"accuracy": 0.75, "loss": round(float(loss_function(3)(logits, torch.tensor([0, 0, 1, 1]))), 6),
-                   "f1_macro": round((2 / 3 + 4 / 5) / 2, 6)}
+    assert got == {
+        "accuracy": 0.75,
+        "loss": round(float(loss_function(3)(logits, torch.tensor([0, 0, 1, 1]))), 6),
+        "f1_macro": round((2 / 3 + 4 / 5) / 2, 6),
+    }
 
 
 def test_metrics_refuse_an_empty_split_and_non_finite_logits():
@@ -96,9 +99,17 @@ def test_three_classes_exact_confusion_and_one_curve_per_class(tmp_path):
     logits = torch.tensor([[2.0, 0, 0], [0, 1, 0.5], [0, 3, 0], [0, 0, 1], [0, 0.5, 2], [0, 0, 4], [1, 0.2, 0]])
     write_test_plots(tmp_path / "data", tmp_path / "png", logits, labels, ["a", "b", "c"])
     counts = {(r["actual"], r["predicted"]): r["count"] for r in strict_json(tmp_path / "data/confusion.json")}
-    assert counts == {("a", "a"): 1, ("a", "b"): 1, ("a", "c"): 0,
-                      ("b", "a"): 0, ("b", "b"): 1, ("b", "c"): 1,
-                      ("c", "a"): 1, ("c", "b"): 0, ("c", "c"): 2}
+    assert counts == {
+        ("a", "a"): 1,
+        ("a", "b"): 1,
+        ("a", "c"): 0,
+        ("b", "a"): 0,
+        ("b", "b"): 1,
+        ("b", "c"): 1,
+        ("c", "a"): 1,
+        ("c", "b"): 0,
+        ("c", "c"): 2,
+    }
     rows = strict_json(tmp_path / "data/roc.json")
     assert [row["class"] for row in rows] == sorted((row["class"] for row in rows), key="abc".index)
     # Each class against the rest, ranked by its probability (torch's softmax): sklearn's curve.
@@ -157,8 +168,7 @@ def test_a_class_absent_from_the_split_has_no_curve_and_no_nan(tmp_path, caplog)
 
 def test_a_split_of_one_class_gives_an_empty_roc_file(tmp_path):
     logits, _ = random_logits(50, 2)
-    skipped = write_test_plots(tmp_path / "data", tmp_path / "png", logits, np.ones(50, dtype=np.int64),
-                               ["neg", "pos"])
+    skipped = write_test_plots(tmp_path / "data", tmp_path / "png", logits, np.ones(50, dtype=np.int64), ["neg", "pos"])
     assert skipped == ["pos"]
     assert strict_json(tmp_path / "data/roc.json") == []
     assert (tmp_path / "png/roc.png").read_bytes()[:8] == PNG
@@ -166,6 +176,7 @@ def test_a_split_of_one_class_gives_an_empty_roc_file(tmp_path):
 
 def test_write_test_plots_refuses_an_empty_split_and_leaves_nothing(tmp_path):
     with pytest.raises(ValueError, match="the split is empty"):
-        write_test_plots(tmp_path / "data", tmp_path / "png", torch.zeros(0), np.zeros(0, dtype=np.int64),
-                         ["neg", "pos"])
+        write_test_plots(
+            tmp_path / "data", tmp_path / "png", torch.zeros(0), np.zeros(0, dtype=np.int64), ["neg", "pos"]
+        )
     assert not (tmp_path / "data").exists() and not (tmp_path / "png").exists()

@@ -1,5 +1,6 @@
 """Scoring (textrnn.inference, RNN.score): the same logits as forward over the same batches, bit for bit, for
 every model option; the last-state kernel is what runs where it applies; buffers are reused; batches stay in budget."""
+
 import itertools
 
 import numpy as np
@@ -15,13 +16,16 @@ from textrnn.model.cells import CELLS, RNNCell, Scratch
 
 VOCAB = 60
 CPU = torch.device("cpu")
-OPTIONS = [dict(cell=cell, readout=readout, bidirectional=bidirectional)
-           for cell, readout, bidirectional in itertools.product(CELLS, READOUTS, (False, True))]
+OPTIONS = [
+    dict(cell=cell, readout=readout, bidirectional=bidirectional)
+    for cell, readout, bidirectional in itertools.product(CELLS, READOUTS, (False, True))
+]
 
 
 def option_id(options):
-    return "-".join(f"{value}" if key != "bidirectional" else ("bi" if value else "uni")
-                    for key, value in options.items())
+    return "-".join(
+        f"{value}" if key != "bidirectional" else ("bi" if value else "uni") for key, value in options.items()
+    )
 
 
 def make_model(num_classes=2, hidden=32, seed=0, **options):

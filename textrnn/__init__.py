@@ -1,4 +1,5 @@
 """textrnn: a hand-written RNN sentiment classifier, run as a DVC pipeline."""
+
 from textrnn import cpu_dispatch
 
 __version__ = "0.1.0"

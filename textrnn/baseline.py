@@ -62,8 +62,9 @@ class NgramTfidf:
                     self.word_ids[word] = len(self.word_ids)
             chunks.append(self._ids(words))
         if not self.word_ids:
-            raise UserError("the train split has no word of two or more letters or digits: the baseline has nothing "
-                            "to learn from")
+            raise UserError(
+                "the train split has no word of two or more letters or digits: the baseline has nothing to learn from"
+            )
         pairs = [self._pairs(ids, lengths) for ids, lengths in chunks]
         codes = np.concatenate(pairs)
         order = np.argsort(codes)
@@ -121,8 +122,9 @@ class NgramTfidf:
         column_of[order] = np.arange(len(names))
         return column_of
 
-    def _counts(self, ids: np.ndarray, lengths: np.ndarray, pairs: np.ndarray, pair_place: np.ndarray
-                ) -> sparse.csr_matrix:
+    def _counts(
+        self, ids: np.ndarray, lengths: np.ndarray, pairs: np.ndarray, pair_place: np.ndarray
+    ) -> sparse.csr_matrix:
         """Counts [texts, features]; ``pair_place``: each pair's index in ``pair_codes``, -1 if not there."""
         text_of_word = np.repeat(np.arange(len(lengths)), lengths)
         known_word, known_pair = ids >= 0, (pairs >= 0) & (pair_place >= 0)
@@ -155,8 +157,13 @@ def fit_model(features: sparse.spmatrix, labels: np.ndarray, C: float) -> Logist
     return model
 
 
-def pick_model(train_features: sparse.spmatrix, train_labels: np.ndarray, valid_features: sparse.spmatrix,
-               valid_labels: np.ndarray, Cs: Sequence[float]) -> tuple[LogisticRegression, dict[float, float]]:
+def pick_model(
+    train_features: sparse.spmatrix,
+    train_labels: np.ndarray,
+    valid_features: sparse.spmatrix,
+    valid_labels: np.ndarray,
+    Cs: Sequence[float],
+) -> tuple[LogisticRegression, dict[float, float]]:
     """One model per C fit on train; the one with the best valid accuracy (the first on ties), and every C's."""
     best, accuracies = None, {}
     for C in Cs:
@@ -169,16 +176,19 @@ def pick_model(train_features: sparse.spmatrix, train_labels: np.ndarray, valid_
     return best, accuracies
 
 
-def fit_and_score(texts: dict[str, Sequence[str]], labels: dict[str, np.ndarray], label_names: list[str],
-                  Cs: Sequence[float]) -> dict[str, object]:
+def fit_and_score(
+    texts: dict[str, Sequence[str]], labels: dict[str, np.ndarray], label_names: list[str], Cs: Sequence[float]
+) -> dict[str, object]:
     """Fit on ``train``, pick C on ``valid``, score every split: the content of the metrics file.
 
     ``{"C": the C kept, "features": n-grams seen in train, split: {"accuracy", "loss"[, "f1_macro"]}}``
     """
     missing = np.setdiff1d(np.arange(len(label_names)), labels["train"])
     if len(missing):
-        raise UserError(f"class {missing[0]} ({label_names[missing[0]]!r}) has no row in the train split, so the "
-                        f"baseline cannot learn it; add rows of it to the dataset's train split")
+        raise UserError(
+            f"class {missing[0]} ({label_names[missing[0]]!r}) has no row in the train split, so the "
+            f"baseline cannot learn it; add rows of it to the dataset's train split"
+        )
     vectorizer = NgramTfidf()
     features = {"train": vectorizer.fit_transform(texts["train"])}
     features.update({name: vectorizer.transform(split) for name, split in texts.items() if name != "train"})

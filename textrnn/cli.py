@@ -53,35 +53,54 @@ def build_parser() -> argparse.ArgumentParser:
     from textrnn import predict
 
     predict_parser = commands.add_parser(
-        "predict", help="score texts with a trained model; prints one JSON line per text",
-        description=predict.DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "predict",
+        help="score texts with a trained model; prints one JSON line per text",
+        description=predict.DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     predict.add_arguments(predict_parser)
     predict_parser.set_defaults(run=predict.run)
 
     preset = commands.add_parser(
-        "preset", help="print a preset as `-S` options for `dvc exp run`, or apply it to params.yaml",
-        description="Print presets/NAME.yaml as DVC's -S options: dvc exp run $(textrnn preset recommended)")
+        "preset",
+        help="print a preset as `-S` options for `dvc exp run`, or apply it to params.yaml",
+        description="Print presets/NAME.yaml as DVC's -S options: dvc exp run $(textrnn preset recommended)",
+    )
     preset.add_argument("name", metavar="NAME", help="a preset in presets/ (without .yaml), or a path to one")
     preset.add_argument("--apply", action="store_true", help="write it into params.yaml instead (comments kept)")
     preset.set_defaults(run=run_preset)
 
     summary = commands.add_parser(
-        "summary", help="mean ± std of every metric over experiments that differ only in their seed",
+        "summary",
+        help="mean ± std of every metric over experiments that differ only in their seed",
         description="Group `dvc exp show`'s experiments by their params (train.seed left out) and print the mean "
-                    "and the sample standard deviation of each metric.")
-    summary.add_argument("--metric", action="append", metavar="FILE:KEY",
-                         help="only this metric, e.g. metrics.json:test.accuracy (repeatable)")
+        "and the sample standard deviation of each metric.",
+    )
+    summary.add_argument(
+        "--metric",
+        action="append",
+        metavar="FILE:KEY",
+        help="only this metric, e.g. metrics.json:test.accuracy (repeatable)",
+    )
     summary.set_defaults(run=run_summary)
 
     seeds = commands.add_parser(
-        "seeds", help="run one experiment per seed through the DVC queue, then print the summary",
+        "seeds",
+        help="run one experiment per seed through the DVC queue, then print the summary",
         description="dvc exp run --queue -S train.seed=S1,S2,... [preset and -S options], dvc queue start, "
-                    "wait, then `textrnn summary`.")
-    seeds.add_argument("--seeds", type=_seeds, default=[1, 2, 3], metavar="S1,S2,...",
-                       help="the seeds (default: 1,2,3)")
+        "wait, then `textrnn summary`.",
+    )
+    seeds.add_argument(
+        "--seeds", type=_seeds, default=[1, 2, 3], metavar="S1,S2,...", help="the seeds (default: 1,2,3)"
+    )
     seeds.add_argument("--preset", metavar="NAME", help="run at this preset")
-    seeds.add_argument("-S", "--set-param", action="append", metavar="SECTION.KEY=VALUE",
-                       help="another param for every seed's run, as dvc exp run -S (repeatable)")
+    seeds.add_argument(
+        "-S",
+        "--set-param",
+        action="append",
+        metavar="SECTION.KEY=VALUE",
+        help="another param for every seed's run, as dvc exp run -S (repeatable)",
+    )
     seeds.add_argument("-j", "--jobs", type=int, default=1, help="queue workers (default: 1)")
     seeds.add_argument("--metric", action="append", metavar="FILE:KEY", help="as for summary")
     seeds.set_defaults(run=run_seeds)

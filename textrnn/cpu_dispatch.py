@@ -12,16 +12,16 @@ sets them when it is imported, before any torch op has run, unless they are alre
 Set either yourself to choose otherwise (e.g. ``MKL_CBWR=AUTO``, MKL's fastest path for the CPU);
 ``describe()`` says what is in force.
 """
+
 from __future__ import annotations
 
 import os
 import platform
-from typing import Dict, Set
 
 PINS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
 
 
-def cpu_flags() -> Set[str]:
+def cpu_flags() -> set[str]:
     """The CPU's feature flags as Linux lists them (empty where /proc/cpuinfo is not readable)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
@@ -31,7 +31,7 @@ def cpu_flags() -> Set[str]:
     return set(line.partition(":")[2].split())
 
 
-def pins(machine: str, flags: Set[str]) -> Dict[str, str]:
+def pins(machine: str, flags: set[str]) -> dict[str, str]:
     """The variables textrnn sets on a CPU: none where MKL and these ATen levels do not exist."""
     if machine not in ("x86_64", "AMD64"):
         return {}
@@ -48,6 +48,6 @@ def pin() -> None:
         os.environ.setdefault(name, value)
 
 
-def describe() -> Dict[str, str]:
+def describe() -> dict[str, str]:
     """The pins in force, for run metadata: each variable's value, or 'unset'."""
     return {name: os.environ.get(name, "unset") for name in PINS}

@@ -1,4 +1,5 @@
 """DistributedDataParallel under torchrun; a plain single process when torchrun is not in use."""
+
 from __future__ import annotations
 
 import contextlib
@@ -6,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from typing import Dict, Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.distributed as dist
@@ -27,14 +28,18 @@ def relaunch_with_torchrun(script: str, nproc: int, device: torch.device) -> int
     alone: it stops torchrun with SIGTERM, waits, and reports the interrupt in one line.
     """
     if device.type == "cuda" and nproc > torch.cuda.device_count():
-        raise UserError(f"train.nproc = {nproc} needs one GPU per process but {torch.cuda.device_count()} "
-                        f"are visible; lower train.nproc or set train.device: cpu")
+        raise UserError(
+            f"train.nproc = {nproc} needs one GPU per process but {torch.cuda.device_count()} "
+            f"are visible; lower train.nproc or set train.device: cpu"
+        )
     # torchrun's own main, minus its log lines, tracebacks and failure banner: rank 0 says what went wrong.
-    launcher = ("import logging, sys\nlogging.disable(logging.ERROR)\nfrom torch.distributed.run import main\n"
-                "from torch.distributed.elastic.multiprocessing.api import SignalException\n"
-                "from torch.distributed.elastic.multiprocessing.errors import ChildFailedError\n"
-                "try:\n    main(sys.argv[1:])\nexcept (ChildFailedError, SignalException, KeyboardInterrupt):\n"
-                "    sys.exit(1)\n")
+    launcher = (
+        "import logging, sys\nlogging.disable(logging.ERROR)\nfrom torch.distributed.run import main\n"
+        "from torch.distributed.elastic.multiprocessing.api import SignalException\n"
+        "from torch.distributed.elastic.multiprocessing.errors import ChildFailedError\n"
+        "try:\n    main(sys.argv[1:])\nexcept (ChildFailedError, SignalException, KeyboardInterrupt):\n"
+        "    sys.exit(1)\n"
+    )
     command = [sys.executable, "-c", launcher, "--standalone", f"--nproc_per_node={nproc}", script]
     # One OpenMP thread per process unless the user set it: torchrun's default, without its warning.
     env = {"OMP_NUM_THREADS": "1", **os.environ, RELAUNCHED: "1"}
@@ -95,7 +100,7 @@ def any_rank(flag: bool) -> bool:
     return all_reduce_sum({"flag": float(flag)})["flag"] > 0 if dist.is_initialized() else bool(flag)
 
 
-def all_reduce_sum(values: Dict[str, float]) -> Dict[str, float]:
+def all_reduce_sum(values: dict[str, float]) -> dict[str, float]:
     """Sum each value over all ranks (float64, so counts stay exact)."""
     if not dist.is_initialized():
         return dict(values)
@@ -103,4 +108,4 @@ def all_reduce_sum(values: Dict[str, float]) -> Dict[str, float]:
     backend_device = "cuda" if dist.get_backend() == "nccl" else "cpu"
     tensor = torch.tensor([float(values[key]) for key in keys], dtype=torch.float64, device=backend_device)
     dist.all_reduce(tensor)
-    return dict(zip(keys, tensor.tolist()))
+    return dict(zip(keys, tensor.tolist(), strict=True))

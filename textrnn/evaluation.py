@@ -131,8 +131,9 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
         tmp.write_text(f"[\n{lines}\n]\n" if rows else "[]\n", encoding="utf-8")
 
 
-def write_test_plots(data_dir: Path, png_dir: Path, logits: Logits, labels: np.ndarray,
-                     label_names: list[str]) -> list[str]:
+def write_test_plots(
+    data_dir: Path, png_dir: Path, logits: Logits, labels: np.ndarray, label_names: list[str]
+) -> list[str]:
     """confusion.json and roc.json in ``data_dir`` (for `dvc plots`), confusion.png and roc.png in
     ``png_dir``. Returns the classes that have no ROC curve (they are logged too)."""
     data_dir, png_dir = Path(data_dir), Path(png_dir)
@@ -144,8 +145,10 @@ def write_test_plots(data_dir: Path, png_dir: Path, logits: Logits, labels: np.n
     matrix = confusion_matrix(labels, metrics.predicted_labels(logits), labels=range(len(label_names)))
     curves, skipped = roc_curves(logits, labels, label_names)
     if skipped:
-        log.warning("evaluate: no ROC curve for class %s: the test split has no row of it, or only rows of it",
-                    ", ".join(repr(name) for name in skipped))
+        log.warning(
+            "evaluate: no ROC curve for class %s: the test split has no row of it, or only rows of it",
+            ", ".join(repr(name) for name in skipped),
+        )
     write_rows(data_dir / CONFUSION_FILE, confusion_rows(matrix, label_names))
     write_rows(data_dir / ROC_FILE, roc_rows(curves))
     plot_confusion(png_dir / CONFUSION_PNG, matrix, label_names, "Confusion matrix (test)")

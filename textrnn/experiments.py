@@ -70,8 +70,9 @@ def runs_from_exp_show(document: list) -> list[Run]:
     for commit in document:
         for experiment in commit.get("experiments") or []:
             for revision in experiment.get("revs") or []:
-                run = _run(experiment.get("name") or revision.get("name") or revision["rev"][:7],
-                           revision.get("data") or {})
+                run = _run(
+                    experiment.get("name") or revision.get("name") or revision["rev"][:7], revision.get("data") or {}
+                )
                 if run is not None:
                     runs.append(run)
     return runs
@@ -132,5 +133,6 @@ def queue_seeds(seeds: list[int], set_options: list[str], jobs: int, poll_second
             break
         time.sleep(poll_seconds)
     if "Failed" in status:
-        raise UserError("some queued experiments failed; `dvc queue status` lists them and "
-                        "`dvc queue logs NAME` shows why")
+        raise UserError(
+            "some queued experiments failed; `dvc queue status` lists them and `dvc queue logs NAME` shows why"
+        )

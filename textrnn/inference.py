@@ -24,7 +24,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def scoring_batches(lengths: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
-    """The rows of each scoring batch: length buckets of ``batch_size``, each cut to SCORING_TOKEN_BUDGET padded tokens."""
+    """The rows of each scoring batch: ``batch_size`` length buckets, each cut to SCORING_TOKEN_BUDGET padded tokens."""
     for bucket in length_buckets(lengths, batch_size):
         width = max(int(lengths[bucket].max(initial=0)), 1)
         rows_per_batch = max(1, SCORING_TOKEN_BUDGET // width)  # very long reviews: fewer rows, bounded memory
@@ -33,8 +33,9 @@ def scoring_batches(lengths: np.ndarray, batch_size: int) -> Iterator[np.ndarray
 
 
 @torch.inference_mode()
-def predict_logits(model: RNN, split: EncodedSplit, batch_size: int, device: torch.device,
-                   max_tokens: int | None = None) -> torch.Tensor:
+def predict_logits(
+    model: RNN, split: EncodedSplit, batch_size: int, device: torch.device, max_tokens: int | None = None
+) -> torch.Tensor:
     """Logits of every review of ``split`` (each cut to its last ``max_tokens`` tokens), in the split's order.
 
     Reviews are scored in length-bucketed batches (``scoring_batches``) through ``RNN.score``:

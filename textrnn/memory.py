@@ -31,8 +31,7 @@ def parameter_count(config: ModelConfig) -> int:
         return sum(p.numel() for p in RNN(config).parameters())
 
 
-def training_bytes(config: ModelConfig, optimizer: str, batch_size: int, valid_batch_size: int,
-                   longest: int) -> int:
+def training_bytes(config: ModelConfig, optimizer: str, batch_size: int, valid_batch_size: int, longest: int) -> int:
     """About what training needs at its peak: weights, gradients, optimizer state, one batch's activations."""
     weights = parameter_count(config) * (2 + _OPTIMIZER_STATES.get(optimizer, 2))
     directions = 2 if config.bidirectional else 1
@@ -42,17 +41,20 @@ def training_bytes(config: ModelConfig, optimizer: str, batch_size: int, valid_b
     return 4 * (weights + tokens * per_token)
 
 
-def check_training_fits(config: ModelConfig, train_config, train: EncodedSplit, valid: EncodedSplit,
-                        device: torch.device) -> None:
+def check_training_fits(
+    config: ModelConfig, train_config, train: EncodedSplit, valid: EncodedSplit, device: torch.device
+) -> None:
     longest = max(int(split.lengths.max(initial=0)) for split in (train, valid))
     if train_config.max_tokens is not None:
         longest = min(longest, train_config.max_tokens)
-    need = training_bytes(config, train_config.optimizer, train_config.batch_size, train_config.valid_batch_size,
-                          longest)
+    need = training_bytes(
+        config, train_config.optimizer, train_config.batch_size, train_config.valid_batch_size, longest
+    )
     have = available_bytes(device)
     if have is not None and need > have:
         raise UserError(
             f"training needs about {need / GIB:.1f} GiB ({parameter_count(config):,} weights with their gradients and "
             f"optimizer state, and batches of up to {longest} tokens) but {have / GIB:.1f} GiB are free on {device}; "
             f"lower train.embedding_size / train.hidden_size / train.batch_size / train.valid_batch_size, "
-            f"or set train.max_tokens")
+            f"or set train.max_tokens"
+        )

@@ -4,6 +4,7 @@ DVC (``dvc params diff``, ``dvc exp show``, the params dependencies of dvc.yaml)
 ruamel.yaml, YAML 1.2: ``010`` is 10, ``yes`` and ``1:05`` are strings, ``1e-3`` is a number, a key given
 twice is an error. The stages read it with the same parser, so a param means what DVC shows.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -11,8 +12,9 @@ import errno
 import math
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.constructor import DuplicateKeyError
@@ -30,7 +32,7 @@ SIZE_MAX = 2**24
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 # A check returns None when the value is fine, else what is allowed.
-Check = Callable[[Any], Optional[str]]
+Check = Callable[[Any], str | None]
 
 
 def _integer(minimum: int, maximum: int = COUNT_MAX, nullable: bool = False) -> Check:
@@ -43,10 +45,11 @@ def _integer(minimum: int, maximum: int = COUNT_MAX, nullable: bool = False) -> 
         if value > maximum:
             return f"an integer in [{minimum}, {maximum}]{or_null}"
         return None
+
     return check
 
 
-def _number(low: float, high: Optional[float] = None, nullable: bool = False, closed_low: bool = False) -> Check:
+def _number(low: float, high: float | None = None, nullable: bool = False, closed_low: bool = False) -> Check:
     def check(value):
         if value is None and nullable:
             return None
@@ -55,10 +58,17 @@ def _number(low: float, high: Optional[float] = None, nullable: bool = False, cl
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not wide and math.isfinite(value)
         ok = ok and (value >= low if closed_low else value > low) and (high is None or value < high)
         if not ok:
-            bound = f"{'[' if closed_low else '('}{low}, {high})" if high is not None else f"{'>=' if closed_low else '>'} {low}"
-            allowed = f"a number in {bound}" if high is not None else f"a number {bound}" + (" or null" if nullable else "")
+            bound = (
+                f"{'[' if closed_low else '('}{low}, {high})"
+                if high is not None
+                else f"{'>=' if closed_low else '>'} {low}"
+            )
+            allowed = (
+                f"a number in {bound}" if high is not None else f"a number {bound}" + (" or null" if nullable else "")
+            )
             return allowed + (" (integers of at most 64 bits)" if wide else "")
         return None
+
     return check
 
 
@@ -69,34 +79,36 @@ def _text(nullable: bool = False) -> Check:
         if not isinstance(value, str) or not value.strip():
             return "a non-empty string" + (" or null" if nullable else "")
         return None
+
     return check
 
 
 def _choice(*allowed: str) -> Check:
     def check(value):
         return None if value in allowed else " or ".join(repr(a) for a in allowed)
+
     return check
 
 
-def _boolean(value) -> Optional[str]:
+def _boolean(value) -> str | None:
     return None if isinstance(value, bool) else "true or false"
 
 
-def _positive_numbers(value) -> Optional[str]:
+def _positive_numbers(value) -> str | None:
     allowed = "a non-empty list of numbers > 0, e.g. [1, 4, 16]"
     if not isinstance(value, list) or not value:
         return allowed
     return next((allowed for item in value if _number(0.0)(item) is not None), None)
 
 
-def _workers(value) -> Optional[str]:
+def _workers(value) -> str | None:
     if value == "auto":
         return None
     allowed = _integer(1)(value)
     return None if allowed is None else f"'auto' or {allowed}"
 
 
-def _device(value) -> Optional[str]:
+def _device(value) -> str | None:
     import torch
 
     if not isinstance(value, str):
@@ -117,7 +129,7 @@ def _device(value) -> Optional[str]:
 
 _MISSING = object()  # no check accepts it: check(_MISSING) says what is allowed
 
-SCHEMA: Dict[str, Dict[str, Check]] = {
+SCHEMA: dict[str, dict[str, Check]] = {
     "download": {
         "dataset": _text(),
         "hub": _text(nullable=True),
@@ -174,7 +186,7 @@ SCHEMA: Dict[str, Dict[str, Check]] = {
 }
 
 
-def validate(section: str, values: Any, source: str = str(PARAMS_FILE)) -> Dict[str, Any]:
+def validate(section: str, values: Any, source: str = str(PARAMS_FILE)) -> dict[str, Any]:
     """Check ``values`` against the schema of ``section``; raise a one-line UserError naming the key."""
     schema = SCHEMA[section]
     if not isinstance(values, dict):
@@ -200,7 +212,7 @@ def _shown(value: Any, limit: int = 100) -> str:
         text = repr(value)
     except ValueError:  # an integer (hex in the YAML) with more digits than Python will print
         return f"<an integer of {value.bit_length()} bits>" if isinstance(value, int) else "<a value too long to show>"
-    return text if len(text) <= limit else f"{text[:limit // 2]}... ({len(text)} characters)"
+    return text if len(text) <= limit else f"{text[: limit // 2]}... ({len(text)} characters)"
 
 
 def _parse(path: Path) -> Any:
@@ -213,9 +225,10 @@ def _parse(path: Path) -> Any:
     except IsADirectoryError:
         raise UserError(f"{path}: is a folder, not a file") from None
     except UnicodeDecodeError as error:
-        line = error.object[:error.start].count(b"\n") + 1
-        raise UserError(f"{path}: not UTF-8 (byte 0x{error.object[error.start]:02x} on line {line}); "
-                        f"save it as UTF-8") from None
+        line = error.object[: error.start].count(b"\n") + 1
+        raise UserError(
+            f"{path}: not UTF-8 (byte 0x{error.object[error.start]:02x} on line {line}); save it as UTF-8"
+        ) from None
     except OSError as error:
         advice = "; check its permissions" if error.errno in (errno.EACCES, errno.EPERM) else ""
         raise UserError(f"{path}: cannot read it ({error.strerror or error}){advice}") from None
@@ -223,22 +236,26 @@ def _parse(path: Path) -> Any:
         return YAML(typ="safe").load(text)  # DVC's parse_yaml: dvc/utils/serialize/_yaml.py
     except DuplicateKeyError as error:
         key = re.match(r'found duplicate key "(.*)" with value', error.problem or "")
-        raise UserError(f"{path}: key {repr(key.group(1)) if key else ''} is given twice in one mapping"
-                        f"{_where(error, text, problem=False)}; DVC refuses that: keep one of them") from None
+        raise UserError(
+            f"{path}: key {repr(key.group(1)) if key else ''} is given twice in one mapping"
+            f"{_where(error, text, problem=False)}; DVC refuses that: keep one of them"
+        ) from None
     except YAMLError as error:
         raise UserError(f"{path}: not valid YAML{_where(error, text)}") from None
     except (RecursionError, MemoryError):
-        raise UserError(f"{path}: nested too deeply to read; params.yaml holds sections of plain key: value "
-                        f"pairs") from None
+        raise UserError(
+            f"{path}: nested too deeply to read; params.yaml holds sections of plain key: value pairs"
+        ) from None
     except Exception as error:
         # ruamel lets some failures through unwrapped: int() of more digits than Python converts,
         # date(2001, 13, 45), `!!bool maybe`, an unhashable key. Each is the file's fault.
         limit = sys.get_int_max_str_digits()
         if isinstance(error, ValueError) and "integer string conversion" in str(error):
-            digits = re.search(r"[0-9A-Fa-f_]{%d,}" % (limit + 1), text)
+            digits = re.search(rf"[0-9A-Fa-f_]{{{limit + 1},}}", text)
             line = f" (line {_line_at(text, digits.start())})" if digits else ""
-            raise UserError(f"{path}: an integer of more than {limit} digits{line}; "
-                            f"params take integers of at most 64 bits") from None
+            raise UserError(
+                f"{path}: an integer of more than {limit} digits{line}; params take integers of at most 64 bits"
+            ) from None
         raise UserError(f"{path}: not valid YAML ({type(error).__name__}: {_one_line(error)})") from None
 
 
@@ -272,7 +289,7 @@ def read_params(path: Path = PARAMS_FILE) -> Any:
 _KINDS = {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
 
 
-def load_params(section: str, path: Path = PARAMS_FILE) -> Dict[str, Any]:
+def load_params(section: str, path: Path = PARAMS_FILE) -> dict[str, Any]:
     """The checked ``section`` of ``path``."""
     path = Path(path)
     document = _parse(path)

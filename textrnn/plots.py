@@ -1,4 +1,5 @@
 """Matplotlib PNGs for people; DVC renders the same data from the TSV/JSON files."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -19,8 +20,9 @@ def _save(figure, path: Path) -> None:
     plt.close(figure)
 
 
-def plot_curves(path: Path, epochs: Sequence[int], curves: dict[str, Sequence[float]], ylabel: str,
-                best_epoch: int) -> None:
+def plot_curves(
+    path: Path, epochs: Sequence[int], curves: dict[str, Sequence[float]], ylabel: str, best_epoch: int
+) -> None:
     """One curve per split (train, valid, ...) on one chart, as the notebook plots its losses."""
     figure, axes = plt.subplots(figsize=(6, 4))
     for split, values in curves.items():
@@ -38,8 +40,7 @@ def plot_confusion(path: Path, matrix: np.ndarray, label_names: list[str], title
     figure, axes = plt.subplots(figsize=(1.2 * len(label_names) + 2.5, 1.2 * len(label_names) + 2))
     axes.imshow(matrix, cmap="Blues")
     for (i, j), count in np.ndenumerate(matrix):
-        axes.text(j, i, str(count), ha="center", va="center",
-                  color="white" if count > matrix.max() / 2 else "black")
+        axes.text(j, i, str(count), ha="center", va="center", color="white" if count > matrix.max() / 2 else "black")
     axes.set_xticks(range(len(label_names)), label_names)
     axes.set_yticks(range(len(label_names)), label_names)
     axes.set_xlabel("predicted")

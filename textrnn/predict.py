@@ -16,6 +16,7 @@ scored. Memory stays bounded however long the input runs, and Ctrl-C is seen bet
 One review (one line, without its '\n') may have at most MAX_REVIEW_BYTES bytes: a longer line
 (or an endless one, such as /dev/zero) is refused with its line number.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,24 +24,26 @@ import io
 import json
 import os
 import sys
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import BinaryIO
 
 import numpy as np
 import torch
 
-from textrnn.data.vectors import EncodedSplit
-from textrnn.errors import UserError
 from textrnn import tokenizer
-from textrnn.model import RNN, load_checkpoint, predicted_labels, probabilities
+from textrnn.data.vectors import EncodedSplit
 from textrnn.encoding import encode_texts
+from textrnn.errors import UserError
 from textrnn.inference import predict_logits
+from textrnn.model import RNN, load_checkpoint, predicted_labels, probabilities
 from textrnn.vocab import Vocab
 
 DEFAULT_MODEL = Path("models/model.pt")
 DEFAULT_VOCAB = Path("data/vocab.txt")
 DEFAULT_BATCH_SIZE = 64
+CPU = torch.device("cpu")
 READ_SIZE = 1 << 16
 # 1 MiB: some 200k tokens, far beyond any real review; it bounds memory and the time between Ctrl-C checks.
 MAX_REVIEW_BYTES = 1 << 20
@@ -61,28 +64,40 @@ class Predictor:
 
     model: RNN
     vocab: Vocab
-    label_names: List[str]
-    max_tokens: Optional[int]
+    label_names: list[str]
+    max_tokens: int | None
 
 
-def predict_texts(predictor: Predictor, texts: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE,
-                  device: torch.device = torch.device("cpu"), first_index: int = 0) -> List[Dict[str, object]]:
+def predict_texts(
+    predictor: Predictor,
+    texts: Sequence[str],
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    device: torch.device = CPU,
+    first_index: int = 0,
+) -> list[dict[str, object]]:
     """One ``{"index", "label", "probabilities"}`` dict per text, in order; independent of batching
     (to float32 rounding: the last bits may differ with how reviews share a batch).
 
     Indexes count from ``first_index``.
     """
-    logits = predict_logits(predictor.model, encode_reviews(texts, predictor.vocab), batch_size, device,
-                            predictor.max_tokens)
+    logits = predict_logits(
+        predictor.model, encode_reviews(texts, predictor.vocab), batch_size, device, predictor.max_tokens
+    )
     probs = probabilities(logits).tolist()
     labels = predicted_labels(logits).tolist()
     names = predictor.label_names
-    return [{"index": first_index + i, "label": names[label], "probabilities": dict(zip(names, p))}
-            for i, (label, p) in enumerate(zip(labels, probs))]
+    return [
+        {"index": first_index + i, "label": names[label], "probabilities": dict(zip(names, p, strict=True))}
+        for i, (label, p) in enumerate(zip(labels, probs, strict=True))
+    ]
 
 
-def score_chunks(predictor: Predictor, chunks: Iterable[Sequence[str]], batch_size: int = DEFAULT_BATCH_SIZE,
-                 device: torch.device = torch.device("cpu")) -> Iterator[List[Dict[str, object]]]:
+def score_chunks(
+    predictor: Predictor,
+    chunks: Iterable[Sequence[str]],
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    device: torch.device = CPU,
+) -> Iterator[list[dict[str, object]]]:
     """``predict_texts`` of each chunk as it comes, indexed across all chunks."""
     scored = 0
     for texts in chunks:
@@ -95,12 +110,16 @@ def load_predictor(model_path: Path, vocab_path: Path) -> Predictor:
     checkpoint = load_checkpoint(model_path)
     vocab = Vocab.load(vocab_path)
     if vocab.fingerprint() != checkpoint.inputs["vocab_sha256"]:
-        raise UserError(f"{vocab_path} is not the vocabulary {model_path} was trained with ({len(vocab)} tokens, "
-                        f"the model's has {checkpoint.model.config.vocabulary_size}); pass that one with --vocab, "
-                        f"or retrain with `dvc repro train`")
+        raise UserError(
+            f"{vocab_path} is not the vocabulary {model_path} was trained with ({len(vocab)} tokens, "
+            f"the model's has {checkpoint.model.config.vocabulary_size}); pass that one with --vocab, "
+            f"or retrain with `dvc repro train`"
+        )
     if checkpoint.inputs["tokenizer"] != tokenizer.fingerprint():
-        raise UserError(f"{model_path} was trained on tokens cut by other tokenizer rules than this textrnn's "
-                        f"(textrnn/tokenizer.py changed); retrain with `dvc repro train`")
+        raise UserError(
+            f"{model_path} was trained on tokens cut by other tokenizer rules than this textrnn's "
+            f"(textrnn/tokenizer.py changed); retrain with `dvc repro train`"
+        )
     return Predictor(checkpoint.model, vocab, checkpoint.label_names, checkpoint.inputs["max_tokens"])
 
 
@@ -110,12 +129,19 @@ def _decode(line: bytes) -> str:
 
 
 def _too_long(source: str, line_number: int, limit: int) -> UserError:
-    return UserError(f"{source}: line {line_number} is longer than {limit} bytes, the most one review may have; "
-                     f"give one review per line")
+    return UserError(
+        f"{source}: line {line_number} is longer than {limit} bytes, the most one review may have; "
+        f"give one review per line"
+    )
 
 
-def read_reviews(stream: BinaryIO, source: str, chunk_reviews: int = CHUNK_REVIEWS, chunk_bytes: int = CHUNK_BYTES,
-                 max_review_bytes: int = MAX_REVIEW_BYTES) -> Iterator[List[str]]:
+def read_reviews(
+    stream: BinaryIO,
+    source: str,
+    chunk_reviews: int = CHUNK_REVIEWS,
+    chunk_bytes: int = CHUNK_BYTES,
+    max_review_bytes: int = MAX_REVIEW_BYTES,
+) -> Iterator[list[str]]:
     """The lines of ``stream`` as reviews (see ``split_lines``), in lists of at most ``chunk_reviews``.
 
     A list ends once it holds ``chunk_bytes`` bytes, and early when the stream has nothing more ready
@@ -124,7 +150,7 @@ def read_reviews(stream: BinaryIO, source: str, chunk_reviews: int = CHUNK_REVIE
     """
     read = getattr(stream, "read1", stream.read)  # read1: what is there, up to READ_SIZE, in one call
     pending = bytearray()  # the bytes after the last line break
-    chunk: List[str] = []
+    chunk: list[str] = []
     size = lines = 0
     while True:
         try:
@@ -157,7 +183,7 @@ def read_reviews(stream: BinaryIO, source: str, chunk_reviews: int = CHUNK_REVIE
         yield chunk
 
 
-def split_lines(data: bytes) -> List[str]:
+def split_lines(data: bytes) -> list[str]:
     """One review per line of ``data`` (UTF-8, invalid bytes -> U+FFFD); blank lines are reviews too.
 
     Only '\\n' ends a line; a '\\r' before it is dropped; a last line without '\\n' is a review.
@@ -171,7 +197,7 @@ def _from_argv(text: str) -> str:
     return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
 
 
-def input_chunks(texts: Sequence[str], file: Optional[str], stdin=None) -> Iterator[List[str]]:
+def input_chunks(texts: Sequence[str], file: str | None, stdin=None) -> Iterator[list[str]]:
     """The reviews to score, chunk by chunk: the TEXT arguments, or the lines of ``file`` (``-`` = stdin).
 
     With neither, stdin is read when it is not a terminal (a pipe or a redirect).
@@ -195,7 +221,7 @@ def input_chunks(texts: Sequence[str], file: Optional[str], stdin=None) -> Itera
         return
     path = Path(file)
     try:
-        stream = open(path, "rb")
+        stream = open(path, "rb")  # noqa: SIM115 (closed by the `with` below, after the open errors)
     except FileNotFoundError:
         raise UserError(f"{path}: input file not found") from None
     except IsADirectoryError:
@@ -208,7 +234,7 @@ def input_chunks(texts: Sequence[str], file: Optional[str], stdin=None) -> Itera
         yield from read_reviews(stream, str(path))
 
 
-def read_inputs(texts: Sequence[str], file: Optional[str], stdin=None) -> List[str]:
+def read_inputs(texts: Sequence[str], file: str | None, stdin=None) -> list[str]:
     """All the reviews of ``input_chunks``, in one list."""
     return [text for chunk in input_chunks(texts, file, stdin) for text in chunk]
 
@@ -233,19 +259,37 @@ def _non_negative_int(value: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("texts", nargs="*", metavar="TEXT", help="reviews to score, one per argument")
-    parser.add_argument("--file", metavar="PATH",
-                        help="read one review per line from PATH ('-' = stdin, read as a stream to its end); "
-                             "without TEXT or --file, stdin is read when it is a pipe or a redirect")
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, metavar="PATH",
-                        help="checkpoint (default: %(default)s)")
-    parser.add_argument("--vocab", type=Path, default=DEFAULT_VOCAB, metavar="PATH",
-                        help="vocabulary the model was trained with (default: %(default)s)")
-    parser.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
-                        help="reviews scored together, grouped by length; results do not depend on it "
-                             "(default: %(default)s)")
-    parser.add_argument("--threads", type=_non_negative_int, default=1, metavar="N",
-                        help="CPU threads for torch; 0 = torch's default (default: %(default)s: one "
-                             "step of this small RNN is too small to split, and extra threads only wait)")
+    parser.add_argument(
+        "--file",
+        metavar="PATH",
+        help="read one review per line from PATH ('-' = stdin, read as a stream to its end); "
+        "without TEXT or --file, stdin is read when it is a pipe or a redirect",
+    )
+    parser.add_argument(
+        "--model", type=Path, default=DEFAULT_MODEL, metavar="PATH", help="checkpoint (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--vocab",
+        type=Path,
+        default=DEFAULT_VOCAB,
+        metavar="PATH",
+        help="vocabulary the model was trained with (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help="reviews scored together, grouped by length; results do not depend on it (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_non_negative_int,
+        default=1,
+        metavar="N",
+        help="CPU threads for torch; 0 = torch's default (default: %(default)s: one "
+        "step of this small RNN is too small to split, and extra threads only wait)",
+    )
 
 
 DESCRIPTION = """\
@@ -259,12 +303,14 @@ Input is read as a stream and answers are printed as they are scored, in chunks 
 1024 reviews; a line (one review) may have at most 1 MiB (1048576 bytes)."""
 
 
-def _json_line(result: Dict[str, object], model_path: Path) -> str:
+def _json_line(result: dict[str, object], model_path: Path) -> str:
     try:
         return json.dumps(result, allow_nan=False) + "\n"  # NaN and Infinity are not JSON
     except ValueError:
-        raise UserError(f"{model_path} gave review {result['index']} a non-finite score (its weights overflow); "
-                        f"retrain with `dvc repro -f train`") from None
+        raise UserError(
+            f"{model_path} gave review {result['index']} a non-finite score (its weights overflow); "
+            f"retrain with `dvc repro -f train`"
+        ) from None
 
 
 def _write(text: str) -> None:

@@ -49,8 +49,10 @@ def _yaml_scalar(value: Any) -> str:
     if isinstance(value, str):
         text = value if value and value.strip() == value and read_scalar(value) == value else json.dumps(value)
         if any(c.isspace() for c in text):
-            raise UserError(f"the preset value {value!r} holds whitespace, which a shell splits in `$(...)`; "
-                            f"use `textrnn preset NAME --apply` instead")
+            raise UserError(
+                f"the preset value {value!r} holds whitespace, which a shell splits in `$(...)`; "
+                f"use `textrnn preset NAME --apply` instead"
+            )
         return text
     return json.dumps(value)
 

@@ -46,18 +46,28 @@ class EpochReporter:
         self.live.step = stats.epoch
         for name, value in stats.metrics.items():
             self.live.log_metric(name, value)
-        values = " | ".join(f"{split} " + " ".join(f"{metric} {value:.4f}" for metric, value in metrics.items())
-                            for split, metrics in by_split(stats.metrics).items())
+        values = " | ".join(
+            f"{split} " + " ".join(f"{metric} {value:.4f}" for metric, value in metrics.items())
+            for split, metrics in by_split(stats.metrics).items()
+        )
         skipped = f", {stats.skipped_steps} non-finite steps skipped" if stats.skipped_steps else ""
-        log.info("epoch %d/%d: %s | %.1f s, %.0f tokens/s%s", stats.epoch, self.epochs, values, stats.seconds,
-                 stats.tokens / stats.seconds, skipped)
+        log.info(
+            "epoch %d/%d: %s | %.1f s, %.0f tokens/s%s",
+            stats.epoch,
+            self.epochs,
+            values,
+            stats.seconds,
+            stats.tokens / stats.seconds,
+            skipped,
+        )
 
     def finish(self, best_epoch: int) -> None:
         """Write the summary: the metrics of ``best_epoch``, the checkpoint's epoch (not the last one)."""
         if best_epoch not in self.logged:
             raise ValueError(f"epoch {best_epoch} was never reported (reported: {sorted(self.logged)})")
-        write_json(self.live_dir / SUMMARY_FILE, {"best_epoch": best_epoch, **by_split(self.logged[best_epoch])},
-                   indent=4)
+        write_json(
+            self.live_dir / SUMMARY_FILE, {"best_epoch": best_epoch, **by_split(self.logged[best_epoch])}, indent=4
+        )
 
 
 def plot_history(plots_dir: Path, history: list[EpochStats], best_epoch: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import logging
@@ -26,10 +27,8 @@ NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 def _say(line: str) -> None:
     # Under torchrun every rank meets the same fault: rank 0 alone says it.
     if os.environ.get("RANK", "0") == "0":
-        try:
+        with contextlib.suppress(OSError):  # stderr itself is gone: the exit status still tells
             print(line, file=sys.stderr, flush=True)
-        except OSError:  # stderr itself is gone: the exit status still tells
-            pass
 
 
 def cli_main(func: F) -> F:

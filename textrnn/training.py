@@ -97,9 +97,15 @@ def _clip_and_check(parameters: list[torch.Tensor], clip: float | None) -> bool:
     return finite
 
 
-def train_step(network: torch.nn.Module, batch: Batch, optimizer: torch.optim.Optimizer, criterion,
-               parameters: list[torch.Tensor], clip: float | None,
-               where: tuple[int, int] = (0, 0)) -> tuple[torch.Tensor, torch.Tensor, bool]:
+def train_step(
+    network: torch.nn.Module,
+    batch: Batch,
+    optimizer: torch.optim.Optimizer,
+    criterion,
+    parameters: list[torch.Tensor],
+    clip: float | None,
+    where: tuple[int, int] = (0, 0),
+) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """One optimizer step on ``batch``: (summed loss, correct predictions, whether the step was applied).
 
     A step whose gradients are not finite is dropped, as AMP's GradScaler does; a loss that is
@@ -120,8 +126,10 @@ def train_step(network: torch.nn.Module, batch: Batch, optimizer: torch.optim.Op
     # Every rank must take this decision together, or the others would wait forever in backward.
     if distributed.any_rank(not torch.isfinite(batch_loss)):
         value = batch_loss.item() if not torch.isfinite(batch_loss) else "not finite on another rank"
-        raise NonFiniteLoss(f"training loss is {value} at epoch {where[0]}, batch {where[1]}; "
-                            f"lower train.lr or set train.clip_grad_norm")
+        raise NonFiniteLoss(
+            f"training loss is {value} at epoch {where[0]}, batch {where[1]}; "
+            f"lower train.lr or set train.clip_grad_norm"
+        )
     # This rank's sum / the global rows * world size: DDP's gradient average is the global mean.
     (batch_loss * (world_size / batch.global_rows)).backward()
     stepped = _clip_and_check(parameters, clip)
@@ -180,14 +188,26 @@ def train_model(
             skipped = 0
             order = rng.permutation(len(train_batches))
             # Bars on a terminal only (disable=None), and on rank 0 only.
-            progress = tqdm(order, desc=f"epoch {epoch}/{config.epochs}", unit="batch", leave=False,
-                            disable=None if rank == 0 else True)
+            progress = tqdm(
+                order,
+                desc=f"epoch {epoch}/{config.epochs}",
+                unit="batch",
+                leave=False,
+                disable=None if rank == 0 else True,
+            )
             for step, index in enumerate(progress, start=1):
                 for group in optimizer.param_groups:
                     group["lr"] = config.lr * learning_rate_factor(config.lr_schedule, steps, total_steps)
                 steps += 1
-                batch_loss, correct, stepped = train_step(network, train_batches[index], optimizer, criterion,
-                                                          parameters, config.clip_grad_norm, where=(epoch, step))
+                batch_loss, correct, stepped = train_step(
+                    network,
+                    train_batches[index],
+                    optimizer,
+                    criterion,
+                    parameters,
+                    config.clip_grad_norm,
+                    where=(epoch, step),
+                )
                 train_loss += batch_loss
                 train_correct += correct
                 skipped += not stepped
@@ -197,18 +217,28 @@ def train_model(
                     f"every training step of epoch {epoch} had non-finite gradients ({skipped} of {skipped} skipped), "
                     f"so the model never changed: the initial weights or the learning rate are too large; lower "
                     f"train.embedding_init_std (now the embeddings start at that scale) or train.lr, or set "
-                    f"train.clip_grad_norm")
+                    f"train.clip_grad_norm"
+                )
 
             valid = score(model, valid_batches)
-            sums = distributed.all_reduce_sum({
-                "train/loss": train_loss.item(), "train/accuracy": train_correct.item(),
-                "valid/loss": valid["loss"], "valid/accuracy": valid["accuracy"], "valid/rows": valid["rows"],
-            })
+            sums = distributed.all_reduce_sum(
+                {
+                    "train/loss": train_loss.item(),
+                    "train/accuracy": train_correct.item(),
+                    "valid/loss": valid["loss"],
+                    "valid/accuracy": valid["accuracy"],
+                    "valid/rows": valid["rows"],
+                }
+            )
             sums["train/rows"] = len(train_split)  # every rank trains on a share of it; the shares add up to it
-            metrics = {f"{split}/{name}": sums[f"{split}/{name}"] / sums[f"{split}/rows"]
-                       for split in ("train", "valid") for name in ("loss", "accuracy")}
-            stats = EpochStats(epoch, metrics, skipped, time.perf_counter() - started,
-                               tokens=int(train_split.lengths.sum()))
+            metrics = {
+                f"{split}/{name}": sums[f"{split}/{name}"] / sums[f"{split}/rows"]
+                for split in ("train", "valid")
+                for name in ("loss", "accuracy")
+            }
+            stats = EpochStats(
+                epoch, metrics, skipped, time.perf_counter() - started, tokens=int(train_split.lengths.sum())
+            )
             result.history.append(stats)
             if metrics["valid/loss"] < best_loss:
                 best_loss = metrics["valid/loss"]
@@ -217,8 +247,12 @@ def train_model(
             if on_epoch is not None:
                 on_epoch(stats)
             if config.patience is not None and epoch - result.best_epoch >= config.patience:
-                log.info("train: stopped after epoch %d: valid loss has not improved since epoch %d (patience %d)",
-                         epoch, result.best_epoch, config.patience)
+                log.info(
+                    "train: stopped after epoch %d: valid loss has not improved since epoch %d (patience %d)",
+                    epoch,
+                    result.best_epoch,
+                    config.patience,
+                )
                 break
     if not result.best_state:
         raise NonFiniteLoss("no epoch gave a finite valid loss; lower train.lr or set train.clip_grad_norm")

@@ -1,10 +1,11 @@
 """The vocabulary: token <-> id, built as torchtext's ``build_vocab_from_iterator`` builds it."""
+
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence
 
 from textrnn.errors import UserError
 from textrnn.io import atomic_path
@@ -22,13 +23,13 @@ class Vocab:
     def __init__(self, tokens: Sequence[str]):
         if tuple(tokens[: len(SPECIALS)]) != SPECIALS:
             raise ValueError(f"a vocabulary starts with {list(SPECIALS)}, got {repr(list(tokens[:2]))[:80]}")
-        self.itos: List[str] = list(tokens)
-        self.stoi: Dict[str, int] = {token: i for i, token in enumerate(self.itos)}
+        self.itos: list[str] = list(tokens)
+        self.stoi: dict[str, int] = {token: i for i, token in enumerate(self.itos)}
         if len(self.stoi) != len(self.itos):
             raise ValueError("a vocabulary holds each token once")
 
     @classmethod
-    def build(cls, counts: Counter, min_freq: int = 1, max_size: Optional[int] = None) -> "Vocab":
+    def build(cls, counts: Counter, min_freq: int = 1, max_size: int | None = None) -> Vocab:
         """Specials first, then tokens with count >= ``min_freq`` by descending count, ties alphabetical.
 
         ``max_size`` caps the whole vocabulary, specials included (torchtext's ``max_tokens``).
@@ -47,7 +48,7 @@ class Vocab:
     def __getitem__(self, token: str) -> int:
         return self.stoi.get(token, UNK_ID)
 
-    def encode(self, tokens: Iterable[str]) -> List[int]:
+    def encode(self, tokens: Iterable[str]) -> list[int]:
         get = self.stoi.get
         return [get(token, UNK_ID) for token in tokens]
 
@@ -64,7 +65,7 @@ class Vocab:
             tmp.write_text(self.text(), encoding="utf-8")
 
     @classmethod
-    def load(cls, path: Path) -> "Vocab":
+    def load(cls, path: Path) -> Vocab:
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
@@ -79,4 +80,6 @@ class Vocab:
         try:
             return cls(tokens)
         except ValueError as error:
-            raise UserError(f"{path}: not a textrnn vocabulary ({error}); rebuild it with `dvc repro -f build_vocab`") from None
+            raise UserError(
+                f"{path}: not a textrnn vocabulary ({error}); rebuild it with `dvc repro -f build_vocab`"
+            ) from None

@@ -10,6 +10,7 @@ rounded differently.
     RMSprop                             torch.optim.RMSprop, one pass per float32 CPU tensor
     cpu_settings(device)                the CPU settings training runs under
 """
+
 from textrnn.accel.cpu import cpu_settings
 from textrnn.accel.kernel import SWITCH, available, enabled
 from textrnn.accel.rmsprop import RMSprop

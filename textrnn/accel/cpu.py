@@ -1,9 +1,10 @@
 """The CPU settings training runs under: denormals flushed to zero, freed memory kept for reuse."""
+
 from __future__ import annotations
 
 import contextlib
 import ctypes
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 

@@ -7,6 +7,7 @@ same sequence of operations at every vector width. Where they cannot be built or
 compiler, a failed build) or ``TEXTRNN_FUSED_CPU=0`` is set, callers keep PyTorch's own kernels;
 one log line says why.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,8 +21,8 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, List, Optional, Set
 
 import torch
 
@@ -42,7 +43,7 @@ X86_LEVELS = [
 ]
 
 _lock = threading.Lock()
-_kernels: Optional["Kernels"] = None
+_kernels: Kernels | None = None
 _tried = False
 _enabled = True
 
@@ -62,7 +63,7 @@ def is_enabled() -> bool:
     return _enabled
 
 
-def isa_flags(machine: str, flags: Set[str]) -> List[str]:
+def isa_flags(machine: str, flags: set[str]) -> list[str]:
     """The ``-march`` for a CPU: the best of a fixed few levels it runs, never ``-march=native``.
 
     The level only changes speed (vector width), never results. x86-64-v3 is AVX2 + FMA (since
@@ -76,11 +77,11 @@ def isa_flags(machine: str, flags: Set[str]) -> List[str]:
     return []  # another architecture: the compiler's default target
 
 
-def compile_flags() -> List[str]:
+def compile_flags() -> list[str]:
     return COMMON_FLAGS + isa_flags(platform.machine(), cpu_flags())
 
 
-def compiler() -> List[str]:
+def compiler() -> list[str]:
     """The C++ compiler's command: $CXX (e.g. ``ccache g++``), else g++."""
     return shlex.split(os.environ.get("CXX") or "g++")
 
@@ -105,21 +106,22 @@ def _intact(library: Path) -> bool:
 
 
 def _replace_durably(temporary: str, target: Path) -> None:
-    """Rename ``temporary`` over ``target`` once its bytes are on disk, so that a crash leaves the old file or the new one."""
+    """Rename ``temporary`` over ``target`` once its bytes are on disk: a crash leaves the old file or the new one."""
     with open(temporary, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(temporary, target)
 
 
-def build(command: List[str], flags: List[str], directory: Path) -> Path:
+def build(command: list[str], flags: list[str], directory: Path) -> Path:
     """The library for these sources, compiler and flags: the cached one when its checksum holds, else a new build.
 
     Concurrent processes (DDP ranks, tests) each build into a file of their own and rename it into
     place, so none ever loads half a file; the checksum beside it is written last.
     """
     version = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=60).stdout
-    key = hashlib.sha256("\0".join([*(path.read_text(encoding="utf-8") for path in SOURCES), version,
-                                    " ".join(flags)]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        "\0".join([*(path.read_text(encoding="utf-8") for path in SOURCES), version, " ".join(flags)]).encode()
+    ).hexdigest()[:16]
     library = directory / f"textrnn_kernels_{key}.so"
     if _intact(library):
         return library
@@ -128,8 +130,9 @@ def build(command: List[str], flags: List[str], directory: Path) -> Path:
     handle, temporary = tempfile.mkstemp(prefix=library.stem, suffix=".so.tmp", dir=directory)
     os.close(handle)
     try:
-        result = subprocess.run([*command, *flags, "-o", temporary, *map(str, SOURCES)], capture_output=True,
-                                text=True, timeout=300)
+        result = subprocess.run(
+            [*command, *flags, "-o", temporary, *map(str, SOURCES)], capture_output=True, text=True, timeout=300
+        )
         if result.returncode != 0:
             first = next((line for line in result.stderr.splitlines() if "error" in line), result.stderr[:200])
             raise RuntimeError(f"{command[0]} failed: {first.strip()}")
@@ -171,42 +174,62 @@ class Kernels:
         self.path, self._library = path, library
         self.max_hidden = library.textrnn_max_hidden()
 
-    def rnn_tanh_forward(self, inputs: torch.Tensor, h0: torch.Tensor, weight: torch.Tensor,
-                         states: torch.Tensor) -> None:
+    def rnn_tanh_forward(
+        self, inputs: torch.Tensor, h0: torch.Tensor, weight: torch.Tensor, states: torch.Tensor
+    ) -> None:
         """states[:, t] = tanh(inputs[:, t] + states[:, t - 1] weight^T), states[:, -1] being h0."""
         batch, steps, hidden = inputs.shape
-        status = self._library.textrnn_rnn_tanh_forward(_pointer(inputs), _pointer(h0), _pointer(weight),
-                                                        _pointer(states), batch, steps, hidden)
+        status = self._library.textrnn_rnn_tanh_forward(
+            _pointer(inputs), _pointer(h0), _pointer(weight), _pointer(states), batch, steps, hidden
+        )
         if status != 0:
             raise ValueError(f"accel: hidden size {hidden} is not supported")
 
-    def rnn_tanh_last(self, inputs: torch.Tensor, h0: torch.Tensor, weight: torch.Tensor, lengths: torch.Tensor,
-                      last: torch.Tensor) -> None:
+    def rnn_tanh_last(
+        self, inputs: torch.Tensor, h0: torch.Tensor, weight: torch.Tensor, lengths: torch.Tensor, last: torch.Tensor
+    ) -> None:
         """last[b] = rnn_tanh_forward's states[b, lengths[b] - 1] (h0[b] where lengths[b] is 0), bit for bit."""
         batch, steps, hidden = inputs.shape
-        status = self._library.textrnn_rnn_tanh_last(_pointer(inputs), _pointer(h0), _pointer(weight),
-                                                     _pointer(lengths), _pointer(last), batch, steps, hidden)
+        status = self._library.textrnn_rnn_tanh_last(
+            _pointer(inputs), _pointer(h0), _pointer(weight), _pointer(lengths), _pointer(last), batch, steps, hidden
+        )
         if status == -2:
             raise ValueError(f"accel: lengths must lie in 0 .. {steps}, the inputs' steps")
         if status != 0:
             raise ValueError(f"accel: hidden size {hidden} is not supported")
 
-    def rnn_tanh_backward(self, grad_states: torch.Tensor, states: torch.Tensor, weight: torch.Tensor,
-                          grad_inputs: torch.Tensor, grad_h0: torch.Tensor) -> None:
+    def rnn_tanh_backward(
+        self,
+        grad_states: torch.Tensor,
+        states: torch.Tensor,
+        weight: torch.Tensor,
+        grad_inputs: torch.Tensor,
+        grad_h0: torch.Tensor,
+    ) -> None:
         batch, steps, hidden = states.shape
-        status = self._library.textrnn_rnn_tanh_backward(_pointer(grad_states), _pointer(states), _pointer(weight),
-                                                         _pointer(grad_inputs), _pointer(grad_h0), batch, steps, hidden)
+        status = self._library.textrnn_rnn_tanh_backward(
+            _pointer(grad_states),
+            _pointer(states),
+            _pointer(weight),
+            _pointer(grad_inputs),
+            _pointer(grad_h0),
+            batch,
+            steps,
+            hidden,
+        )
         if status != 0:
             raise ValueError(f"accel: hidden size {hidden} is not supported")
 
-    def rmsprop_step(self, param: torch.Tensor, grad: torch.Tensor, square_avg: torch.Tensor, lr: float,
-                     alpha: float, eps: float) -> None:
+    def rmsprop_step(
+        self, param: torch.Tensor, grad: torch.Tensor, square_avg: torch.Tensor, lr: float, alpha: float, eps: float
+    ) -> None:
         # 1 - alpha in double, as torch computes it (1 - 0.99 in float32 is 1e-6 off)
-        self._library.textrnn_rmsprop_step(_pointer(param), _pointer(grad), _pointer(square_avg), param.numel(),
-                                           lr, alpha, 1 - alpha, eps)
+        self._library.textrnn_rmsprop_step(
+            _pointer(param), _pointer(grad), _pointer(square_avg), param.numel(), lr, alpha, 1 - alpha, eps
+        )
 
 
-def _load() -> Optional[Kernels]:
+def _load() -> Kernels | None:
     if os.environ.get(SWITCH, "1") == "0":
         log.info("accel: %s=0, using PyTorch's kernels", SWITCH)
         return None
@@ -221,7 +244,7 @@ def _load() -> Optional[Kernels]:
         return None
 
 
-def loaded() -> Optional[Kernels]:
+def loaded() -> Kernels | None:
     """The kernels (the first call builds or loads them), or None where they are not available."""
     global _kernels, _tried
     with _lock:

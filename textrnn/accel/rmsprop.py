@@ -1,4 +1,5 @@
 """torch.optim.RMSprop with a one-pass step per float32 CPU tensor (csrc/rmsprop.cpp)."""
+
 from __future__ import annotations
 
 import torch
@@ -23,13 +24,25 @@ class RMSprop(torch.optim.RMSprop):
         if not kernel.is_enabled():
             return False
         for group in self.param_groups:
-            if (group["momentum"] or group["centered"] or group["weight_decay"] or group["maximize"]
-                    or group["differentiable"] or group["capturable"] or torch.is_tensor(group["lr"])):
+            if (
+                group["momentum"]
+                or group["centered"]
+                or group["weight_decay"]
+                or group["maximize"]
+                or group["differentiable"]
+                or group["capturable"]
+                or torch.is_tensor(group["lr"])
+            ):
                 return False
             for p in group["params"]:
-                if p.grad is not None and not (p.device.type == "cpu" and p.dtype == torch.float32 and p.is_contiguous()
-                                               and p.grad.layout == torch.strided and p.grad.is_contiguous()
-                                               and p.grad.dtype == torch.float32):
+                if p.grad is not None and not (
+                    p.device.type == "cpu"
+                    and p.dtype == torch.float32
+                    and p.is_contiguous()
+                    and p.grad.layout == torch.strided
+                    and p.grad.is_contiguous()
+                    and p.grad.dtype == torch.float32
+                ):
                     return False
         return kernel.available()  # last: on a GPU machine the kernels are never built for nothing
 

@@ -1,7 +1,9 @@
 """The tanh RNN's whole recurrence, forward and backpropagation through time, in one kernel call per batch;
 and its forward-only variant for scoring, which keeps only each row's state at its own last step."""
+
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -15,8 +17,14 @@ from textrnn.accel import kernel
 def applies(like: torch.Tensor, hidden: int) -> bool:
     """Whether ``rnn_tanh`` takes inputs on ``like``'s device and dtype with this hidden size."""
     # The kernels' build comes last: on a GPU machine it never runs for nothing.
-    return (kernel.is_enabled() and like.device.type == "cpu" and like.dtype == torch.float32 and hidden % 16 == 0
-            and kernel.available() and hidden <= kernel.loaded().max_hidden)
+    return (
+        kernel.is_enabled()
+        and like.device.type == "cpu"
+        and like.dtype == torch.float32
+        and hidden % 16 == 0
+        and kernel.available()
+        and hidden <= kernel.loaded().max_hidden
+    )
 
 
 class _RNNTanh(torch.autograd.Function):
@@ -51,8 +59,9 @@ def rnn_tanh(inputs: torch.Tensor, h0: torch.Tensor, weight: torch.Tensor) -> to
     return _RNNTanh.apply(inputs, h0, weight)
 
 
-def rnn_tanh_last(inputs: torch.Tensor, h0: torch.Tensor, weight: torch.Tensor, lengths: torch.Tensor,
-                  threads: int | None = None) -> torch.Tensor:
+def rnn_tanh_last(
+    inputs: torch.Tensor, h0: torch.Tensor, weight: torch.Tensor, lengths: torch.Tensor, threads: int | None = None
+) -> torch.Tensor:
     """Each row's state after its own last step [batch, hidden]: ``rnn_tanh(...)[b, lengths[b] - 1]``
     bit for bit (``h0[b]`` where ``lengths[b]`` is 0), without keeping every step's state.
 
@@ -61,8 +70,10 @@ def rnn_tanh_last(inputs: torch.Tensor, h0: torch.Tensor, weight: torch.Tensor, 
     a row's state is the same whichever thread runs it.
     """
     if torch.is_grad_enabled() and any(t.requires_grad for t in (inputs, h0, weight)):
-        raise RuntimeError("rnn_tanh_last has no gradient; call it under torch.no_grad() or "
-                           "torch.inference_mode(), or use rnn_tanh to train")
+        raise RuntimeError(
+            "rnn_tanh_last has no gradient; call it under torch.no_grad() or "
+            "torch.inference_mode(), or use rnn_tanh to train"
+        )
     inputs, h0, weight = inputs.contiguous(), h0.contiguous(), weight.contiguous()
     lengths = lengths.to(device="cpu", dtype=torch.int64).contiguous()
     if lengths.shape != inputs.shape[:1]:
@@ -89,10 +100,10 @@ os.register_at_fork(after_in_child=_pools.clear)  # a forked child has none of t
 
 
 def _row_chunks(rows: int, threads: int) -> list[slice]:
-    """``rows`` in at most ``threads`` contiguous runs of nearly equal size, each of MIN_ROWS_PER_THREAD rows at least."""
+    """``rows`` in at most ``threads`` contiguous, nearly equal runs of MIN_ROWS_PER_THREAD rows at least."""
     count = max(1, min(threads, rows // MIN_ROWS_PER_THREAD))
     bounds = [rows * i // count for i in range(count + 1)]
-    return [slice(start, end) for start, end in zip(bounds[:-1], bounds[1:])]
+    return [slice(start, end) for start, end in itertools.pairwise(bounds)]
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:

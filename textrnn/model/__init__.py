@@ -2,10 +2,31 @@
 
 Read textrnn/model/classifier.py top to bottom; the cells are in textrnn/model/cells.py.
 """
+
 from textrnn.model.cells import CELLS, Cell
 from textrnn.model.checkpoint import CHECKPOINT_FORMAT, Checkpoint, load_checkpoint, save_checkpoint
-from textrnn.model.classifier import (READOUTS, RNN, ModelConfig, initialize, loss_function, predicted_labels,
-                                      probabilities)
+from textrnn.model.classifier import (
+    READOUTS,
+    RNN,
+    ModelConfig,
+    initialize,
+    loss_function,
+    predicted_labels,
+    probabilities,
+)
 
-__all__ = ["CELLS", "CHECKPOINT_FORMAT", "Cell", "Checkpoint", "READOUTS", "RNN", "ModelConfig", "initialize", "load_checkpoint",
-           "loss_function", "predicted_labels", "probabilities", "save_checkpoint"]
+__all__ = [
+    "CELLS",
+    "CHECKPOINT_FORMAT",
+    "Cell",
+    "Checkpoint",
+    "READOUTS",
+    "RNN",
+    "ModelConfig",
+    "initialize",
+    "load_checkpoint",
+    "loss_function",
+    "predicted_labels",
+    "probabilities",
+    "save_checkpoint",
+]

@@ -18,20 +18,20 @@ rows stack the gates in torch's order, so that torch's kernels take them as they
 Every cell starts from the zero state. ``step`` is the readable reference; ``sequence`` must
 compute the same function (tests/test_model.py holds them equal, values and gradients).
 """
+
 from __future__ import annotations
 
 import warnings
-from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
 
 from textrnn import accel
 
-State = Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
-def _torch_weights(W: nn.Linear, U: nn.Linear) -> List[torch.Tensor]:
+def _torch_weights(W: nn.Linear, U: nn.Linear) -> list[torch.Tensor]:
     return [W.weight, U.weight, W.bias, U.bias]
 
 
@@ -49,7 +49,7 @@ def _hand_written_rnn_tanh(inputs: torch.Tensor, W: nn.Linear, U: nn.Linear, h0:
     return accel.rnn_tanh(_projected(inputs, W, U), h0, U.weight)
 
 
-def _projected(inputs: torch.Tensor, W: nn.Linear, U: nn.Linear, scratch: Optional["Scratch"] = None) -> torch.Tensor:
+def _projected(inputs: torch.Tensor, W: nn.Linear, U: nn.Linear, scratch: Scratch | None = None) -> torch.Tensor:
     """W x_t with both biases, the part of every step that does not depend on the state.
 
     Into ``scratch``'s buffer when given: the same addmm that nn.functional.linear runs on a
@@ -71,14 +71,17 @@ class Scratch:
 
     def __init__(self, rows: int):
         self.rows = rows
-        self._buffers: Dict[str, torch.Tensor] = {}
+        self._buffers: dict[str, torch.Tensor] = {}
 
-    def take(self, name: str, shape: Tuple[int, int], like: torch.Tensor) -> torch.Tensor:
-        """A [rows, columns] view at the start of buffer ``name`` (contents undefined), on ``like``'s device and dtype."""
+    def take(self, name: str, shape: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
+        """A [rows, columns] view at the start of buffer ``name`` (contents undefined), ``like``'s device and dtype."""
         rows, columns = shape
         buffer = self._buffers.get(name)
-        if buffer is None or buffer.numel() < rows * columns or (buffer.dtype, buffer.device) != (like.dtype,
-                                                                                                 like.device):
+        if (
+            buffer is None
+            or buffer.numel() < rows * columns
+            or (buffer.dtype, buffer.device) != (like.dtype, like.device)
+        ):
             buffer = torch.empty(max(rows, self.rows) * columns, dtype=like.dtype, device=like.device)
             self._buffers[name] = buffer
         return buffer[: rows * columns].view(rows, columns)
@@ -112,8 +115,9 @@ class Cell:
         """Whether ``last_state`` runs for weights like ``U``'s (device, dtype, size)."""
         return False
 
-    def last_state(self, W: nn.Linear, U: nn.Linear, inputs: torch.Tensor, lengths: torch.Tensor,
-                   scratch: Optional[Scratch] = None) -> torch.Tensor:
+    def last_state(
+        self, W: nn.Linear, U: nn.Linear, inputs: torch.Tensor, lengths: torch.Tensor, scratch: Scratch | None = None
+    ) -> torch.Tensor:
         """Each row's h after its own first ``lengths[b]`` inputs [batch, hidden], bit for bit the state
         ``sequence`` gives at step lengths[b] - 1 (the zero state for a length of 0), without keeping
         the other steps' states. Forward only (no gradient); ``scratch`` holds its temporaries.
@@ -131,8 +135,9 @@ class RNNCell(Cell):
         h0 = self.initial_state(inputs.shape[0], U.weight)
         states = _hand_written_rnn_tanh(inputs, W, U, h0)
         if states is None:
-            states, _ = _quietly(torch.rnn_tanh, inputs, h0[None], _torch_weights(W, U), True, 1, 0.0, training,
-                                 False, True)
+            states, _ = _quietly(
+                torch.rnn_tanh, inputs, h0[None], _torch_weights(W, U), True, 1, 0.0, training, False, True
+            )
         return states
 
     def has_last_state(self, U):
@@ -177,9 +182,10 @@ class LSTMCell(Cell):
 
     def sequence(self, W, U, inputs, training):
         h0, c0 = self.initial_state(inputs.shape[0], U.weight)
-        states, _, _ = _quietly(torch.lstm, inputs, (h0[None], c0[None]), _torch_weights(W, U), True, 1, 0.0,
-                                training, False, True)
+        states, _, _ = _quietly(
+            torch.lstm, inputs, (h0[None], c0[None]), _torch_weights(W, U), True, 1, 0.0, training, False, True
+        )
         return states
 
 
-CELLS: Dict[str, Cell] = {cell.name: cell for cell in (RNNCell(), GRUCell(), LSTMCell())}
+CELLS: dict[str, Cell] = {cell.name: cell for cell in (RNNCell(), GRUCell(), LSTMCell())}

@@ -32,8 +32,14 @@ class Checkpoint:
     metadata: dict[str, Any]
 
 
-def save_checkpoint(path: Path, model: RNN, state_dict: dict[str, torch.Tensor], label_names: list[str],
-                    metadata: dict[str, Any], inputs: dict[str, Any]) -> None:
+def save_checkpoint(
+    path: Path,
+    model: RNN,
+    state_dict: dict[str, torch.Tensor],
+    label_names: list[str],
+    metadata: dict[str, Any],
+    inputs: dict[str, Any],
+) -> None:
     """Write the checkpoint atomically; the same arguments give the same bytes."""
     for name, tensor in state_dict.items():
         if not torch.isfinite(tensor).all():
@@ -68,8 +74,10 @@ def _checked_model(path: Path, payload: dict) -> RNN:
     found = {name: tuple(t.shape) for name, t in state.items()}
     if found != expected:
         wrong = sorted(set(found) ^ set(expected)) or [n for n in expected if found[n] != expected[n]]
-        raise UserError(f"{path}: its weights do not match its config {config} (first: {wrong[0]}); "
-                        f"retrain with `dvc repro -f train`")
+        raise UserError(
+            f"{path}: its weights do not match its config {config} (first: {wrong[0]}); "
+            f"retrain with `dvc repro -f train`"
+        )
     for name, tensor in state.items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise UserError(f"{path}: weights {name} are not finite (NaN or inf); retrain with `dvc repro -f train`")
@@ -89,14 +97,18 @@ def load_checkpoint(path: Path, map_location: str = "cpu") -> Checkpoint:
         raise UserError(f"{path}: is a folder, not a checkpoint") from None
     except pickle.UnpicklingError as error:
         if "unsupported global" not in str(error).lower():  # a foreign object, not mere garbage
-            raise UserError(f"{path}: corrupt or truncated checkpoint (not a torch file); "
-                            f"retrain with `dvc repro -f train`") from None
+            raise UserError(
+                f"{path}: corrupt or truncated checkpoint (not a torch file); retrain with `dvc repro -f train`"
+            ) from None
         # torch's own message advises weights_only=False, which would run the file's code: never relay it.
-        raise UserError(f"{path}: refused: it holds Python objects other than tensors and plain data, which "
-                        f"could run code; use a checkpoint made by `dvc repro train`") from None
+        raise UserError(
+            f"{path}: refused: it holds Python objects other than tensors and plain data, which "
+            f"could run code; use a checkpoint made by `dvc repro train`"
+        ) from None
     except Exception as error:
-        raise UserError(f"{path}: corrupt or truncated checkpoint ({type(error).__name__}); "
-                        f"retrain with `dvc repro -f train`") from None
+        raise UserError(
+            f"{path}: corrupt or truncated checkpoint ({type(error).__name__}); retrain with `dvc repro -f train`"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else None
         hint = "; it was made by an older textrnn: retrain with `dvc repro -f train`" if found else ""
@@ -105,8 +117,14 @@ def load_checkpoint(path: Path, map_location: str = "cpu") -> Checkpoint:
     if not isinstance(inputs, dict) or set(inputs) != set(INPUT_KEYS):
         raise UserError(f"{path}: not a textrnn checkpoint (no record of its vocabulary and tokenizer)")
     label_names, config = payload.get("label_names"), payload.get("config")
-    if not isinstance(config, dict) or not isinstance(label_names, list) or len(label_names) != config.get("num_classes"):
-        raise UserError(f"{path}: its label names do not match its number of classes; retrain with "
-                        f"`dvc repro -f train`")
-    return Checkpoint(_checked_model(path, payload), [str(n) for n in label_names], dict(inputs),
-                      dict(payload.get("metadata") or {}))
+    if (
+        not isinstance(config, dict)
+        or not isinstance(label_names, list)
+        or len(label_names) != config.get("num_classes")
+    ):
+        raise UserError(
+            f"{path}: its label names do not match its number of classes; retrain with `dvc repro -f train`"
+        )
+    return Checkpoint(
+        _checked_model(path, payload), [str(n) for n in label_names], dict(inputs), dict(payload.get("metadata") or {})
+    )

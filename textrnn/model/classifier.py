@@ -26,10 +26,11 @@ Four ways to run the same model:
 - ``step(x_t, hidden)``: the notebook's own forward, one token per call, for unidirectional
   models that read the last state.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -83,7 +84,7 @@ class RNN(nn.Module):
         features = config.hidden_size * (2 if config.bidirectional else 1)
         self.V = nn.Linear(features, 1 if config.num_classes == 2 else config.num_classes)
 
-    def directions(self) -> List[Tuple[nn.Linear, nn.Linear]]:
+    def directions(self) -> list[tuple[nn.Linear, nn.Linear]]:
         """(W, U) of each reading direction: forward, then reverse when bidirectional."""
         return [(self.W, self.U)] + ([(self.W_reverse, self.U_reverse)] if self.config.bidirectional else [])
 
@@ -112,7 +113,7 @@ class RNN(nn.Module):
 
     # ------------------------------------------------------------ scoring
 
-    def score(self, tokens: torch.Tensor, lengths: torch.Tensor, scratch: Optional[Scratch] = None) -> torch.Tensor:
+    def score(self, tokens: torch.Tensor, lengths: torch.Tensor, scratch: Scratch | None = None) -> torch.Tensor:
         """``forward``'s logits, bit for bit, for scoring (forward only, eval mode).
 
         With readout ``last`` and a cell that has a last-state path (``Cell.last_state``: the rnn
@@ -131,11 +132,12 @@ class RNN(nn.Module):
             positions = (rows * width + _flip_within(lengths, width)).reshape(-1)
             flipped = _gathered(embedded.view(-1, embedded.shape[-1]), positions, scratch, "flipped")
             # Read backwards, a review's last step is its first token: the state _read_out picks.
-            picks.append(self.cell.last_state(self.W_reverse, self.U_reverse, flipped.view(embedded.shape), lengths,
-                                              scratch))
+            picks.append(
+                self.cell.last_state(self.W_reverse, self.U_reverse, flipped.view(embedded.shape), lengths, scratch)
+            )
         return self._logits(_last_features(picks, lengths))
 
-    def _embedded(self, ids: torch.Tensor, scratch: Optional[Scratch], name: str) -> torch.Tensor:
+    def _embedded(self, ids: torch.Tensor, scratch: Scratch | None, name: str) -> torch.Tensor:
         if scratch is None:
             return self.embedding(ids)
         return _gathered(self.embedding.weight, ids, scratch, name)
@@ -155,12 +157,14 @@ class RNN(nn.Module):
         if mask is not None:
             inputs = [x * mask[:, t] for t, x in enumerate(inputs)]
         real = [(t < lengths)[:, None] for t in range(steps)]
-        orders = [range(steps), range(steps - 1, -1, -1)]
-        states = [self._loop(W, U, inputs, real, order) for (W, U), order in zip(self.directions(), orders)]
+        directions = self.directions()
+        orders = [range(steps), range(steps - 1, -1, -1)][: len(directions)]
+        states = [self._loop(W, U, inputs, real, order) for (W, U), order in zip(directions, orders, strict=True)]
         return self._classify(states, lengths)
 
-    def _loop(self, W: nn.Linear, U: nn.Linear, inputs: List[torch.Tensor], real: List[torch.Tensor],
-              order: Sequence[int]) -> torch.Tensor:
+    def _loop(
+        self, W: nn.Linear, U: nn.Linear, inputs: list[torch.Tensor], real: list[torch.Tensor], order: Sequence[int]
+    ) -> torch.Tensor:
         """The states [batch, time, hidden] of one direction, stepping through the positions in ``order``."""
         state = self.cell.initial_state(len(real[0]), U.weight)
         outputs = [None] * len(inputs)
@@ -175,22 +179,24 @@ class RNN(nn.Module):
         """The initial state: zeros [batch, hidden] (for the lstm cell, the pair (h, c))."""
         return self.cell.initial_state(batch_size, self.U.weight)
 
-    def step(self, x: torch.Tensor, hidden: State) -> Tuple[torch.Tensor, State]:
+    def step(self, x: torch.Tensor, hidden: State) -> tuple[torch.Tensor, State]:
         """One time step, the notebook's ``forward``: token ids [batch] -> (logits [batch, outputs], new hidden).
 
         Chained over a review from ``init_hidden``, the last logits are ``forward``'s (in eval
         mode: the step applies no dropout). Only for unidirectional models that read the last state.
         """
         if self.config.bidirectional or self.config.readout != "last":
-            raise ValueError("step() reads one token at a time, so it exists only for unidirectional models "
-                             f"with readout 'last' (this one: bidirectional={self.config.bidirectional}, "
-                             f"readout={self.config.readout!r}); use forward(tokens, lengths)")
+            raise ValueError(
+                "step() reads one token at a time, so it exists only for unidirectional models "
+                f"with readout 'last' (this one: bidirectional={self.config.bidirectional}, "
+                f"readout={self.config.readout!r}); use forward(tokens, lengths)"
+            )
         hidden = self.cell.step(self.W, self.U, self.embedding(x), hidden)
         return self.V(self.cell.output(hidden)), hidden
 
     # ------------------------------------------------------------ readout and V
 
-    def _classify(self, states: List[torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
+    def _classify(self, states: list[torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
         return self._logits(self._read_out(states, lengths))
 
     def _logits(self, features: torch.Tensor) -> torch.Tensor:
@@ -200,7 +206,7 @@ class RNN(nn.Module):
         logits = self.V(features)
         return logits.squeeze(-1) if self.config.num_classes == 2 else logits
 
-    def _read_out(self, states: List[torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
+    def _read_out(self, states: list[torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
         """Features [batch, directions x hidden] from each direction's states [batch, time, hidden] in token order.
 
         An empty review has no state to read: its features are zeros, the initial state.
@@ -228,14 +234,14 @@ class RNN(nn.Module):
         return torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(1 - p).div_(1 - p)
 
 
-def _gathered(table: torch.Tensor, rows: torch.Tensor, scratch: Optional[Scratch], name: str) -> torch.Tensor:
+def _gathered(table: torch.Tensor, rows: torch.Tensor, scratch: Scratch | None, name: str) -> torch.Tensor:
     """``table[rows]`` (an exact copy, as nn.Embedding and indexing make it), into ``scratch``'s buffer when given."""
     if scratch is None:
         return table[rows]
     return torch.index_select(table, 0, rows, out=scratch.take(name, (len(rows), table.shape[1]), table))
 
 
-def _last_features(picks: List[torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
+def _last_features(picks: list[torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
     """Readout ``last``'s features from each direction's picked state [batch, hidden]; zeros for an empty review."""
     features = picks[0] if len(picks) == 1 else torch.cat(picks, dim=1)
     return torch.where((lengths > 0)[:, None], features, torch.zeros_like(features))
@@ -249,7 +255,7 @@ def _flip_within(lengths: torch.Tensor, width: int) -> torch.Tensor:
 
 def _where(condition: torch.Tensor, new: State, old: State) -> State:
     if isinstance(new, tuple):
-        return tuple(torch.where(condition, n, o) for n, o in zip(new, old))
+        return tuple(torch.where(condition, n, o) for n, o in zip(new, old, strict=True))
     return torch.where(condition, new, old)
 
 

@@ -39,7 +39,11 @@ def run(params: dict[str, Any], split_dir: Path, metrics_path: Path) -> dict[str
     write_json(metrics_path, result)
     log.info(
         "baseline: TF-IDF (%d word 1-2 grams) + logistic regression, C=%s picked on valid: test accuracy %.4f "
-        "(%.1f s) -> %s", result["features"], result["C"], result["test"]["accuracy"],
-        time.perf_counter() - started, metrics_path,
+        "(%.1f s) -> %s",
+        result["features"],
+        result["C"],
+        result["test"]["accuracy"],
+        time.perf_counter() - started,
+        metrics_path,
     )
     return result

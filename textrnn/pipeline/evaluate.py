@@ -17,20 +17,27 @@ from textrnn.model import load_checkpoint
 log = logging.getLogger("evaluate")
 
 
-def run(params: dict[str, Any], model_path: Path, vectors_dir: Path, metrics_path: Path, plot_data_dir: Path,
-        png_dir: Path) -> dict[str, dict[str, float]]:
+def run(
+    params: dict[str, Any], model_path: Path, vectors_dir: Path, metrics_path: Path, plot_data_dir: Path, png_dir: Path
+) -> dict[str, dict[str, float]]:
     device = resolve_device(params["device"])
     checkpoint = load_checkpoint(model_path)
     meta = read_meta(vectors_dir)
     if meta["vocab_sha256"] != checkpoint.inputs["vocab_sha256"]:
-        raise UserError(f"{model_path} was trained on another vocabulary than the one {vectors_dir} was made with; "
-                        f"retrain with `dvc repro train`")
+        raise UserError(
+            f"{model_path} was trained on another vocabulary than the one {vectors_dir} was made with; "
+            f"retrain with `dvc repro train`"
+        )
     if meta["tokenizer"] != checkpoint.inputs["tokenizer"]:
-        raise UserError(f"{model_path} was trained on tokens cut by other tokenizer rules than {vectors_dir}'s; "
-                        f"retrain with `dvc repro train`")
+        raise UserError(
+            f"{model_path} was trained on tokens cut by other tokenizer rules than {vectors_dir}'s; "
+            f"retrain with `dvc repro train`"
+        )
     if meta["label_names"] != checkpoint.label_names:
-        raise UserError(f"{model_path} predicts classes {checkpoint.label_names} but {vectors_dir} has "
-                        f"{meta['label_names']}; retrain with `dvc repro train`")
+        raise UserError(
+            f"{model_path} predicts classes {checkpoint.label_names} but {vectors_dir} has "
+            f"{meta['label_names']}; retrain with `dvc repro train`"
+        )
     model = checkpoint.model.to(device)
     metrics, test = {}, None
     for name in SPLITS:

@@ -22,19 +22,33 @@ from textrnn.vocab import Vocab
 log = logging.getLogger("train")
 
 MODEL_KEYS = ("embedding_size", "hidden_size", "cell", "bidirectional", "readout", "dropout")
-TRAIN_KEYS = ("lr", "batch_size", "epochs", "seed", "clip_grad_norm", "valid_batch_size", "max_tokens", "optimizer",
-              "weight_decay", "lr_schedule", "patience")
+TRAIN_KEYS = (
+    "lr",
+    "batch_size",
+    "epochs",
+    "seed",
+    "clip_grad_norm",
+    "valid_batch_size",
+    "max_tokens",
+    "optimizer",
+    "weight_decay",
+    "lr_schedule",
+    "patience",
+)
 
 
 def check_vectors(vectors_dir: Path, vocab: Vocab, vocab_path: Path) -> dict[str, Any]:
     """The vectors' metadata, once it is clear they were made with this vocabulary and this tokenizer."""
     meta = read_meta(vectors_dir)
     if meta["vocab_sha256"] != vocab.fingerprint():
-        raise UserError(f"{vectors_dir} was made with another vocabulary than {vocab_path}; "
-                        f"rerun `dvc repro vectorize`")
+        raise UserError(
+            f"{vectors_dir} was made with another vocabulary than {vocab_path}; rerun `dvc repro vectorize`"
+        )
     if meta["tokenizer"] != tokenizer.fingerprint():
-        raise UserError(f"{vectors_dir} was made with other tokenizer rules than textrnn/tokenizer.py's; "
-                        f"rerun `dvc repro vectorize`")
+        raise UserError(
+            f"{vectors_dir} was made with other tokenizer rules than textrnn/tokenizer.py's; "
+            f"rerun `dvc repro vectorize`"
+        )
     return meta
 
 
@@ -69,8 +83,11 @@ def run(params: dict[str, Any], vectors_dir: Path, vocab_path: Path, model_path:
                     "torch_version": str(torch.__version__),
                     "skipped_steps": sum(s.skipped_steps for s in result.history),
                 }
-                inputs = {"vocab_sha256": vocab.fingerprint(), "tokenizer": tokenizer.fingerprint(),
-                          "max_tokens": params["max_tokens"]}
+                inputs = {
+                    "vocab_sha256": vocab.fingerprint(),
+                    "tokenizer": tokenizer.fingerprint(),
+                    "max_tokens": params["max_tokens"],
+                }
                 save_checkpoint(model_path, model, result.best_state, train.label_names, metadata, inputs)
     if main_rank:
         log.info("train: best valid loss at epoch %d -> %s (%s)", result.best_epoch, model_path, metadata)
