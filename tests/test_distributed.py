@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -66,6 +67,36 @@ def test_a_last_batch_smaller_than_the_world_leaves_one_rank_empty_handed(projec
         (project / "params.yaml").write_text(original)
     for name in first:
         torch.testing.assert_close(second[name], first[name], atol=1e-5, rtol=0, msg=name)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_torchrun_agents_as_two_nodes_match_one_process(project, tmp_path):
+    """Multi-node as on a cluster: one torchrun agent per node, met through c10d rendezvous (here both on localhost)."""
+    single = _train(project, 1)["state_dict"]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
+               "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{free_port()}", "--rdzv_id=two-nodes",
+               "stages/train.py"]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    logs = [tmp_path / f"node{node}.txt" for node in range(2)]
+    agents = []
+    for log in logs:
+        with open(log, "w") as output:
+            agents.append(subprocess.Popen(command, cwd=project, env=env, stdout=output, stderr=subprocess.STDOUT))
+    try:
+        codes = [agent.wait(timeout=300) for agent in agents]
+    finally:
+        for agent in agents:
+            agent.kill()
+    assert codes == [0, 0], [log.read_text()[-2000:] for log in logs]
+    double = torch.load(project / "models" / "model.pt", weights_only=True)
+    assert double["metadata"]["world_size"] == 2
+    for name in single:
+        torch.testing.assert_close(double["state_dict"][name], single[name], atol=1e-5, rtol=0, msg=name)
 
 
 def test_one_epoch_moves_the_weights(project):
