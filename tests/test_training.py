@@ -236,3 +236,21 @@ def test_scoring_splits_long_buckets_over_the_token_budget_with_the_same_logits(
     cut = predict_logits(model, split, 64, torch.device("cpu"))
     torch.testing.assert_close(cut, whole, atol=1e-6, rtol=0)
     assert max(widths) <= 5000 and len(widths) > 1
+
+
+def test_patience_stops_once_valid_loss_has_not_improved_for_that_many_epochs(splits):
+    vocab, train, valid = splits
+    # Valid labels drawn at random: nothing carries over from train, so valid loss soon rises for good.
+    shuffled = EncodedSplit(valid.ids, valid.offsets, np.random.default_rng(0).integers(0, 2, len(valid.labels)),
+                            valid.label_names)  # fmt: skip
+    every = train_model(new_model(vocab), train, shuffled, TrainConfig(lr=0.03, batch_size=16, epochs=5, seed=0), CPU)
+    losses = [stats.metrics["valid/loss"] for stats in every.history]
+    assert len(losses) == 5 and every.best_epoch < 4  # patience null: every epoch, whatever valid does
+    assert min(losses[every.best_epoch :]) >= losses[every.best_epoch - 1]  # the best epoch is never beaten later
+    stopped = train_model(
+        new_model(vocab), train, shuffled, TrainConfig(lr=0.03, batch_size=16, epochs=5, seed=0, patience=2), CPU
+    )
+    assert len(stopped.history) == stopped.best_epoch + 2  # two epochs without a lower valid loss, then stop
+    assert stopped.best_epoch == every.best_epoch  # the same run up to there: same seed, same steps
+    for mine, theirs in zip(stopped.history, every.history, strict=False):
+        assert mine.metrics == theirs.metrics
