@@ -258,7 +258,7 @@ def test_the_shipped_params_read_as_dvc_reads_them():
 
 @pytest.mark.parametrize("written, seed", [("010", 10), ("0o10", 8), ("0x1F", 31), ("1_000", 1000)])
 def test_a_seed_is_the_number_dvc_shows(tmp_path, written, seed):
-    path = write(tmp_path, shipped_with("  seed: 2 ", f"  seed: {written} "))
+    path = write(tmp_path, shipped_with("  seed: 1 ", f"  seed: {written} "))
     assert dvc_reads(path)["train"]["seed"] == seed
     assert load_params("train", path)["seed"] == seed
 
@@ -328,7 +328,7 @@ def fails(path: Path, section: str = "train") -> str:
 
 
 def test_a_duplicate_key_is_refused_as_dvc_refuses_it(tmp_path):
-    path = write(tmp_path, shipped_with("  seed: 2 ", "  seed: 2\n  seed: 3 "))
+    path = write(tmp_path, shipped_with("  seed: 1 ", "  seed: 1\n  seed: 3 "))
     with pytest.raises(Exception) as refused:
         dvc_reads(path)
     assert "duplicate key" in str(refused.value.__cause__)
