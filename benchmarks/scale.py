@@ -13,15 +13,18 @@ much faster than the data each grew against 1x.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
+import psutil
 import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,8 +42,23 @@ def repeated_dataset(source: Path, target: Path, times: int) -> None:
                     writer.write_batch(batch)
 
 
-def run_stage(project: Path, stage: str, env: dict) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one stage script."""
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of process ``pid`` and all its descendants (the stage's worker processes), in MB."""
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):  # ended meanwhile
+            total += process.memory_info().rss
+    return total / 2**20
+
+
+def run_stage(project: Path, stage: str, env: dict) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS of the largest process (MB, from the kernel) and peak RSS of the whole
+    process tree (MB, sampled every 0.1 s) of one stage script."""
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, f"stages/{stage}.py"],
@@ -50,11 +68,24 @@ def run_stage(project: Path, stage: str, env: dict) -> tuple[float, float]:
         stderr=subprocess.PIPE,
         text=True,
     )
+    peak_tree = [0.0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak_tree[0] = max(peak_tree[0], tree_rss_mb(process.pid))
+            done.wait(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stderr = process.stderr.read()  # drained as it comes: a full pipe would block the stage
     _, status, usage = os.wait4(process.pid, 0)
+    done.set()
+    sampler.join()
     seconds = time.perf_counter() - started
     if status != 0:
-        raise SystemExit(f"{stage} failed at this size:\n{process.stderr.read()[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024
+        raise SystemExit(f"{stage} failed at this size:\n{stderr[-3000:]}")
+    return seconds, usage.ru_maxrss / 1024, peak_tree[0]
 
 
 def main() -> None:
@@ -70,7 +101,7 @@ def main() -> None:
         f"train.epochs 1; each stage a fresh process; work folder {work}",
         flush=True,
     )
-    table: dict[int, dict[str, tuple[float, float]]] = {}
+    table: dict[int, dict[str, tuple[float, float, float]]] = {}
     try:
         for size in args.sizes:
             dataset = work / f"imdb-{size}x"
@@ -89,8 +120,11 @@ def main() -> None:
             table[size] = {}
             for stage in STAGES:
                 table[size][stage] = run_stage(project, stage, env)
-                seconds, rss = table[size][stage]
-                print(f"{size:>3}x {stage:<12} {seconds:8.1f} s {rss:8.0f} MB", flush=True)
+                seconds, rss, tree = table[size][stage]
+                print(
+                    f"{size:>3}x {stage:<12} {seconds:8.1f} s {rss:8.0f} MB largest process {tree:8.0f} MB all",
+                    flush=True,
+                )
             shutil.rmtree(project / "data")  # the next size needs the disk more than this one's outputs
             shutil.rmtree(dataset)
     finally:
@@ -98,17 +132,18 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
     first = args.sizes[0]
     print(
-        f"\n{'stage':<12}"
-        + "".join(f"{f'{n}x: s, MB':>20}" for n in args.sizes)
-        + "".join(f"{f'{n}x/{first}x time':>16}" for n in args.sizes[1:])
+        "\n| stage | "
+        + " | ".join(f"{n}x: s, MB (largest process / all)" for n in args.sizes)
+        + " | "
+        + " | ".join(f"{n}x/{first}x time per row" for n in args.sizes[1:])
+        + " |"
     )
+    print("|---" * (1 + 2 * len(args.sizes) - 1) + "|")
     for stage in STAGES:
-        cells = "".join(f"{table[n][stage][0]:>11.1f} {table[n][stage][1]:>7.0f}" for n in args.sizes)
-        growth = "".join(
-            f"{table[n][stage][0] / table[first][stage][0] / (n / first):>13.2f}x dt" for n in args.sizes[1:]
-        )
-        print(f"{stage:<12}{cells}{growth}")
-    print("\nx dt: time growth divided by data growth (1.0 = linear; the target is at most 1.2)")
+        cells = [f"{table[n][stage][0]:.1f} s, {table[n][stage][1]:.0f} / {table[n][stage][2]:.0f}" for n in args.sizes]
+        growth = [f"{table[n][stage][0] / table[first][stage][0] / (n / first):.2f}" for n in args.sizes[1:]]
+        print(f"| {stage} | " + " | ".join(cells + growth) + " |")
+    print("\ntime per row: time growth divided by data growth (1.0 = linear; the target is at most 1.2)")
 
 
 if __name__ == "__main__":
