@@ -248,8 +248,10 @@ def main() -> None:
             steps = build(copy.deepcopy(initial))
             tokens, wall, cpu = timed(steps, args.warmup)
         results[key] = rates = (tokens / wall, tokens / cpu)
-        notebook_rates = results.get("notebook", (np.nan, np.nan))
-        ratios = [f"{rate / base:.1f}x" for rate, base in zip(rates, notebook_rates, strict=True)]
+        if "notebook" in results:  # skipped: no ratio to show
+            ratios = [f"{rate / base:.1f}x" for rate, base in zip(rates, results["notebook"], strict=True)]
+        else:
+            ratios = ["-", "-"]
         print(
             f"{key:<10} {what:<46} {len(steps):>7} {tokens:>8} {wall:>7.2f} {rates[0]:>9.0f} {ratios[0]:>6} "
             f"{epoch_tokens / rates[0]:>7.1f} | {cpu:>6.2f} {rates[1]:>9.0f} {ratios[1]:>6} "
