@@ -157,7 +157,23 @@ SLOW_ELSEWHERE = {
 }
 
 
+# Under pytest-xdist (--dist loadfile) each file runs whole on one worker, in collection order:
+# the longest files go first, so that no worker is left alone with a long one at the end.
+LONGEST_FIRST = (
+    "test_pipeline.py",
+    "test_dvc_experiments.py",
+    "test_faults.py",
+    "test_distributed.py",
+    "test_multiclass.py",
+    "test_remote.py",
+    "test_predict.py",
+    "test_accel.py",
+)
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if {f"{item.path.name}::{item.name}", f"{item.path.name}::{item.originalname}"} & SLOW_ELSEWHERE:
             item.add_marker(pytest.mark.slow)
+    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within a file is kept
