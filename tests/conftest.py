@@ -127,6 +127,14 @@ def make_project(
     return directory
 
 
+def reproduced_project(root: Path) -> Path:
+    """A fresh git + DVC copy of the project in ``root`` on 240 train / 120 test synthetic reviews, reproduced once."""
+    dataset = make_dataset_dir(root / "dataset", n_train=240, n_test=120)
+    directory = make_project(root / "project", dataset)
+    run([sys.executable, "-m", "dvc", "repro"], directory)
+    return directory
+
+
 @pytest.fixture
 def dataset_dir(tmp_path: Path) -> Path:
     return make_dataset_dir(tmp_path / "dataset")

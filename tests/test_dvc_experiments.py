@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import make_dataset_dir, make_project, run, synthetic_reviews, write_hf_parquet
+from conftest import make_dataset_dir, make_project, reproduced_project, run, synthetic_reviews, write_hf_parquet
 
 from textrnn.model import load_checkpoint
 
@@ -21,12 +21,7 @@ EPOCHS = 3  # conftest.SMALL_PARAMS
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    """A fresh git + DVC copy of the project on 240 train / 120 test synthetic reviews, reproduced once."""
-    root = tmp_path_factory.mktemp("experiments")
-    dataset = make_dataset_dir(root / "dataset", n_train=240, n_test=120)
-    directory = make_project(root / "project", dataset)
-    run(DVC + ["repro"], directory)
-    return directory
+    return reproduced_project(tmp_path_factory.mktemp("experiments"))
 
 
 def test_a_dataset_folder_in_the_project_is_a_dependency_dvc_watches(tmp_path):

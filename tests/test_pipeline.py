@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import make_dataset_dir, make_project, run
+from conftest import reproduced_project, run
 
 from textrnn import tokenizer
 from textrnn.data.vectors import open_split, read_meta
@@ -28,12 +28,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    """A fresh git + DVC copy of the project on 240 train / 120 test synthetic reviews, reproduced once."""
-    root = tmp_path_factory.mktemp("pipeline")
-    dataset = make_dataset_dir(root / "dataset", n_train=240, n_test=120)
-    directory = make_project(root / "project", dataset)
-    run(DVC + ["repro"], directory)
-    return directory
+    return reproduced_project(tmp_path_factory.mktemp("pipeline"))
 
 
 def test_repro_creates_every_output(project):
