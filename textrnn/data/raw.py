@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from textrnn.data import arrow
 from textrnn.data.sources import Source, SplitSource
 from textrnn.data.splits import SplitWriter, write_labels
 from textrnn.errors import UserError
@@ -39,7 +40,7 @@ def _distinct_labels(source: Source, label_column: str) -> list[object]:
 
 
 def _labels_from_classes(column: pa.Array, n_classes: int, label_names: list[str], where: str) -> np.ndarray:
-    values = column.to_numpy(zero_copy_only=False)
+    values = arrow.to_numpy(column)
     if values.dtype.kind == "f" and np.all(np.isfinite(values)) and np.all(values == np.round(values)):
         values = values.astype(np.int64)
     if values.dtype.kind not in "iu":
@@ -73,24 +74,24 @@ def _standardize_split(
     dropped = 0
     for batch in split.batches([text_column, label_column]):
         texts_column, labels_column = batch.column(0), batch.column(1)
-        if not (pa.types.is_string(texts_column.type) or pa.types.is_large_string(texts_column.type)):
+        if not pa.types.is_string(texts_column.type):
             try:
                 texts_column = pc.cast(texts_column, pa.string())
             except pa.ArrowException:
                 raise UserError(
                     f"{where}: column {text_column!r} holds {texts_column.type}, not text; set download.text_column"
                 ) from None
-        texts = texts_column.to_pylist()
-        blank = _blank(texts)
+        blank = _blank(texts_column.to_pylist())
         dropped += int(blank.sum())
-        keep = np.flatnonzero(~blank)
+        keep = arrow.bool_array(~blank)
+        labels_kept = pc.filter(labels_column, keep)
         if mapping is not None:
-            labels = np.array([mapping[value] for value in labels_column.take(keep).to_pylist()], dtype=np.int64)
+            labels = np.array([mapping[value] for value in labels_kept.to_pylist()], dtype=np.int64)
         else:
-            if labels_column.null_count and labels_column.take(keep).null_count:
+            if labels_kept.null_count:
                 raise UserError(f"{where}: column {label_column!r} has missing labels")
-            labels = _labels_from_classes(labels_column.take(keep), len(label_names), label_names, where)
-        out.write(pa.array([texts[i] for i in keep], type=pa.string()), pa.array(labels, type=pa.int64()))
+            labels = _labels_from_classes(labels_kept, len(label_names), label_names, where)
+        out.write(pc.filter(texts_column, keep), arrow.int64_array(labels))
     return dropped
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from textrnn.data import arrow
 from textrnn.errors import UserError
 from textrnn.io import write_json
 
@@ -88,7 +89,7 @@ def num_rows(path: Path) -> int:
 def read_split_labels(path: Path, n_classes: int) -> np.ndarray:
     """The ``label`` column of a split file, checked against the classes."""
     labels = np.concatenate(
-        [batch.column(0).to_numpy(zero_copy_only=False) for batch in iter_batches(path, ["label"])]
+        [arrow.to_numpy(batch.column(0)) for batch in iter_batches(path, ["label"])]
         or [np.zeros(0, np.int64)]
     )
     if labels.dtype.kind not in "iu" or (len(labels) and (labels.min() < 0 or labels.max() >= n_classes)):
@@ -213,11 +214,10 @@ def write_reordered(source: Path, outputs: dict[Path, np.ndarray], reorder_rows:
                     take = np.flatnonzero(parts == part)
                     if part not in writers:
                         writers[part] = pa.ipc.new_file(str(part_paths[part]), schema)
+                    indices = arrow.int64_array(take)
+                    columns = [batch.column(0).take(indices), batch.column(1).take(indices)]
                     writers[part].write_batch(
-                        pa.record_batch(
-                            [batch.column(0).take(take), batch.column(1).take(take), pa.array(position[rows[take]])],
-                            schema=schema,
-                        )
+                        pa.record_batch([*columns, arrow.int64_array(position[rows[take]])], schema=schema)
                     )
         finally:
             for writer in writers.values():
@@ -228,7 +228,7 @@ def write_reordered(source: Path, outputs: dict[Path, np.ndarray], reorder_rows:
                     if part not in writers:
                         continue
                     table = pa.ipc.open_file(str(part_paths[part])).read_all()
-                    table = table.take(pa.array(np.argsort(table.column("position").to_numpy())))
+                    table = table.take(arrow.int64_array(np.argsort(arrow.to_numpy(table.column("position")))))
                     for batch in table.select(["text", "label"]).to_batches(BATCH_ROWS):
                         out.write(batch.column(0), batch.column(1))
                     part_paths[part].unlink()
