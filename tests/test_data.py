@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import synthetic_reviews, write_hf_parquet
+from conftest import ROOT, synthetic_reviews, write_hf_parquet
 from sklearn.model_selection import train_test_split
 
 from textrnn.data import splits
@@ -217,3 +219,32 @@ def test_damaged_vectors_are_named(tmp_path, damage, message):
         (tmp_path / "meta.json").write_text("[]")
     with pytest.raises(UserError, match=message):
         open_split(tmp_path, "train", vocab_size=10)
+
+
+STAGE_IMPORTS = """
+import json, sys
+from pathlib import Path
+from textrnn.params import load_params
+from textrnn.pipeline import build_vocab, download, split, vectorize
+params = {s: load_params(s, Path(sys.argv[1])) for s in ("download", "split", "vocab", "vectorize")}
+work = Path(sys.argv[3])
+download.run(dict(params["download"], dataset=sys.argv[2]), work / "raw")
+split.run(params["split"], work / "raw", work / "split")
+build_vocab.run(params["vocab"], work / "split", work / "vocab.txt")
+vectorize.run(params["vectorize"], work / "split", work / "vocab.txt", work / "vectors")
+print(json.dumps(sorted(m for m in ("torch", "pandas", "sklearn", "datasets") if m in sys.modules)))
+"""
+
+
+def test_the_preprocessing_stages_load_neither_torch_nor_pandas(tmp_path, dataset_dir):
+    """Each would add seconds to every stage's start (torch ~2 s, pandas ~0.4 s) for nothing it needs."""
+    result = subprocess.run(
+        [sys.executable, "-c", STAGE_IMPORTS, str(ROOT / "params.yaml"), str(dataset_dir), str(tmp_path / "out")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.splitlines()[-1]) == []
+    assert (tmp_path / "out" / "vectors" / "meta.json").is_file()

@@ -71,6 +71,32 @@ def test_every_module_a_stage_imports_is_a_dependency(name):
     assert not missing, f"stage {name} imports these but does not depend on them: {missing}"
 
 
+# The C++ sources a module compiles and loads: code of every stage that imports the module.
+NATIVE_SOURCES = {
+    "textrnn/fast_tokenizer.py": ["textrnn/csrc/tokenize.cpp"],
+    "textrnn/accel/kernel.py": ["textrnn/accel/csrc/rmsprop.cpp", "textrnn/accel/csrc/rnn_tanh.cpp"],
+}
+
+
+def test_the_native_sources_listed_here_are_the_ones_the_modules_build():
+    from textrnn import fast_tokenizer
+
+    assert [str(p.relative_to(ROOT)) for p in fast_tokenizer.SOURCES] == NATIVE_SOURCES["textrnn/fast_tokenizer.py"]
+    kernel = (ROOT / "textrnn/accel/kernel.py").read_text(encoding="utf-8")
+    assert '("rnn_tanh.cpp", "rmsprop.cpp")' in kernel
+    for sources in NATIVE_SOURCES.values():
+        assert all((ROOT / source).is_file() for source in sources), sources
+
+
+@pytest.mark.parametrize("name", list(stages()))
+def test_a_stage_depends_on_the_cpp_sources_it_compiles(name):
+    stage = stages()[name]
+    code = {str(p.relative_to(ROOT)) for p in code_of(ROOT / stage["cmd"].split()[1])}
+    needed = sorted(source for module, sources in NATIVE_SOURCES.items() if module in code for source in sources)
+    missing = [source for source in needed if not covered(ROOT / source, stage["deps"])]
+    assert not missing, f"stage {name} compiles these but does not depend on them: {missing}"
+
+
 def test_the_walk_finds_nested_and_from_imports():
     """Guards the test above: it must see imports inside functions and `from package import module`."""
     found = {str(p.relative_to(ROOT)) for p in code_of(ROOT / "stages" / "download.py")}

@@ -1,7 +1,9 @@
 """Tokenize many texts in worker processes: count their tokens, or turn them into token ids.
 
 Texts come in chunks (lists of strings) from any iterable, so a corpus of any size streams
-through with a bounded number of chunks in flight; results come back in input order.
+through with a bounded number of chunks in flight; results come back in input order. Each chunk
+is tokenized by the C++ tokenizer (``textrnn.fast_tokenizer``) where it is available, else by
+``tokenizer.tokenize``: the same tokens either way.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any
 
 import numpy as np
 
-from textrnn import signals
+from textrnn import fast_tokenizer, signals
 from textrnn.errors import UserError
+from textrnn.fast_tokenizer import decode_texts, utf8_texts
 from textrnn.tokenizer import tokenize
 from textrnn.vocab import UNK_ID, Vocab
 
@@ -24,7 +28,22 @@ from textrnn.vocab import UNK_ID, Vocab
 MIN_TEXTS_PER_WORKER = 2000
 CHUNK_TEXTS = 1000
 
-_worker_stoi: dict[str, int] = {}
+# A chunk of texts as UTF-8 back to back, and each one's byte offset (n + 1 entries, from 0): bytes
+# and an array pickle to a worker in one copy, and arrow's string columns are already this.
+Chunk = tuple[bytes, np.ndarray]
+
+
+class _Encoder:
+    """What encoding needs in each worker: the vocabulary as a dict, and as the C++ tokenizer's table."""
+
+    def __init__(self, vocab: Vocab):
+        self.stoi = vocab.stoi
+        fast = fast_tokenizer.library()
+        self.fast = (fast, fast.vocabulary(vocab.itos)) if fast is not None else None
+
+
+# Set in each worker (inherited through fork) and in the calling process when there are none.
+_worker_state: Any = None
 
 
 def resolve_workers(workers, total: int | None = None) -> int:
@@ -35,26 +54,37 @@ def resolve_workers(workers, total: int | None = None) -> int:
     return max(1, count)
 
 
-def chunked(texts: Iterable[str], size: int = CHUNK_TEXTS) -> Iterator[list[str]]:
-    chunk: list[str] = []
+def chunked(texts: Iterable[str], size: int = CHUNK_TEXTS) -> Iterator[Chunk]:
+    batch: list[str] = []
     for text in texts:
-        chunk.append(text)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+        batch.append(text)
+        if len(batch) == size:
+            yield utf8_texts(batch)
+            batch = []
+    if batch:
+        yield utf8_texts(batch)
 
 
-def _count_chunk(texts: list[str]) -> Counter:
+def _count_chunk(chunk: Chunk) -> Counter | tuple[bytes, np.ndarray]:
+    """The chunk's token counts: a Counter, or the C++ tokenizer's table as ``Counts.export`` gives it."""
+    fast = fast_tokenizer.library()
+    if fast is not None:
+        counts = fast.counts()
+        counts.add_texts(*chunk)
+        return counts.export()  # bytes and an array: cheap to send back from a worker, merged in C++
     counts: Counter = Counter()
-    for text in texts:
+    for text in decode_texts(*chunk):
         counts.update(tokenize(text))
     return counts
 
 
-def _encode_chunk(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    get = _worker_stoi.get
+def _encode_chunk(chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
+    encoder: _Encoder = _worker_state
+    if encoder.fast is not None:
+        fast, table = encoder.fast
+        return fast.encode(table, *chunk, UNK_ID)
+    texts = decode_texts(*chunk)
+    get = encoder.stoi.get
     lengths = np.empty(len(texts), dtype=np.int64)
     ids: list[int] = []
     for i, text in enumerate(texts):
@@ -64,25 +94,27 @@ def _encode_chunk(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return np.array(ids, dtype=np.int32), lengths
 
 
-def _start_worker(stoi: dict[str, int]) -> None:
-    global _worker_stoi
+def _start_worker(state: Any) -> None:
+    global _worker_state
     signals.default_in_worker()
-    _worker_stoi = stoi
+    _worker_state = state
 
 
-def ordered_map(func: Callable, chunks: Iterable, workers: int, stoi: dict[str, int] | None = None) -> Iterator:
+def ordered_map(func: Callable, chunks: Iterable, workers: int, state: Any = None) -> Iterator:
     """``func`` over ``chunks`` in ``workers`` forked processes, yielding results in input order.
 
-    At most two chunks per worker are in flight, so the input may be a stream of any length.
+    ``func`` finds ``state`` in ``_worker_state``. At most two chunks per worker are in flight, so
+    the input may be a stream of any length.
     """
+    global _worker_state
     if workers <= 1:
-        _start_worker_inline(stoi)
+        _worker_state = state
         for chunk in chunks:
             yield func(chunk)
         return
-    # fork: the workers inherit the vocabulary without pickling it, and start in milliseconds.
+    # fork: the workers inherit the state (a vocabulary, the C++ tokenizer's table) without pickling it.
     executor = ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("fork"), initializer=_start_worker, initargs=(stoi or {},)
+        workers, mp_context=multiprocessing.get_context("fork"), initializer=_start_worker, initargs=(state,)
     )
     pending: list[Future] = []
     try:
@@ -101,24 +133,28 @@ def ordered_map(func: Callable, chunks: Iterable, workers: int, stoi: dict[str, 
         executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _start_worker_inline(stoi: dict[str, int] | None) -> None:
-    global _worker_stoi
-    _worker_stoi = stoi or {}
-
-
-def count_tokens(texts: Iterable[str], workers: int = 1) -> Counter:
-    """How often each token occurs in ``texts``."""
+def count_chunks(chunks: Iterable[Chunk], workers: int = 1) -> Counter:
+    """How often each token occurs in the texts of ``chunks``."""
+    fast = fast_tokenizer.library()  # built or loaded here, once, before any worker starts
+    if fast is not None:
+        merged = fast.counts()
+        for joined, counts in ordered_map(_count_chunk, chunks, workers):
+            merged.add(joined, counts)
+        return merged.counter()
     total: Counter = Counter()
-    for counts in ordered_map(_count_chunk, chunked(texts), workers):
+    for counts in ordered_map(_count_chunk, chunks, workers):
         total.update(counts)
     return total
 
 
-def encode_chunks(
-    chunks: Iterable[list[str]], vocab: Vocab, workers: int = 1
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def count_tokens(texts: Iterable[str], workers: int = 1) -> Counter:
+    """How often each token occurs in ``texts``."""
+    return count_chunks(chunked(texts), workers)
+
+
+def encode_chunks(chunks: Iterable[Chunk], vocab: Vocab, workers: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """For each chunk of texts, in order: its token ids concatenated (int32) and each text's length."""
-    return ordered_map(_encode_chunk, chunks, workers, stoi=vocab.stoi)
+    return ordered_map(_encode_chunk, chunks, workers, state=_Encoder(vocab))
 
 
 def encode_texts(texts: Sequence[str], vocab: Vocab, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:

@@ -121,6 +121,23 @@ def iter_texts(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[str]:
         yield from batch.column(0).to_pylist()
 
 
+def iter_text_chunks(path: Path, rows: int) -> Iterator[tuple[bytes, np.ndarray]]:
+    """The texts of a split file, up to ``rows`` at a time, as UTF-8 back to back and each one's byte offset.
+
+    Read from the column's own buffers: no Python string is made (see ``textrnn.encoding.Chunk``).
+    """
+    for batch in iter_batches(path, ["text"], rows):
+        column = batch.column(0)
+        if pa.types.is_large_string(column.type):
+            column = column.cast(pa.string())
+        if not pa.types.is_string(column.type):
+            raise UserError(f"{path}: column 'text' holds {column.type}, not text; rerun `dvc repro -f download`")
+        offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset : column.offset + len(column) + 1]
+        start, end = int(offsets[0]), int(offsets[-1])
+        data = column.buffers()[2].slice(start, end - start).to_pybytes() if end > start else b""
+        yield data, offsets.astype(np.int64) - start
+
+
 def _approximate_mode(class_counts: np.ndarray, n_draws: int, rng: np.random.RandomState) -> np.ndarray:
     """sklearn.utils.extmath._approximate_mode: how many rows each class gives, ties broken by ``rng``."""
     continuous = class_counts / class_counts.sum() * n_draws

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from textrnn.data import splits as split_files
-from textrnn.encoding import count_tokens, resolve_workers
+from textrnn.encoding import CHUNK_TEXTS, count_chunks, resolve_workers
 from textrnn.vocab import Vocab
 
 log = logging.getLogger("textrnn")
@@ -21,7 +21,7 @@ def run(params: dict[str, Any], split_dir: Path, vocab_path: Path) -> Vocab:
     train_path = Path(split_dir) / "train.parquet"
     split_files.read_labels(split_dir)
     workers = resolve_workers(params["workers"], split_files.num_rows(train_path))
-    counts = count_tokens(split_files.iter_texts(train_path), workers)
+    counts = count_chunks(split_files.iter_text_chunks(train_path, CHUNK_TEXTS), workers)
     vocab = Vocab.build(counts, min_freq=params["min_freq"], max_size=params["max_size"])
     vocab.save(vocab_path)
     total = sum(counts.values())

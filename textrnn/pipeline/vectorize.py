@@ -11,7 +11,7 @@ import numpy as np
 from textrnn import tokenizer
 from textrnn.data import splits as split_files
 from textrnn.data.vectors import SplitVectorsWriter, write_meta
-from textrnn.encoding import chunked, encode_chunks, resolve_workers
+from textrnn.encoding import CHUNK_TEXTS, encode_chunks, resolve_workers
 from textrnn.io import atomic_dir
 from textrnn.vocab import UNK_ID, Vocab
 
@@ -31,7 +31,8 @@ def run(params: dict[str, Any], split_dir: Path, vocab_path: Path, out_dir: Path
             writer = SplitVectorsWriter(tmp / name)
             unknown, longest = 0, 0
             workers = resolve_workers(params["workers"], len(labels))
-            for ids, lengths in encode_chunks(chunked(split_files.iter_texts(path)), vocab, workers):
+            chunks = split_files.iter_text_chunks(path, CHUNK_TEXTS)
+            for ids, lengths in encode_chunks(chunks, vocab, workers):
                 writer.append(ids, lengths)
                 unknown += int(np.count_nonzero(ids == UNK_ID))
                 longest = max(longest, int(lengths.max(initial=0)))
