@@ -180,3 +180,41 @@ def test_write_test_plots_refuses_an_empty_split_and_leaves_nothing(tmp_path):
             tmp_path / "data", tmp_path / "png", torch.zeros(0), np.zeros(0, dtype=np.int64), ["neg", "pos"]
         )
     assert not (tmp_path / "data").exists() and not (tmp_path / "png").exists()
+
+
+# ---------------------------------------------------------------- numpy twins of sklearn.metrics, to the bit
+
+
+def scored_rows(seed: int, n: int, classes: int, ties: bool) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=n)
+    if ties:  # few distinct scores: long runs of ties, as rounded probabilities give
+        scores = np.round(scores, 1)
+    return scores, rng.integers(0, classes, size=n)
+
+
+@pytest.mark.parametrize(
+    "seed, n, ties", [(0, 2, False), (1, 3, True), (2, 50, True), (3, 5000, False), (4, 5000, True)]
+)
+def test_roc_curve_and_auc_are_sklearns(seed, n, ties):
+    from sklearn.metrics import auc, roc_curve
+
+    scores, labels = scored_rows(seed, n, 2, ties)
+    labels[:2] = [0, 1]  # both classes
+    fpr, tpr = metrics.roc_curve(labels == 1, scores)
+    expected_fpr, expected_tpr, _ = roc_curve(labels == 1, scores, drop_intermediate=True)
+    assert fpr.tobytes() == expected_fpr.tobytes() and tpr.tobytes() == expected_tpr.tobytes()
+    assert metrics.auc(fpr, tpr) == auc(expected_fpr, expected_tpr)
+
+
+@pytest.mark.parametrize("seed, classes", [(0, 2), (1, 3), (2, 7)])
+def test_confusion_matrix_and_macro_f1_are_sklearns(seed, classes):
+    from sklearn.metrics import confusion_matrix, f1_score
+
+    _, labels = scored_rows(seed, 400, classes, False)
+    _, predicted = scored_rows(seed + 100, 400, classes - 1 if classes > 2 else classes, False)  # a class never guessed
+    matrix = metrics.confusion_matrix(labels, predicted, classes)
+    assert matrix.dtype == np.int64
+    assert np.array_equal(matrix, confusion_matrix(labels, predicted, labels=range(classes)))
+    expected = f1_score(labels, predicted, labels=np.union1d(labels, predicted), average="macro", zero_division=0.0)
+    assert metrics.f1_macro(labels, predicted) == expected

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
-from sklearn.metrics import auc, confusion_matrix, roc_curve
 
 from textrnn import metrics
 from textrnn.io import atomic_path
@@ -86,8 +85,8 @@ def roc_curves(logits: Logits, labels: np.ndarray, label_names: list[str]) -> tu
         if positive.all() or not positive.any():
             skipped.append(label_names[label])
             continue
-        fpr, tpr, _ = roc_curve(positive, scores[:, column], drop_intermediate=True)
-        curves.append(Curve(label_names[label], fpr, tpr, float(auc(fpr, tpr))))
+        fpr, tpr = metrics.roc_curve(positive, scores[:, column])
+        curves.append(Curve(label_names[label], fpr, tpr, metrics.auc(fpr, tpr)))
     return curves, skipped
 
 
@@ -142,7 +141,7 @@ def write_test_plots(
         raise ValueError("no rows to plot: the split is empty")
     if not np.isfinite(logits).all():
         raise ValueError("the logits hold NaN or infinity")
-    matrix = confusion_matrix(labels, metrics.predicted_labels(logits), labels=range(len(label_names)))
+    matrix = metrics.confusion_matrix(labels, metrics.predicted_labels(logits), len(label_names))
     curves, skipped = roc_curves(logits, labels, label_names)
     if skipped:
         log.warning(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from textrnn.errors import UserError
 from textrnn.io import atomic_path
@@ -60,11 +61,25 @@ def save_checkpoint(
         tmp.write_bytes(buffer.getvalue())
 
 
+class _NoInit(TorchFunctionMode):
+    """Inside, the torch.nn.init functions leave their tensor as it is.
+
+    On the meta device there is nothing to initialize, and a meta ``normal_`` (nn.Embedding's) would
+    import torch._dynamo: 2 s of every evaluate and predict.
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__module__", None) == "torch.nn.init":
+            return kwargs["tensor"] if "tensor" in kwargs else args[0]
+        return func(*args, **kwargs)
+
+
 def _checked_model(path: Path, payload: dict) -> RNN:
     """The model of ``payload``, its shapes checked against the file's tensors before any allocation."""
     try:
         config = ModelConfig(**payload["config"])
-        with torch.device("meta"):  # shapes only: a config claiming a huge vocabulary allocates nothing
+        with torch.device("meta"), _NoInit():  # shapes only: a config claiming a huge vocabulary allocates nothing
             expected = {name: tuple(t.shape) for name, t in RNN(config).state_dict().items()}
     except (TypeError, ValueError, KeyError) as error:
         raise UserError(f"{path}: checkpoint does not match the model ({str(error).splitlines()[0]})") from None
