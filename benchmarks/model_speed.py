@@ -2,7 +2,7 @@
 RMSprop), per cell, direction and size, with the full-IMDB epoch time it implies.
 
 The reviews are a random sample of the IMDB train parquet, tokenized and encoded as the pipeline
-does (textrnn.preprocess), with a vocabulary built from the whole file at the pipeline's
+does (textrnn.encoding), with a vocabulary built from the whole file at the pipeline's
 min_freq, so the embedding (and its RMSprop step) has the pipeline's size. Each row times a
 width-stratified sample of one epoch's length-bucketed batches (benchmarks/train_speed.py's
 ``bucketed_steps``, which is train_model's inner loop). "epoch s" is the pipeline's train split
@@ -36,18 +36,13 @@ sys.path.insert(0, str(REPO))  # run from a checkout without `pip install -e .`
 
 from train_speed import bucketed_steps, timed  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
-from textrnn import fused_cpu  # noqa: E402
-from textrnn.data import EncodedSplit  # noqa: E402
+from textrnn import accel  # noqa: E402
+from textrnn.data.vectors import EncodedSplit  # noqa: E402
+from textrnn.encoding import count_tokens, encode_texts  # noqa: E402
 from textrnn.model import CELLS, READOUTS, RNN, ModelConfig  # noqa: E402
-from textrnn.preprocess import count_tokens, encode_texts  # noqa: E402
-from textrnn.training import fast_cpu_arithmetic  # noqa: E402
 from textrnn.vocab import Vocab  # noqa: E402
 
 TRAIN_SHARE = 0.8  # params.yaml split.valid_size = 0.2: train is 80 % of the file
-
-
-def forward(model: RNN, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    return model(tokens, lengths)
 
 
 def size(text: str):
@@ -75,7 +70,7 @@ def main() -> None:
     parser.add_argument(
         "--no-cpu-kernel",
         action="store_true",
-        help="the rnn cell on torch.rnn_tanh instead of textrnn.fused_cpu's kernel",
+        help="the rnn cell on torch.rnn_tanh instead of textrnn.accel's kernel",
     )
     args = parser.parse_args()
 
@@ -92,7 +87,7 @@ def main() -> None:
     print(
         f"machine: {platform.machine()}, nproc {os.cpu_count()}, torch {torch.__version__}, "
         f"threads {torch.get_num_threads()}, python {platform.python_version()}; "
-        f"fused_cpu kernel {'available' if fused_cpu.available() else 'NOT available'}"
+        f"accel kernel {'available' if accel.available() else 'NOT available'}"
     )
     print(
         f"data: {args.data}: {len(texts)} reviews, {sum(counts.values())} tokens, vocab {len(vocab)} "
@@ -120,8 +115,8 @@ def main() -> None:
                 dropout=args.dropout,
             )
         )
-        with fast_cpu_arithmetic(torch.device("cpu")), fused_cpu.enabled(not args.no_cpu_kernel):
-            steps = bucketed_steps(copy.deepcopy(model), split, args.batches, args.seed, batch_size, forward)
+        with accel.cpu_settings(torch.device("cpu")), accel.enabled(not args.no_cpu_kernel):
+            steps = bucketed_steps(copy.deepcopy(model), split, args.batches, args.seed, batch_size)
             tokens, wall, cpu = timed(steps, args.warmup)
         rate = tokens / wall
         first = first or tokens / cpu
