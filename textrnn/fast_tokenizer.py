@@ -2,10 +2,10 @@
 
 The same tokens as ``tokenizer.tokenize``, several times faster: C++ works on the UTF-8 bytes,
 and Python lowercases the texts with characters beyond ASCII (``str.lower``: its Unicode rules
-stay Python's). It is
-built with the system C++ compiler on first use (``textrnn.native``) and checked on the tokenizer's
-probe text before it is used. Where it cannot be built, fails that check, or ``TEXTRNN_FAST_TOKENIZER=0``
-is set, ``library()`` is None and callers tokenize in Python; one log line says why.
+stay Python's). It is built with the system C++ compiler on first use (``textrnn.native``) and
+checked on the tokenizer's probe text before it is used. Where it cannot be built, fails that
+check, or ``TEXTRNN_FAST_TOKENIZER=0`` is set, ``library()`` is None and callers tokenize in
+Python; one log line says why.
 """
 
 from __future__ import annotations
