@@ -248,8 +248,14 @@ TRICKY_SCALARS = [
 @pytest.mark.parametrize("scalar", TRICKY_SCALARS)
 def test_a_tricky_scalar_reads_as_dvc_reads_it(tmp_path, scalar):
     path = write(tmp_path, f"train:\n  seed: {scalar}\n  other: [{scalar}]\n")
+    try:
+        expected = dvc_reads(path)
+    except Exception:  # with ruamel.yaml.clib installed, DVC's parser refuses e.g. `[1:05]`: so must we
+        with pytest.raises(UserError, match="not valid YAML"):
+            read_params(path)
+        return
     # repr compares types too: 1, 1.0 and True are equal in Python but not the same param.
-    assert repr(read_params(path)) == repr(dvc_reads(path))
+    assert repr(read_params(path)) == repr(expected)
 
 
 def test_the_shipped_params_read_as_dvc_reads_them():
