@@ -123,3 +123,9 @@ def test_split_file_chunks_are_the_texts_read_from_the_column_buffers(tmp_path):
     assert all(offsets[0] == 0 and offsets[-1] == len(data) for data, offsets in chunks)
     assert list(chain.from_iterable(fast_tokenizer.decode_texts(*c) for c in chunks)) == texts
     assert list(splits.iter_texts(path)) == texts
+
+
+def test_texts_with_a_token_per_byte_are_encoded_whole(fast):
+    """Punctuation runs give a token per byte: more than the first buffer holds, so it is redone larger."""
+    texts = ["!?.,()'" * 200, "a.b.c.d", "", "word " * 50]
+    assert fast_tokens(fast, texts) == [tokenizer.tokenize_reference(text) for text in texts]

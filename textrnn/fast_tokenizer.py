@@ -128,7 +128,7 @@ class FastTokenizer:
         lib.textrnn_count.argtypes = [_pointer, ctypes.c_char_p, _int64s, ctypes.c_int64]
         lib.textrnn_count.restype = ctypes.c_int
         lib.textrnn_encode.argtypes = [_pointer, ctypes.c_char_p, _int64s, ctypes.c_int64, ctypes.c_int32]
-        lib.textrnn_encode.argtypes += [_int32s, _int64s]
+        lib.textrnn_encode.argtypes += [_int32s, ctypes.c_int64, _int64s]
         lib.textrnn_encode.restype = ctypes.c_int64
         self.lib = lib
 
@@ -174,9 +174,14 @@ class FastTokenizer:
         text's number of tokens."""
         data, offsets = self.lowercase_beyond_ascii(data, offsets)
         n = len(offsets) - 1
-        ids = np.empty(len(data), dtype=np.int32)  # a token is at least one byte
         lengths = np.empty(n, dtype=np.int64)
-        written = self.lib.textrnn_encode(vocabulary.handle, data, offsets, n, unknown, ids, lengths)
+        # Room for a token per 3 bytes first (prose has one per 4 to 6); a token per byte, the most there
+        # can be, only for text that needs it: 4 bytes of ids per byte of text would be a lot of memory.
+        for capacity in (len(data) // 3 + n, len(data)):
+            ids = np.empty(capacity, dtype=np.int32)
+            written = self.lib.textrnn_encode(vocabulary.handle, data, offsets, n, unknown, ids, capacity, lengths)
+            if written != -3:
+                break
         if written < 0:
             raise MemoryError("encoding texts")
         return ids[:written].copy(), lengths

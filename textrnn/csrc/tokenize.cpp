@@ -271,24 +271,29 @@ int textrnn_count(void* counts, const char* data, const int64_t* offsets, int64_
 }
 
 // Token ids of n texts (text i is data[offsets[i] .. offsets[i + 1])), `unknown` for a token not in
-// vocab, back to back in ids; lengths[i] is text i's number of tokens. ids needs room for
-// offsets[n] - offsets[0] ids (a token is at least one byte). Returns the number of ids written; -2
-// out of memory.
+// vocab, back to back in ids (room for `capacity`); lengths[i] is text i's number of tokens.
+// Returns the number of ids written; -3 if they need more than `capacity` (a token is at least one
+// byte: offsets[n] - offsets[0] is always enough); -2 out of memory.
 int64_t textrnn_encode(const void* vocab, const char* data, const int64_t* offsets, int64_t n, int32_t unknown,
-                       int32_t* ids, int64_t* lengths) try {
+                       int32_t* ids, int64_t capacity, int64_t* lengths) try {
     const Table& t = *static_cast<const Table*>(vocab);
     std::vector<unsigned char> scratch;
     int64_t written = 0;
-    for (int64_t i = 0; i < n; ++i) {
+    bool full = false;
+    for (int64_t i = 0; i < n && !full; ++i) {
         const int64_t before = written;
         tokenize(bytes(data) + offsets[i], offsets[i + 1] - offsets[i], scratch,
                  [&](const unsigned char* token, int64_t length) {
+                     if (written == capacity) {
+                         full = true;
+                         return;
+                     }
                      const int64_t entry = t.find(token, length);
                      ids[written++] = entry < 0 ? unknown : static_cast<int32_t>(t.value(entry));
                  });
         lengths[i] = written - before;
     }
-    return written;
+    return full ? -3 : written;
 } catch (const std::bad_alloc&) {
     return -2;
 }
