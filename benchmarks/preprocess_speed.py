@@ -122,6 +122,9 @@ def main() -> None:
         PYTHONPATH=str(REPO),
         TQDM_DISABLE="1",
         HF_DATASETS_CACHE=str(work / "hf-cache"),
+        # DVC's usage report runs in a process of its own after each command: on 2 cores it would
+        # slow whichever row runs next.
+        DVC_NO_ANALYTICS="1",
     )
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}; "
