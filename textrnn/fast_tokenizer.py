@@ -112,7 +112,8 @@ class Vocabulary(_Table):
 class FastTokenizer:
     """The loaded library's functions."""
 
-    def __init__(self, lib: ctypes.CDLL):
+    def __init__(self, path: Path):
+        lib = ctypes.CDLL(str(path))
         lib.textrnn_table_new.restype = _pointer
         lib.textrnn_table_new.argtypes = []
         lib.textrnn_table_free.argtypes = [_pointer]
@@ -208,10 +209,11 @@ def _load() -> FastTokenizer | None:
     if os.environ.get(SWITCH, "1") == "0":
         log.info("tokenizer: %s=0, tokenizing in Python", SWITCH)
         return None
-    lib = native.load(SOURCES, "textrnn_tokenizer", "tokenizer", log)
-    if lib is None:
+    fast = native.load(
+        SOURCES, "textrnn_tokenizer", FastTokenizer, "tokenizer", "C++ code", "using the Python code", log
+    )
+    if fast is None:
         return None
-    fast = FastTokenizer(lib)
     if not _agrees_with_python(fast):
         log.warning("tokenizer: the C++ tokenizer disagrees with tokenizer.tokenize on its probe; tokenizing in Python")
         return None

@@ -7,7 +7,6 @@ checksum written beside it holds, so a build cut short is rebuilt, never loaded.
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import logging
 import os
@@ -16,11 +15,15 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from textrnn.cpu_dispatch import cpu_flags
 
 log = logging.getLogger("textrnn.native")
+
+T = TypeVar("T")
 
 BUILD_DIR = "TEXTRNN_BUILD_DIR"  # the cache folder; default ~/.cache/torch_extensions/textrnn
 COMMON_FLAGS = ["-O3", "-std=c++17", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC"]
@@ -133,14 +136,23 @@ def build(
     return library
 
 
-def load(sources: list[Path], name: str, what: str, logger: logging.Logger = log) -> ctypes.CDLL | None:
-    """The library of ``sources`` (built on first use), or None with one log line where it cannot be built."""
+def load(
+    sources: list[Path],
+    name: str,
+    make: Callable[[Path], T],
+    prefix: str,
+    what: str,
+    fallback: str,
+    logger: logging.Logger = log,
+) -> T | None:
+    """``make(library)`` for the library of ``sources`` (built on first use), or None where it cannot
+    be built, loaded or made, with one log line: ``<prefix>: ... <what> ..., <fallback>``."""
     command = compiler()
     if not command or shutil.which(command[0]) is None:
-        logger.info("%s: no C++ compiler %r on PATH, using the Python code", what, " ".join(command))
+        logger.info("%s: no C++ compiler %r on PATH, %s", prefix, " ".join(command), fallback)
         return None
     try:
-        return ctypes.CDLL(str(build(command, compile_flags(), build_dir(), sources, name, what, logger)))
+        return make(build(command, compile_flags(), build_dir(), sources, name, prefix, logger))
     except Exception as error:  # any failure here only means the slower code is used
-        logger.info("%s: not available (%s: %s), using the Python code", what, type(error).__name__, error)
+        logger.info("%s: %s not available (%s: %s), %s", prefix, what, type(error).__name__, error, fallback)
         return None

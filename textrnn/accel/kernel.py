@@ -14,7 +14,6 @@ import contextlib
 import ctypes
 import logging
 import os
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,15 +143,7 @@ def _load() -> Kernels | None:
     if os.environ.get(SWITCH, "1") == "0":
         log.info("accel: %s=0, using PyTorch's kernels", SWITCH)
         return None
-    command = compiler()
-    if not command or shutil.which(command[0]) is None:
-        log.info("accel: no C++ compiler %r on PATH, using PyTorch's kernels", " ".join(command))
-        return None
-    try:
-        return Kernels(build(command, compile_flags(), build_dir()))
-    except Exception as error:  # any failure here only means the slower kernels are used
-        log.info("accel: kernels not available (%s: %s), using PyTorch's kernels", type(error).__name__, error)
-        return None
+    return native.load(SOURCES, "textrnn_kernels", Kernels, "accel", "kernels", "using PyTorch's kernels", log)
 
 
 def loaded() -> Kernels | None:

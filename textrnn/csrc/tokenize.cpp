@@ -195,6 +195,20 @@ class Table {
 
 const unsigned char* bytes(const char* data) { return reinterpret_cast<const unsigned char*>(data); }
 
+// Calls keep(i, token, length) for each of the n tokens of `joined` (each followed by '\n'), in
+// order, while it returns true. False if it returned false or `joined` holds fewer than n tokens.
+template <typename Keep>
+bool for_each_token(const char* joined, int64_t size, int64_t n, Keep&& keep) {
+    const unsigned char* p = bytes(joined);
+    const unsigned char* const end = p + size;
+    for (int64_t i = 0; i < n; ++i) {
+        const unsigned char* stop = static_cast<const unsigned char*>(std::memchr(p, '\n', end - p));
+        if (stop == nullptr || !keep(i, p, stop - p)) return false;
+        p = stop + 1;
+    }
+    return true;
+}
+
 }  // namespace
 
 extern "C" {
@@ -215,16 +229,11 @@ void textrnn_table_export(const void* table, char* joined, int64_t* values) {
 // token was there already (a vocabulary holds each token once) or `joined` is short; -2 out of memory.
 int textrnn_table_add_tokens(void* table, const char* joined, int64_t size, int64_t n) try {
     Table& t = *static_cast<Table*>(table);
-    const unsigned char* p = bytes(joined);
-    const unsigned char* const end = p + size;
-    for (int64_t i = 0; i < n; ++i) {
-        const unsigned char* stop = static_cast<const unsigned char*>(std::memchr(p, '\n', end - p));
-        if (stop == nullptr) return -1;
+    const bool whole = for_each_token(joined, size, n, [&](int64_t i, const unsigned char* token, int64_t length) {
         const int64_t before = t.size();
-        if (t.find_or_add(p, stop - p, i) != before) return -1;  // there already
-        p = stop + 1;
-    }
-    return 0;
+        return t.find_or_add(token, length, i) == before;  // else it was there already
+    });
+    return whole ? 0 : -1;
 } catch (const std::bad_alloc&) {
     return -2;
 }
@@ -244,15 +253,11 @@ int64_t textrnn_non_ascii(const char* data, const int64_t* offsets, int64_t n, i
 // Returns 0; -1 if `joined` is short; -2 out of memory.
 int textrnn_table_add_counts(void* table, const char* joined, int64_t size, const int64_t* counts, int64_t n) try {
     Table& t = *static_cast<Table*>(table);
-    const unsigned char* p = bytes(joined);
-    const unsigned char* const end = p + size;
-    for (int64_t i = 0; i < n; ++i) {
-        const unsigned char* stop = static_cast<const unsigned char*>(std::memchr(p, '\n', end - p));
-        if (stop == nullptr) return -1;
-        t.value(t.find_or_add(p, stop - p, 0)) += counts[i];
-        p = stop + 1;
-    }
-    return 0;
+    const bool whole = for_each_token(joined, size, n, [&](int64_t i, const unsigned char* token, int64_t length) {
+        t.value(t.find_or_add(token, length, 0)) += counts[i];
+        return true;
+    });
+    return whole ? 0 : -1;
 } catch (const std::bad_alloc&) {
     return -2;
 }
