@@ -150,45 +150,111 @@ def test_kernel_scores_in_inference_mode(kernel):
     assert (fused - loop).abs().max().item() <= 1e-5
 
 
+def token_rows(lengths, vocabulary, generator):
+    """Reviews of random ids as one ids array with each review's start, with a gap before each."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    starts = np.cumsum(lengths + 3) - lengths  # 3 ids between reviews that no review reads
+    ids = torch.randint(0, vocabulary, (int(starts[-1] + lengths[-1]) + 2,), generator=generator)
+    return ids.numpy().astype(np.int32), starts, lengths
+
+
+def padded_inputs(table, ids, starts, lengths, reverse):
+    """table[token] [rows, longest, hidden] of each review's tokens (reversed when ``reverse``), zeros after them."""
+    inputs = torch.zeros(len(starts), max(int(lengths.max()), 1), table.shape[1])
+    for b, (start, n) in enumerate(zip(starts, lengths, strict=True)):
+        tokens = torch.from_numpy(ids[start : start + n].astype(np.int64))
+        inputs[b, :n] = table[tokens.flip(0) if reverse else tokens]
+    return inputs
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 @pytest.mark.parametrize("hidden", [16, 48, 64, 80, 256])
-def test_kernel_last_state_is_the_full_forward_state_at_each_rows_length_bit_for_bit(kernel, hidden):
+def test_kernel_last_state_is_the_full_forward_state_at_each_rows_length_bit_for_bit(kernel, hidden, reverse):
     generator = torch.Generator().manual_seed(hidden)
     # 11 rows: blocks of 2 or 4 rows and a remainder; rows of one block end at different steps
-    lengths = torch.tensor([40, 0, 1, 17, 40, 39, 2, 0, 25, 8, 33])
-    inputs = torch.randn(11, 40, hidden, generator=generator) * 3
-    h0 = torch.randn(11, hidden, generator=generator)
+    ids, starts, lengths = token_rows([40, 0, 1, 17, 40, 39, 2, 0, 25, 8, 33], 37, generator)
+    table = torch.randn(37, hidden, generator=generator) * 3
     weight = torch.randn(hidden, hidden, generator=generator) * 1.5 / hidden**0.5
+    inputs = padded_inputs(table, ids, starts, lengths, reverse)
+    rows, at = torch.arange(11), torch.from_numpy(lengths)
     with torch.no_grad():
-        states = kernel.rnn_tanh(inputs, h0, weight)
-        last = kernel.rnn_tanh_last(inputs, h0, weight, lengths)
-    expected = torch.where((lengths > 0)[:, None], states[torch.arange(11), (lengths - 1).clamp(min=0)], h0)
+        states = kernel.rnn_tanh(inputs, torch.zeros(11, hidden), weight)
+        last = kernel.rnn_tanh_last(table, ids, starts, lengths, weight, reverse)
+        # a row's answer does not depend on the rows beside it
+        alone = [kernel.rnn_tanh_last(table, ids, starts[b : b + 1], lengths[b : b + 1], weight, reverse) for b in rows]
+    expected = torch.where((at > 0)[:, None], states[rows, (at - 1).clamp(min=0)], 0.0)
     assert torch.equal(last, expected)
-    with torch.no_grad():  # a row's answer does not depend on the rows beside it
-        alone = [kernel.rnn_tanh_last(inputs[b : b + 1], h0[b : b + 1], weight, lengths[b : b + 1]) for b in range(11)]
     assert torch.equal(torch.cat(alone), expected)
 
 
 @pytest.mark.parametrize("threads", [2, 3, 7])
 def test_kernel_last_state_does_not_depend_on_the_threads(kernel, threads):
     generator = torch.Generator().manual_seed(threads)
-    lengths = torch.randint(0, 31, (61,), generator=generator)
-    inputs, h0 = torch.randn(61, 30, 64, generator=generator) * 2, torch.randn(61, 64, generator=generator)
-    weight = torch.randn(64, 64, generator=generator) * 0.2
+    ids, starts, lengths = token_rows(torch.randint(0, 31, (61,), generator=generator).numpy(), 50, generator)
+    table, weight = torch.randn(50, 64, generator=generator) * 2, torch.randn(64, 64, generator=generator) * 0.2
     with torch.no_grad():
-        one = kernel.rnn_tanh_last(inputs, h0, weight, lengths, threads=1)
-        several = kernel.rnn_tanh_last(inputs, h0, weight, lengths, threads=threads)
+        one = kernel.rnn_tanh_last(table, ids, starts, lengths, weight, threads=1)
+        several = kernel.rnn_tanh_last(table, ids, starts, lengths, weight, threads=threads)
     assert len(accel.rnn._row_chunks(61, threads)) == threads  # each thread has rows to run
     assert torch.equal(one, several)
 
 
-def test_kernel_last_state_refuses_lengths_past_the_inputs_and_a_gradient(kernel):
-    inputs, h0, weight = torch.zeros(2, 5, 16), torch.zeros(2, 16), torch.zeros(16, 16)
-    with torch.no_grad(), pytest.raises(ValueError, match=r"lengths must lie in 0 \.\. 5"):
-        kernel.rnn_tanh_last(inputs, h0, weight, torch.tensor([5, 6]))
-    with torch.no_grad(), pytest.raises(ValueError, match=r"lengths must lie in 0 \.\. 5"):
-        kernel.rnn_tanh_last(inputs, h0, weight, torch.tensor([-1, 2]))
+def test_kernel_last_state_refuses_rows_outside_the_ids_ids_outside_the_table_and_a_gradient(kernel):
+    table, weight, ids = torch.zeros(4, 16), torch.zeros(16, 16), np.array([0, 1, 2, 3, 4], dtype=np.int32)
+    one = np.array([1])
+    with torch.no_grad():
+        for starts, lengths in [([3], [3]), ([-1], [1]), ([0], [-1])]:
+            with pytest.raises(ValueError, match="a row's tokens lie outside the 5 ids"):
+                kernel.rnn_tanh_last(table, ids, np.array(starts), np.array(lengths), weight)
+        with pytest.raises(ValueError, match="a token id lies outside the table's 4 rows"):
+            kernel.rnn_tanh_last(table, ids, one * 2, one * 3, weight)  # reads id 4
+        with pytest.raises(ValueError, match="a token id lies outside the table's 4 rows"):
+            kernel.rnn_tanh_last(table, -ids, one, one, weight)
+        assert kernel.rnn_tanh_last(table, ids, one * 0, one * 4, weight).shape == (1, 16)  # ids 0 .. 3 are fine
     with pytest.raises(RuntimeError, match="rnn_tanh_last has no gradient"):
-        kernel.rnn_tanh_last(inputs, h0, weight.requires_grad_(), torch.tensor([5, 2]))
+        kernel.rnn_tanh_last(table, ids, one, one, weight.requires_grad_())
+
+
+def projection_in_order(x, weight, bias):
+    """The projection's definition in numpy: products summed over k in order, each rounded, then the bias."""
+    x, weight, bias = (t.detach().numpy() for t in (x, weight, bias))
+    total = np.zeros((len(x), len(weight)), dtype=np.float32)
+    for k in range(x.shape[1]):
+        total = total + x[:, k : k + 1] * weight[:, k][None, :]
+    return torch.from_numpy(total + bias)
+
+
+@pytest.mark.parametrize("hidden, inputs", [(16, 1), (48, 8), (64, 32), (80, 7), (256, 300)])
+def test_projection_sums_in_order_and_each_row_rounds_alone(kernel, hidden, inputs):
+    generator = torch.Generator().manual_seed(hidden)
+    x = torch.randn(203, inputs, generator=generator) * 2
+    x[0, :1] = 0.0
+    weight, bias = torch.randn(hidden, inputs, generator=generator), torch.randn(hidden, generator=generator)
+    expected = projection_in_order(x, weight, bias)
+    previous_threads = torch.get_num_threads()
+    with torch.no_grad():
+        assert torch.equal(kernel.project(x, weight, bias), expected)
+        for rows in (1, 2, 3, 5, 13, 64):  # other batch shapes and thread counts, the same rows
+            for threads in (1, 2, 3):
+                torch.set_num_threads(threads)
+                try:
+                    assert torch.equal(kernel.project(x[:rows], weight, bias), expected[:rows])
+                finally:
+                    torch.set_num_threads(previous_threads)
+        batched = kernel.project(x[:60].view(4, 15, inputs), weight, bias)
+    assert batched.shape == (4, 15, hidden) and torch.equal(batched.view(60, hidden), expected[:60])
+
+
+def test_projection_gradients_are_linears_bit_for_bit(kernel):
+    generator = torch.Generator().manual_seed(0)
+    x = (torch.randn(7, 13, 32, generator=generator)).requires_grad_()
+    weight = torch.randn(64, 32, generator=generator).requires_grad_()
+    bias = torch.randn(64, generator=generator).requires_grad_()
+    grad = torch.randn(7, 13, 64, generator=generator)
+    ours = torch.autograd.grad(kernel.project(x, weight, bias), (x, weight, bias), grad)
+    linears = torch.autograd.grad(torch.nn.functional.linear(x, weight, bias), (x, weight, bias), grad)
+    for a, b in zip(ours, linears, strict=True):
+        assert torch.equal(a, b)
 
 
 def test_sizes_the_kernel_does_not_take_use_torch_rnn_tanh(kernel):
@@ -222,14 +288,21 @@ def kernel_outputs(kernels):
         states, grad_inputs, grad_h0 = torch.empty_like(inputs), torch.empty_like(inputs), torch.empty_like(h0)
         kernels.rnn_tanh_forward(inputs, h0, weight, states)
         kernels.rnn_tanh_backward(grad_states, states, weight, grad_inputs, grad_h0)
-        last, lengths = torch.empty_like(h0), torch.tensor([40, 0, 1, 17, 40, 39, 2, 0, 25, 8, 33])
-        kernels.rnn_tanh_last(inputs, h0, weight, lengths, last)
+        ids, starts, lengths = token_rows([40, 0, 1, 17, 40, 39, 2, 0, 25, 8, 33], 37, generator)
+        x, w = torch.randn(37, 20, generator=generator), torch.randn(hidden, 20, generator=generator)
+        table = torch.empty(37, hidden)
+        kernels.project(x, w, torch.randn(hidden, generator=generator), table)
+        last, last_reversed = torch.empty(11, hidden), torch.empty(11, hidden)
+        kernels.rnn_tanh_last(table, ids, starts, lengths, False, weight, last)
+        kernels.rnn_tanh_last(table, ids, starts, lengths, True, weight, last_reversed)
         outputs.update(
             {
                 f"states {hidden}": states,
                 f"grad_inputs {hidden}": grad_inputs,
                 f"grad_h0 {hidden}": grad_h0,
+                f"table {hidden}": table,
                 f"last {hidden}": last,
+                f"last reversed {hidden}": last_reversed,
             }
         )
     param, square_avg = torch.randn(1001, generator=generator), torch.zeros(1001)

@@ -1,5 +1,5 @@
-"""Scoring (textrnn.inference, RNN.score): the same logits as forward over the same batches, bit for bit, for
-every model option; the last-state kernel is what runs where it applies; buffers are reused; batches stay in budget."""
+"""Scoring (textrnn.inference, RNN.scorer): the same logits as forward over the same batches, bit for bit, for
+every model option; the last-state kernel is what runs where it applies, with nothing padded; batches stay in budget."""
 
 import itertools
 
@@ -12,7 +12,7 @@ from textrnn.batching import pad_batch
 from textrnn.data.vectors import EncodedSplit
 from textrnn.inference import predict_logits, scoring_batches
 from textrnn.model import READOUTS, RNN, ModelConfig
-from textrnn.model.cells import CELLS, RNNCell, Scratch
+from textrnn.model.cells import CELLS, RNNCell
 
 VOCAB = 60
 CPU = torch.device("cpu")
@@ -59,18 +59,38 @@ def forward_over_scoring_batches(model, split, batch_size):
     return logits
 
 
+def has_scorer(options):
+    return options["cell"] == "rnn" and options["readout"] == "last"
+
+
 @pytest.mark.parametrize("num_classes", [2, 3])
 @pytest.mark.parametrize("options", OPTIONS, ids=option_id)
-def test_score_is_forward_bit_for_bit_with_and_without_scratch(options, num_classes):
+def test_the_scorer_is_forward_bit_for_bit_on_any_batch(options, num_classes):
     model = make_model(num_classes, **options)
     split = make_split(LENGTHS)
-    tokens, lengths = (torch.from_numpy(a) for a in pad_batch(split.ids, split.offsets, np.arange(len(split))))
-    scratch = Scratch(tokens.numel())
-    with torch.inference_mode():
-        expected = model(tokens, lengths)
-        assert torch.equal(model.score(tokens, lengths), expected)
-        assert torch.equal(model.score(tokens, lengths, scratch), expected)
-        assert torch.equal(model.score(tokens, lengths, scratch), expected)  # a used scratch changes nothing
+    scorer = model.scorer(split.ids)
+    if not has_scorer(options):  # forward keeps every state for these: scoring runs forward itself
+        assert scorer is None
+        return
+    starts, lengths = split.offsets[:-1], split.lengths
+    every_row, odd_rows, one_row = np.arange(len(split)), np.arange(1, len(split), 2)[::-1], np.array([76])
+    for rows in (every_row, odd_rows, one_row):
+        tokens, row_lengths = (torch.from_numpy(a) for a in pad_batch(split.ids, split.offsets, rows))
+        with torch.inference_mode():
+            expected = model(tokens, row_lengths)
+        assert torch.equal(scorer.logits(starts[rows], lengths[rows]), expected)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_a_scorer_of_a_few_reviews_projects_only_their_ids_with_the_same_logits(bidirectional):
+    model = make_model(bidirectional=bidirectional)
+    split = make_split([5, 0, 9, 3])  # 17 tokens, fewer than the 60 ids
+    few = model.scorer(split.ids)
+    many = model.scorer(np.concatenate([split.ids, np.arange(VOCAB, dtype=np.int32)]))
+    assert all(len(table) == len(np.unique(split.ids)) for table in few.tables)
+    assert all(len(table) == VOCAB for table in many.tables)
+    starts, lengths = split.offsets[:-1], split.lengths
+    assert torch.equal(few.logits(starts, lengths), many.logits(starts, lengths))
 
 
 @pytest.mark.parametrize("num_classes", [2, 3])
@@ -86,21 +106,14 @@ def test_where_the_kernel_does_not_run_scoring_is_forward(hidden):
     model = make_model(hidden=hidden, bidirectional=True)
     split = make_split(LENGTHS)
     with accel.enabled(hidden != 32):
-        assert not model.cell.has_last_state(model.U)
+        assert not model.cell.has_last_state(model.U) and model.scorer(split.ids) is None
         assert torch.equal(predict_logits(model, split, 16, CPU), forward_over_scoring_batches(model, split, 16))
 
 
-def test_score_in_training_mode_is_forward():
-    model = make_model(dropout=0.5).train()
-    tokens, lengths = (torch.from_numpy(a) for a in pad_batch(*_all_rows(make_split(LENGTHS))))
-    torch.manual_seed(3)
-    expected = model(tokens, lengths)
-    torch.manual_seed(3)
-    assert torch.equal(model.score(tokens, lengths), expected)
-
-
-def _all_rows(split):
-    return split.ids, split.offsets, np.arange(len(split))
+def test_a_model_in_training_mode_has_no_scorer():
+    model = make_model(dropout=0.5)
+    assert model.scorer(make_split(LENGTHS).ids) is not None
+    assert model.train().scorer(make_split(LENGTHS).ids) is None  # dropout draws: forward's alone
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
@@ -126,29 +139,30 @@ def test_the_kernels_rows_split_over_threads_give_the_same_logits(monkeypatch):
     assert chunks and len(original(64, 4)) == 4
 
 
-def test_scratch_buffers_are_allocated_once_per_run(monkeypatch):
+@pytest.mark.parametrize("num_classes", [2, 3])
+def test_logits_do_not_depend_on_the_thread_count(num_classes):
+    """Evaluate runs on every core: a projection rounded by MKL's row split would change with the core count."""
+    model = make_model(num_classes, hidden=64, bidirectional=True)
+    split = make_split([37] * 30 + LENGTHS, seed=2)  # batches of 3 x 37 tokens: no row count a multiple of 4
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = predict_logits(model, split, 3, CPU)
+        for threads in (2, 3, 5):
+            torch.set_num_threads(threads)
+            assert torch.equal(predict_logits(model, split, 3, CPU), one), threads
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_scoring_pads_nothing_and_refuses_ids_outside_the_vocabulary(monkeypatch):
     model = make_model(bidirectional=True)
-    pointers = {}
-    original = Scratch.take
-
-    def take(self, name, shape, like):
-        view = original(self, name, shape, like)
-        pointers.setdefault(name, set()).add(view.data_ptr())
-        return view
-
-    monkeypatch.setattr(Scratch, "take", take)
-    predict_logits(model, make_split(LENGTHS), 8, CPU)
-    assert set(pointers) == {"embedded", "flipped", "projected"}
-    assert all(len(found) == 1 for found in pointers.values()), pointers
-
-
-def test_scratch_take_reuses_a_buffer_that_fits_and_replaces_one_that_does_not():
-    scratch, like = Scratch(rows=10), torch.zeros(1)
-    first = scratch.take("a", (10, 4), like)
-    assert first.shape == (10, 4) and scratch.take("a", (3, 4), like).data_ptr() == first.data_ptr()
-    larger = scratch.take("a", (11, 4), like)
-    assert larger.shape == (11, 4) and larger.data_ptr() != first.data_ptr()
-    assert scratch.take("a", (2, 3), torch.zeros(1, dtype=torch.float64)).dtype == torch.float64
+    split = make_split(LENGTHS)
+    monkeypatch.setattr("textrnn.inference.pad_batch", lambda *args: pytest.fail("a batch was padded"))
+    predict_logits(model, split, 16, CPU)
+    split.ids[3] = VOCAB
+    with pytest.raises(ValueError, match="a token id lies outside the table's 60 rows"):
+        predict_logits(model, split, 16, CPU)
 
 
 def test_scoring_cuts_long_buckets_to_the_token_budget(monkeypatch):
@@ -157,10 +171,13 @@ def test_scoring_cuts_long_buckets_to_the_token_budget(monkeypatch):
     whole = predict_logits(model, split, 64, CPU)
     monkeypatch.setattr("textrnn.inference.SCORING_TOKEN_BUDGET", 5000)
     widths = []
-    original = model.score
-    monkeypatch.setattr(model, "score", lambda t, n, s=None: widths.append(t.numel()) or original(t, n, s))
+    original = scoring_batches
+    monkeypatch.setattr(
+        "textrnn.inference.scoring_batches",
+        lambda lengths, size: [widths.append(len(r) * lengths[r].max()) or r for r in original(lengths, size)],
+    )
     cut = predict_logits(model, split, 64, CPU)
     assert max(widths) <= 5000 and len(widths) > 1
     assert torch.equal(cut, forward_over_scoring_batches(model, split, 64))
-    # Other batches, other row counts in torch's matrix products: the same logits to float32 rounding only.
+    # Other batches, other row counts in V's matrix product: the same logits to float32 rounding only.
     torch.testing.assert_close(cut, whole, atol=1e-6, rtol=0)

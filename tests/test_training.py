@@ -12,7 +12,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook, register_op
 from textrnn.batching import make_batches
 from textrnn.data.vectors import EncodedSplit
 from textrnn.encoding import count_tokens, encode_texts
-from textrnn.inference import predict_logits
+from textrnn.inference import predict_logits, scoring_batches
 from textrnn.model import RNN, ModelConfig
 from textrnn.training import NonFiniteLoss, TrainConfig, train_model
 from textrnn.vocab import Vocab
@@ -230,8 +230,11 @@ def test_scoring_splits_long_buckets_over_the_token_budget_with_the_same_logits(
     split = EncodedSplit(ids, offsets, np.zeros(len(lengths), np.int64), ["a", "b"])
     whole = predict_logits(model, split, 64, torch.device("cpu"))
     widths = []
-    original = model.score
-    monkeypatch.setattr(model, "score", lambda t, n, *rest: widths.append(t.numel()) or original(t, n, *rest))
+    original = scoring_batches
+    monkeypatch.setattr(
+        "textrnn.inference.scoring_batches",
+        lambda lengths, size: [widths.append(len(r) * lengths[r].max()) or r for r in original(lengths, size)],
+    )
     monkeypatch.setattr("textrnn.inference.SCORING_TOKEN_BUDGET", 5000)
     cut = predict_logits(model, split, 64, torch.device("cpu"))
     torch.testing.assert_close(cut, whole, atol=1e-6, rtol=0)

@@ -10,9 +10,9 @@ import torch
 from textrnn.batching import length_buckets, pad_batch
 from textrnn.data.vectors import EncodedSplit
 from textrnn.model import RNN
-from textrnn.model.cells import Scratch
 
-# Padded tokens per scoring batch at most, so that a bucket of very long reviews is cut into smaller batches.
+# Padded tokens per scoring batch at most, so that a bucket of very long reviews is cut into smaller
+# batches where forward pads them (the scorer pads nothing, but scores the same batches).
 SCORING_TOKEN_BUDGET = 1 << 20
 
 
@@ -38,19 +38,21 @@ def predict_logits(
 ) -> torch.Tensor:
     """Logits of every review of ``split`` (each cut to its last ``max_tokens`` tokens), in the split's order.
 
-    Reviews are scored in length-bucketed batches (``scoring_batches``) through ``RNN.score``:
-    forward's logits, bit for bit.
+    Reviews are scored in length-bucketed batches (``scoring_batches``): forward's logits on each
+    batch, bit for bit, through the model's ``Scorer`` where it has one (no padding, only each
+    review's last state kept), else through forward itself.
     """
     model.eval()
     split = split.last_tokens(max_tokens)
     shape = (len(split),) if model.config.num_classes == 2 else (len(split), model.config.num_classes)
     logits = torch.empty(shape, dtype=torch.float32)
-    lengths = split.lengths
-    batches = list(scoring_batches(lengths, batch_size))
-    # Sized for the largest batch at once: grown batch by batch, each size would be a fresh buffer.
-    scratch = Scratch(max((len(rows) * max(int(lengths[rows].max()), 1) for rows in batches), default=0))
-    for rows in batches:
-        tokens, row_lengths = pad_batch(split.ids, split.offsets, rows)
-        out = model.score(torch.from_numpy(tokens).to(device), torch.from_numpy(row_lengths).to(device), scratch)
+    starts, lengths = split.offsets[:-1], split.lengths
+    scorer = model.scorer(split.ids)
+    for rows in scoring_batches(lengths, batch_size):
+        if scorer is not None:
+            out = scorer.logits(starts[rows], lengths[rows])
+        else:
+            tokens, row_lengths = pad_batch(split.ids, split.offsets, rows)
+            out = model(torch.from_numpy(tokens).to(device), torch.from_numpy(row_lengths).to(device))
         logits[torch.from_numpy(rows)] = out.float().cpu()
     return logits

@@ -5,26 +5,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure  # not pyplot: no display, no global figure registry, 0.3 s less to import
 
-matplotlib.use("Agg")  # no display on servers and CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from textrnn.io import atomic_path  # noqa: E402
+from textrnn.io import atomic_path
 
 
-def _save(figure, path: Path) -> None:
+def _save(figure: Figure, path: Path) -> None:
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    plt.close(figure)
 
 
 def plot_curves(
     path: Path, epochs: Sequence[int], curves: dict[str, Sequence[float]], ylabel: str, best_epoch: int
 ) -> None:
     """One curve per split (train, valid, ...) on one chart, as the notebook plots its losses."""
-    figure, axes = plt.subplots(figsize=(6, 4))
+    figure = Figure(figsize=(6, 4))
+    axes = figure.subplots()
     for split, values in curves.items():
         axes.plot(epochs, values, marker="o", label=split)
     axes.axvline(best_epoch, color="grey", linestyle=":", label=f"best (epoch {best_epoch})")
@@ -37,7 +34,8 @@ def plot_curves(
 
 
 def plot_confusion(path: Path, matrix: np.ndarray, label_names: list[str], title: str) -> None:
-    figure, axes = plt.subplots(figsize=(1.2 * len(label_names) + 2.5, 1.2 * len(label_names) + 2))
+    figure = Figure(figsize=(1.2 * len(label_names) + 2.5, 1.2 * len(label_names) + 2))
+    axes = figure.subplots()
     axes.imshow(matrix, cmap="Blues")
     for (i, j), count in np.ndenumerate(matrix):
         axes.text(j, i, str(count), ha="center", va="center", color="white" if count > matrix.max() / 2 else "black")
@@ -51,7 +49,8 @@ def plot_confusion(path: Path, matrix: np.ndarray, label_names: list[str], title
 
 def plot_roc(path: Path, curves: Sequence[tuple[str, np.ndarray, np.ndarray, float]], title: str) -> None:
     """ROC curves, one per (class name, fpr, tpr, AUC), on one chart."""
-    figure, axes = plt.subplots(figsize=(4.5, 4.5))
+    figure = Figure(figsize=(4.5, 4.5))
+    axes = figure.subplots()
     for name, fpr, tpr, auc in curves:
         axes.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
     axes.plot([0, 1], [0, 1], color="grey", linestyle=":")

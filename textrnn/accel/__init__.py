@@ -6,7 +6,9 @@ cannot be built (no C++ compiler), training runs on PyTorch's own kernels: the s
 rounded differently.
 
     applies(x, hidden), rnn_tanh(...)   the tanh recurrence, forward and BPTT, in one call
-    rnn_tanh_last(...)                  its forward only, keeping each row's last state (for scoring)
+    project(x, weight, bias)            its input projection, rounded the same in any batch
+    rnn_tanh_last(...)                  its forward only, for scoring: inputs from a projection table by
+                                        token id, only each row's last state kept
     RMSprop                             torch.optim.RMSprop, one pass per float32 CPU tensor
     cpu_settings(device)                the CPU settings training runs under
 """
@@ -14,6 +16,16 @@ rounded differently.
 from textrnn.accel.cpu import cpu_settings
 from textrnn.accel.kernel import SWITCH, available, enabled
 from textrnn.accel.rmsprop import RMSprop
-from textrnn.accel.rnn import applies, rnn_tanh, rnn_tanh_last
+from textrnn.accel.rnn import applies, project, rnn_tanh, rnn_tanh_last
 
-__all__ = ["SWITCH", "RMSprop", "applies", "available", "cpu_settings", "enabled", "rnn_tanh", "rnn_tanh_last"]
+__all__ = [
+    "SWITCH",
+    "RMSprop",
+    "applies",
+    "available",
+    "cpu_settings",
+    "enabled",
+    "project",
+    "rnn_tanh",
+    "rnn_tanh_last",
+]

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from textrnn import native
@@ -63,8 +64,10 @@ def build(command: list[str], flags: list[str], directory: Path) -> Path:
     return native.build(command, flags, directory, SOURCES, "textrnn_kernels", "accel", log)
 
 
-def _pointer(tensor: torch.Tensor) -> ctypes.c_void_p:
-    return ctypes.c_void_p(tensor.data_ptr())
+def _pointer(array: torch.Tensor | np.ndarray) -> ctypes.c_void_p:
+    if isinstance(array, np.ndarray):
+        return ctypes.c_void_p(array.ctypes.data)
+    return ctypes.c_void_p(array.data_ptr())
 
 
 class Kernels:
@@ -76,7 +79,12 @@ class Kernels:
         library.textrnn_rnn_tanh_forward.argtypes = pointers[:4] + [ctypes.c_int64] * 3
         library.textrnn_rnn_tanh_backward.argtypes = pointers + [ctypes.c_int64] * 3
         library.textrnn_rnn_tanh_forward.restype = library.textrnn_rnn_tanh_backward.restype = ctypes.c_int
-        library.textrnn_rnn_tanh_last.argtypes = pointers + [ctypes.c_int64] * 3
+        library.textrnn_project.argtypes = pointers[:4] + [ctypes.c_int64] * 3
+        library.textrnn_project.restype = ctypes.c_int
+        library.textrnn_rnn_tanh_last.argtypes = [
+            ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
+            ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+        ]  # fmt: skip
         library.textrnn_rnn_tanh_last.restype = ctypes.c_int
         library.textrnn_max_hidden.restype = ctypes.c_int
         library.textrnn_rmsprop_step.argtypes = pointers[:3] + [ctypes.c_int64] + [ctypes.c_float] * 4
@@ -95,16 +103,37 @@ class Kernels:
         if status != 0:
             raise ValueError(f"accel: hidden size {hidden} is not supported")
 
-    def rnn_tanh_last(
-        self, inputs: torch.Tensor, h0: torch.Tensor, weight: torch.Tensor, lengths: torch.Tensor, last: torch.Tensor
-    ) -> None:
-        """last[b] = rnn_tanh_forward's states[b, lengths[b] - 1] (h0[b] where lengths[b] is 0), bit for bit."""
-        batch, steps, hidden = inputs.shape
-        status = self._library.textrnn_rnn_tanh_last(
-            _pointer(inputs), _pointer(h0), _pointer(weight), _pointer(lengths), _pointer(last), batch, steps, hidden
+    def project(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, out: torch.Tensor) -> None:
+        """out = x weight^T + bias ([N, K] -> [N, H]): each output summed over k in order, then the bias added."""
+        (rows, inputs), hidden = x.shape, weight.shape[0]
+        status = self._library.textrnn_project(
+            _pointer(x), _pointer(weight), _pointer(bias), _pointer(out), rows, inputs, hidden
         )
+        if status != 0:
+            raise ValueError(f"accel: hidden size {hidden} is not supported")
+
+    def rnn_tanh_last(
+        self,
+        table: torch.Tensor,
+        ids: np.ndarray,
+        starts: np.ndarray,
+        lengths: np.ndarray,
+        reverse: bool,
+        weight: torch.Tensor,
+        last: torch.Tensor,
+    ) -> None:
+        """last[b] = the state after row b's tokens ids[starts[b] : starts[b] + lengths[b]] (read backwards
+        when ``reverse``), their inputs looked up in ``table``, from the zero state: rnn_tanh_forward's
+        states[b, lengths[b] - 1] over those inputs, bit for bit (zeros where lengths[b] is 0)."""
+        vocabulary, hidden = table.shape
+        status = self._library.textrnn_rnn_tanh_last(
+            _pointer(table), vocabulary, _pointer(ids), len(ids), _pointer(starts), _pointer(lengths),
+            int(reverse), _pointer(weight), _pointer(last), len(starts), hidden,
+        )  # fmt: skip
         if status == -2:
-            raise ValueError(f"accel: lengths must lie in 0 .. {steps}, the inputs' steps")
+            raise ValueError(f"accel: a row's tokens lie outside the {len(ids)} ids")
+        if status == -3:
+            raise ValueError(f"accel: a token id lies outside the table's {vocabulary} rows")
         if status != 0:
             raise ValueError(f"accel: hidden size {hidden} is not supported")
 

@@ -1,5 +1,6 @@
 """The tanh RNN's whole recurrence, forward and backpropagation through time, in one kernel call per batch;
-and its forward-only variant for scoring, which keeps only each row's state at its own last step."""
+its input projection, whose rows round the same whatever the batch; and the forward-only variant for
+scoring, which reads each token's projection from a table and keeps only each row's state at its own last step."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
@@ -59,37 +61,78 @@ def rnn_tanh(inputs: torch.Tensor, h0: torch.Tensor, weight: torch.Tensor) -> to
     return _RNNTanh.apply(inputs, h0, weight)
 
 
-def rnn_tanh_last(
-    inputs: torch.Tensor, h0: torch.Tensor, weight: torch.Tensor, lengths: torch.Tensor, threads: int | None = None
-) -> torch.Tensor:
-    """Each row's state after its own last step [batch, hidden]: ``rnn_tanh(...)[b, lengths[b] - 1]``
-    bit for bit (``h0[b]`` where ``lengths[b]`` is 0), without keeping every step's state.
+class _Project(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        x, weight, bias = x.contiguous(), weight.contiguous(), bias.contiguous()
+        out = x.new_empty(len(x), len(weight))
+        kernels = kernel.loaded()
+        _run_in_chunks(len(x), None, lambda rows: kernels.project(x[rows], weight, bias, out[rows]))
+        ctx.save_for_backward(x, weight)
+        return out
 
-    For scoring: it has no gradient. ``lengths`` lie in 0 .. the inputs' steps; check ``applies``
-    first. The rows are split over ``threads`` threads (None: torch's intra-op thread count);
-    a row's state is the same whichever thread runs it.
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        # The products autograd takes for torch.addmm(bias, x, weight.t()), so the same bits as nn.Linear's.
+        x, weight = ctx.saved_tensors
+        grad_x = grad.mm(weight) if ctx.needs_input_grad[0] else None
+        grad_weight = grad.t().mm(x) if ctx.needs_input_grad[1] else None
+        return grad_x, grad_weight, grad.sum(0) if ctx.needs_input_grad[2] else None
+
+
+def project(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """x weight^T + bias ([..., K] -> [..., H]), as nn.functional.linear, with a fixed rounding: each
+    output is its K products summed in order of k, then the bias added, so that a row's result is the
+    same in any batch, at any thread count, on any CPU. Check ``applies(x, H)`` first."""
+    out = _Project.apply(x.reshape(-1, x.shape[-1]), weight, bias)
+    return out.view(*x.shape[:-1], weight.shape[0])
+
+
+def rnn_tanh_last(
+    table: torch.Tensor,
+    ids: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    weight: torch.Tensor,
+    reverse: bool = False,
+    threads: int | None = None,
+) -> torch.Tensor:
+    """Each row's state [rows, hidden] after its tokens ``ids[starts[b] : starts[b] + lengths[b]]``
+    (last to first when ``reverse``), from the zero state, the inputs being ``table``'s rows (the
+    ``project``ion of each id): ``rnn_tanh(table[tokens], 0, weight)[b, lengths[b] - 1]`` bit for bit,
+    zeros for an empty row, without padding or keeping every step's state.
+
+    For scoring: it has no gradient. Check ``applies`` first. The rows are split over ``threads``
+    threads (None: torch's intra-op thread count); a row's state is the same whichever thread runs it.
     """
-    if torch.is_grad_enabled() and any(t.requires_grad for t in (inputs, h0, weight)):
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (table, weight)):
         raise RuntimeError(
             "rnn_tanh_last has no gradient; call it under torch.no_grad() or "
             "torch.inference_mode(), or use rnn_tanh to train"
         )
-    inputs, h0, weight = inputs.contiguous(), h0.contiguous(), weight.contiguous()
-    lengths = lengths.to(device="cpu", dtype=torch.int64).contiguous()
-    if lengths.shape != inputs.shape[:1]:
-        raise ValueError(f"rnn_tanh_last: {tuple(lengths.shape)} lengths for {inputs.shape[0]} rows")
-    last = torch.empty_like(h0)
+    table, weight = table.contiguous(), weight.contiguous()
+    ids = np.ascontiguousarray(ids, dtype=np.int32)
+    starts, lengths = (np.ascontiguousarray(a, dtype=np.int64) for a in (starts, lengths))
+    if starts.shape != lengths.shape or starts.ndim != 1:
+        raise ValueError(f"rnn_tanh_last: {starts.shape} starts for {lengths.shape} lengths")
+    last = table.new_empty(len(starts), table.shape[1])
     kernels = kernel.loaded()
-    chunks = _row_chunks(len(inputs), torch.get_num_threads() if threads is None else threads)
 
-    def run(chunk: slice) -> None:
-        kernels.rnn_tanh_last(inputs[chunk], h0[chunk], weight, lengths[chunk], last[chunk])
+    def run(rows: slice) -> None:
+        kernels.rnn_tanh_last(table, ids, starts[rows], lengths[rows], reverse, weight, last[rows])
 
+    _run_in_chunks(len(starts), threads, run)
+    return last
+
+
+def _run_in_chunks(rows: int, threads: int | None, run) -> None:
+    """``run(chunk)`` for each of ``_row_chunks``' slices of ``rows``, at once on a thread each."""
+    chunks = _row_chunks(rows, torch.get_num_threads() if threads is None else threads)
     if len(chunks) == 1:
         run(chunks[0])
     else:  # ctypes releases the GIL for the call: the chunks run at once
         list(_pool(len(chunks)).map(run, chunks))
-    return last
 
 
 # Rows per thread at least: below this, starting a thread costs more than the rows' steps.

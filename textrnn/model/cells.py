@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -43,48 +44,16 @@ def _quietly(kernel, *args):
 
 
 def _hand_written_rnn_tanh(inputs: torch.Tensor, W: nn.Linear, U: nn.Linear, h0: torch.Tensor):
-    """textrnn's own CPU kernel (float32, hidden % 16 == 0, up to 256), or None where it does not apply."""
+    """textrnn's own CPU kernels (float32, hidden % 16 == 0, up to 256), or None where they do not apply."""
     if not accel.applies(inputs, U.in_features):
         return None
     return accel.rnn_tanh(_projected(inputs, W, U), h0, U.weight)
 
 
-def _projected(inputs: torch.Tensor, W: nn.Linear, U: nn.Linear, scratch: Scratch | None = None) -> torch.Tensor:
-    """W x_t with both biases, the part of every step that does not depend on the state.
-
-    Into ``scratch``'s buffer when given: the same addmm that nn.functional.linear runs on a
-    contiguous batch, so the same bits, without a fresh tensor per batch.
-    """
-    if scratch is None:
-        return nn.functional.linear(inputs, W.weight, W.bias + U.bias)
-    flat = inputs.reshape(-1, inputs.shape[-1])
-    out = scratch.take("projected", (len(flat), W.out_features), W.weight)
-    return torch.addmm(W.bias + U.bias, flat, W.weight.t(), out=out).view(*inputs.shape[:-1], W.out_features)
-
-
-class Scratch:
-    """Buffers that scoring reuses from batch to batch, one per name, each sized for ``rows`` rows.
-
-    A fresh tensor of tens of MB costs a page fault per 4 KiB on every batch; a reused one, none.
-    A request for more rows than the buffer holds replaces it with a larger one.
-    """
-
-    def __init__(self, rows: int):
-        self.rows = rows
-        self._buffers: dict[str, torch.Tensor] = {}
-
-    def take(self, name: str, shape: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
-        """A [rows, columns] view at the start of buffer ``name`` (contents undefined), ``like``'s device and dtype."""
-        rows, columns = shape
-        buffer = self._buffers.get(name)
-        if (
-            buffer is None
-            or buffer.numel() < rows * columns
-            or (buffer.dtype, buffer.device) != (like.dtype, like.device)
-        ):
-            buffer = torch.empty(max(rows, self.rows) * columns, dtype=like.dtype, device=like.device)
-            self._buffers[name] = buffer
-        return buffer[: rows * columns].view(rows, columns)
+def _projected(inputs: torch.Tensor, W: nn.Linear, U: nn.Linear) -> torch.Tensor:
+    """W x_t with both biases, the part of every step that does not depend on the state, each row
+    rounded as on its own (accel.project), so that a vocabulary id's row is the same in every batch."""
+    return accel.project(inputs, W.weight, W.bias + U.bias)
 
 
 class Cell:
@@ -112,16 +81,28 @@ class Cell:
         raise NotImplementedError
 
     def has_last_state(self, U: nn.Linear) -> bool:
-        """Whether ``last_state`` runs for weights like ``U``'s (device, dtype, size)."""
+        """Whether ``projection_table`` and ``last_state`` run for weights like ``U``'s (device, dtype, size)."""
         return False
 
+    def projection_table(self, W: nn.Linear, U: nn.Linear, embeddings: torch.Tensor) -> torch.Tensor:
+        """The part of a step that depends on the token only, for each row of ``embeddings`` [ids, embedding]
+        -> [ids, hidden], bit for bit what ``sequence`` computes for that token. Only where ``has_last_state``."""
+        raise NotImplementedError
+
     def last_state(
-        self, W: nn.Linear, U: nn.Linear, inputs: torch.Tensor, lengths: torch.Tensor, scratch: Scratch | None = None
+        self,
+        U: nn.Linear,
+        table: torch.Tensor,
+        ids: np.ndarray,
+        starts: np.ndarray,
+        lengths: np.ndarray,
+        reverse: bool = False,
     ) -> torch.Tensor:
-        """Each row's h after its own first ``lengths[b]`` inputs [batch, hidden], bit for bit the state
-        ``sequence`` gives at step lengths[b] - 1 (the zero state for a length of 0), without keeping
-        the other steps' states. Forward only (no gradient); ``scratch`` holds its temporaries.
-        Only where ``has_last_state``."""
+        """Each row's h [rows, hidden] after its tokens ``ids[starts[b] : starts[b] + lengths[b]]`` (last
+        to first when ``reverse``), their ``projection_table`` rows in ``table``: bit for bit the state
+        ``sequence`` gives at step lengths[b] - 1 over those tokens (the zero state for a length of 0),
+        without padding or keeping the other steps' states. Forward only (no gradient). Only where
+        ``has_last_state``."""
         raise NotImplementedError
 
 
@@ -143,9 +124,11 @@ class RNNCell(Cell):
     def has_last_state(self, U):
         return accel.applies(U.weight, U.in_features)  # torch's rnn_tanh keeps every state
 
-    def last_state(self, W, U, inputs, lengths, scratch=None):
-        h0 = self.initial_state(inputs.shape[0], U.weight)
-        return accel.rnn_tanh_last(_projected(inputs, W, U, scratch), h0, U.weight, lengths)
+    def projection_table(self, W, U, embeddings):
+        return _projected(embeddings, W, U)
+
+    def last_state(self, U, table, ids, starts, lengths, reverse=False):
+        return accel.rnn_tanh_last(table, ids, starts, lengths, U.weight, reverse)
 
 
 class GRUCell(Cell):

@@ -20,8 +20,9 @@ Four ways to run the same model:
 
 - ``forward(tokens, lengths)``: the fused path over a whole batch, for training and scoring
   (what DistributedDataParallel wraps);
-- ``score(tokens, lengths)``: forward's logits bit for bit, forward only, keeping each review's
-  last state alone where the readout reads nothing else (the rnn cell on textrnn.accel's kernel);
+- ``scorer(ids).logits(starts, lengths)``: forward's logits bit for bit, forward only, for reviews
+  read straight from a split's token ids, keeping each review's last state alone where the readout
+  reads nothing else (the rnn cell on textrnn.accel's kernels);
 - ``forward_loop(tokens, lengths)``: the readable reference, each cell's step in a Python loop;
 - ``step(x_t, hidden)``: the notebook's own forward, one token per call, for unidirectional
   models that read the last state.
@@ -32,10 +33,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
-from textrnn.model.cells import CELLS, Scratch, State
+from textrnn.model.cells import CELLS, State
 
 READOUTS = ("last", "mean", "max")
 
@@ -113,34 +115,13 @@ class RNN(nn.Module):
 
     # ------------------------------------------------------------ scoring
 
-    def score(self, tokens: torch.Tensor, lengths: torch.Tensor, scratch: Scratch | None = None) -> torch.Tensor:
-        """``forward``'s logits, bit for bit, for scoring (forward only, eval mode).
-
-        With readout ``last`` and a cell that has a last-state path (``Cell.last_state``: the rnn
-        cell on textrnn.accel's kernel), each direction keeps only each review's last state, not
-        every step's: the same float operations, a fraction of the memory; its temporaries go to
-        ``scratch`` when given, so that a run of batches reuses them. Otherwise (or in training
-        mode) this is ``forward`` itself.
-        """
+    def scorer(self, ids: np.ndarray) -> Scorer | None:
+        """A ``Scorer`` of reviews that are runs of ``ids`` (a split's token ids), where forward's logits
+        come from each review's last state alone: eval mode, readout ``last`` and a cell with a
+        last-state path (the rnn cell on textrnn.accel's kernels). None otherwise: score with ``forward``."""
         if self.training or self.config.readout != "last" or not self.cell.has_last_state(self.U):
-            return self(tokens, lengths)
-        embedded = self._embedded(tokens.reshape(-1), scratch, "embedded").view(*tokens.shape, -1)
-        picks = [self.cell.last_state(self.W, self.U, embedded, lengths, scratch)]
-        if self.config.bidirectional:
-            width = tokens.shape[1]
-            rows = torch.arange(len(tokens), device=tokens.device)[:, None]
-            positions = (rows * width + _flip_within(lengths, width)).reshape(-1)
-            flipped = _gathered(embedded.view(-1, embedded.shape[-1]), positions, scratch, "flipped")
-            # Read backwards, a review's last step is its first token: the state _read_out picks.
-            picks.append(
-                self.cell.last_state(self.W_reverse, self.U_reverse, flipped.view(embedded.shape), lengths, scratch)
-            )
-        return self._logits(_last_features(picks, lengths))
-
-    def _embedded(self, ids: torch.Tensor, scratch: Scratch | None, name: str) -> torch.Tensor:
-        if scratch is None:
-            return self.embedding(ids)
-        return _gathered(self.embedding.weight, ids, scratch, name)
+            return None
+        return Scorer(self, ids)
 
     # ------------------------------------------------------------ the readable reference
 
@@ -234,11 +215,36 @@ class RNN(nn.Module):
         return torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(1 - p).div_(1 - p)
 
 
-def _gathered(table: torch.Tensor, rows: torch.Tensor, scratch: Scratch | None, name: str) -> torch.Tensor:
-    """``table[rows]`` (an exact copy, as nn.Embedding and indexing make it), into ``scratch``'s buffer when given."""
-    if scratch is None:
-        return table[rows]
-    return torch.index_select(table, 0, rows, out=scratch.take(name, (len(rows), table.shape[1]), table))
+class Scorer:
+    """``forward``'s logits, bit for bit, for reviews given as runs of a split's token ids (forward only).
+
+    No review is padded and no step's state is kept but each review's last: each direction's
+    projection of a token (the part of a step that depends on the token only) is computed once per
+    vocabulary id into a table, and the cell's last-state kernel reads it by id. Forward computes
+    the same rows token by token, rounded the same (``Cell.projection_table``).
+    """
+
+    def __init__(self, model: RNN, ids: np.ndarray):
+        self.model = model
+        weights = model.embedding.weight.detach()
+        if len(ids) < len(weights):  # fewer tokens than ids (a few reviews): a table of the ids that occur
+            present, inverse = np.unique(ids, return_inverse=True)
+            self.ids = inverse.astype(np.int32).reshape(-1)
+            weights = weights[torch.from_numpy(present).to(torch.int64)]
+        else:
+            self.ids = ids
+        with torch.inference_mode():
+            self.tables = [model.cell.projection_table(W, U, weights) for W, U in model.directions()]
+
+    @torch.inference_mode()
+    def logits(self, starts: np.ndarray, lengths: np.ndarray) -> torch.Tensor:
+        """Logits of the reviews ``ids[starts[b] : starts[b] + lengths[b]]``: forward's on them as one batch."""
+        model = self.model
+        picks = [
+            model.cell.last_state(U, table, self.ids, starts, lengths, reverse=direction == 1)
+            for direction, ((_, U), table) in enumerate(zip(model.directions(), self.tables, strict=True))
+        ]
+        return model._logits(_last_features(picks, torch.from_numpy(np.asarray(lengths, dtype=np.int64))))
 
 
 def _last_features(picks: list[torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:

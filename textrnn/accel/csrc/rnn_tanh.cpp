@@ -1,6 +1,7 @@
 // A fused tanh RNN for the CPU: the whole recurrence h_t = tanh(p_t + U h_{t-1}) in one call,
-// forward and backward (BPTT), float32, batch-first, hidden size a multiple of 16 up to 256; and a
-// forward-only variant for scoring that keeps each row's state at its own last step, not every step's.
+// forward and backward (BPTT), float32, batch-first, hidden size a multiple of 16 up to 256; its
+// input projection p_t = W x_t + b; and a forward-only variant for scoring that reads p_t from a
+// table (one row per vocabulary id) by token id and keeps each row's state at its own last step.
 //
 // PyTorch's own CPU loop pays tens of microseconds of operator overhead per time step for a few
 // microseconds of arithmetic at the notebook's sizes. Here each block of R batch rows runs all
@@ -68,16 +69,16 @@ __attribute__((noinline)) void tanh_in_place(float* x, int64_t n) {
 }
 
 // For rows r < R and the C * W outputs j0 <= j < j0 + C * W:
-//   out[r][j] = init[r][j] + s[r][0] m[0][j] + s[r][1] m[1][j] + ... + s[r][H-1] m[H-1][j]
+//   out[r][j] = init[r][j] + s[r][0] m[0][j] + s[r][1] m[1][j] + ... + s[r][K-1] m[K-1][j]
 // summed left to right, each product and sum rounded on its own; init is 0 when ZeroInit.
-// m is H x H, row-major; R x C accumulators stay in registers through the loop over k.
+// m is K x H, row-major; R x C accumulators stay in registers through the loop over k.
 template <int R, int C, bool ZeroInit>
 inline void multiply_add(const float* const init[R], const float* const s[R], const float* m, float* const out[R],
-                         int64_t H, int64_t j0) {
+                         int64_t K, int64_t H, int64_t j0) {
     vec acc[R][C];
     for (int r = 0; r < R; ++r)
         for (int c = 0; c < C; ++c) acc[r][c] = ZeroInit ? splat(0.0f) : load(init[r] + j0 + c * W);
-    for (int64_t k = 0; k < H; ++k) {
+    for (int64_t k = 0; k < K; ++k) {
         vec column[C];
         for (int c = 0; c < C; ++c) column[c] = load(m + k * H + j0 + c * W);
         for (int r = 0; r < R; ++r) {
@@ -103,7 +104,7 @@ void forward_rows(const float* inputs, const float* h0, const float* ut, float* 
             in[r] = inputs + ((b0 + r) * T + t) * H;
             out[r] = states + ((b0 + r) * T + t) * H;
         }
-        for (int64_t j0 = 0; j0 < H; j0 += C * W) multiply_add<R, C, false>(in, previous, ut, out, H, j0);
+        for (int64_t j0 = 0; j0 < H; j0 += C * W) multiply_add<R, C, false>(in, previous, ut, out, H, H, j0);
         for (int r = 0; r < R; ++r) {
             tanh_in_place(out[r], H);
             previous[r] = out[r];
@@ -131,42 +132,77 @@ void backward_rows(const float* grad_states, const float* states, const float* u
             dz[r] = grad_inputs + at;
         }
         // dL/dh_{t-1} = U^T dz_t: row j of U, scaled by dz_t[j], summed over j.
-        for (int64_t k0 = 0; k0 < H; k0 += C * W) multiply_add<R, C, true>(nullptr, dz, u, carry, H, k0);
+        for (int64_t k0 = 0; k0 < H; k0 += C * W) multiply_add<R, C, true>(nullptr, dz, u, carry, H, H, k0);
     }
     for (int r = 0; r < R; ++r)
         for (int64_t j = 0; j < H; ++j) grad_h0[(b0 + r) * H + j] = carry[r][j];
 }
 
+// Where row b's input at step t is, for scoring: a row of ``table`` (the input projection of every
+// vocabulary id) picked by the row's tokens ids[starts[b] .. starts[b] + lengths[b]), read first to
+// last, or last to first when reversed. A step past the row's length reads table row 0: a block
+// runs to its longest row, and a shorter row's extra states are never copied out.
+struct TokenInputs {
+    const float* table;
+    const int32_t* ids;
+    const int64_t* starts;
+    const int64_t* lengths;
+    int64_t H;
+    bool reverse;
+
+    const float* at(int64_t b, int64_t t) const {
+        const int64_t n = lengths[b];
+        if (t >= n) return table;
+        return table + static_cast<int64_t>(ids[starts[b] + (reverse ? n - 1 - t : t)]) * H;
+    }
+};
+
 // The state after each row's own last step, for rows b0 .. b0 + R - 1: last[b] = states[b, n_b - 1]
-// of forward_rows (n_b = lengths[b]; h0[b] where n_b = 0), by the same operations in the same order,
-// without keeping the other steps' states. The block runs to its longest row; a shorter row's
-// extra steps read its own padding and are never copied out. scratch holds 2 * R * H floats.
+// of forward_rows over the rows' inputs from the zero state (n_b = lengths[b]; zeros where n_b = 0),
+// by the same operations in the same order, without keeping the other steps' states. scratch holds
+// 2 * R * H floats, zeros H floats of 0.
 template <int R, int C>
-void last_rows(const float* inputs, const float* h0, const float* ut, const int64_t* lengths, float* last,
-               float* scratch, int64_t T, int64_t H, int64_t b0) {
+void last_rows(const TokenInputs& inputs, const float* zeros, const float* ut, float* last, float* scratch,
+               int64_t H, int64_t b0) {
     const float* previous[R];
     const float* in[R];
     float* out[R];
     int64_t steps = 0;
     for (int r = 0; r < R; ++r) {
-        previous[r] = h0 + (b0 + r) * H;
-        if (lengths[b0 + r] > steps) steps = lengths[b0 + r];
-        if (lengths[b0 + r] == 0)
-            for (int64_t j = 0; j < H; ++j) last[(b0 + r) * H + j] = previous[r][j];
+        previous[r] = zeros;
+        const int64_t n = inputs.lengths[b0 + r];
+        if (n > steps) steps = n;
+        if (n == 0)
+            for (int64_t j = 0; j < H; ++j) last[(b0 + r) * H + j] = 0.0f;
     }
     for (int64_t t = 0; t < steps; ++t) {
         for (int r = 0; r < R; ++r) {
-            in[r] = inputs + ((b0 + r) * T + t) * H;
+            in[r] = inputs.at(b0 + r, t);
             out[r] = scratch + ((t & 1) * R + r) * H;  // step t - 1's state stays in the other half
         }
-        for (int64_t j0 = 0; j0 < H; j0 += C * W) multiply_add<R, C, false>(in, previous, ut, out, H, j0);
+        for (int64_t j0 = 0; j0 < H; j0 += C * W) multiply_add<R, C, false>(in, previous, ut, out, H, H, j0);
         for (int r = 0; r < R; ++r) {
             tanh_in_place(out[r], H);
             previous[r] = out[r];
-            if (t == lengths[b0 + r] - 1)
+            if (t == inputs.lengths[b0 + r] - 1)
                 for (int64_t j = 0; j < H; ++j) last[(b0 + r) * H + j] = out[r][j];
         }
     }
+}
+
+// out[n] = x[n] W^T + bias for rows n0 .. n0 + R - 1: each output the products x[n][k] W[j][k] summed
+// left to right from k = 0, then the bias added (wt is W transposed, K x H).
+template <int R, int C>
+void project_rows(const float* x, const float* wt, const float* bias, float* out, int64_t K, int64_t H, int64_t n0) {
+    const float* s[R];
+    float* o[R];
+    for (int r = 0; r < R; ++r) {
+        s[r] = x + (n0 + r) * K;
+        o[r] = out + (n0 + r) * H;
+    }
+    for (int64_t j0 = 0; j0 < H; j0 += C * W) multiply_add<R, C, true>(nullptr, s, wt, o, K, H, j0);
+    for (int r = 0; r < R; ++r)
+        for (int64_t j = 0; j < H; j += W) store(o[r] + j, load(o[r] + j) + load(bias + j));
 }
 
 // Blocks of 8 accumulators: 2 rows x 4 vectors, or 4 rows x 2 vectors where 4 vectors do not
@@ -196,24 +232,30 @@ void backward_all(const float* grad_states, const float* states, const float* u,
 }
 
 template <int R, int C>
-void last_all(const float* inputs, const float* h0, const float* ut, const int64_t* lengths, float* last,
-              int64_t B, int64_t T, int64_t H) {
-    std::vector<float> scratch(2 * R * H);
+void last_all(const TokenInputs& inputs, const float* ut, float* last, int64_t B, int64_t H) {
+    std::vector<float> scratch(2 * R * H), zeros(H, 0.0f);
     int64_t b = 0;
-    for (; b + R <= B; b += R) last_rows<R, C>(inputs, h0, ut, lengths, last, scratch.data(), T, H, b);
-    for (; b < B; ++b) last_rows<1, C>(inputs, h0, ut, lengths, last, scratch.data(), T, H, b);
+    for (; b + R <= B; b += R) last_rows<R, C>(inputs, zeros.data(), ut, last, scratch.data(), H, b);
+    for (; b < B; ++b) last_rows<1, C>(inputs, zeros.data(), ut, last, scratch.data(), H, b);
+}
+
+template <int R, int C>
+void project_all(const float* x, const float* wt, const float* bias, float* out, int64_t N, int64_t K, int64_t H) {
+    int64_t n = 0;
+    for (; n + R <= N; n += R) project_rows<R, C>(x, wt, bias, out, K, H, n);
+    for (; n < N; ++n) project_rows<1, C>(x, wt, bias, out, K, H, n);
 }
 
 constexpr int64_t kMaxHidden = 256;
 
 bool supported(int64_t H) { return H > 0 && H % 16 == 0 && H <= kMaxHidden; }
 
-// U transposed (ut[k * H + j] = U[j, k]), so that column k of U is one contiguous row.
-std::vector<float> transposed(const float* u, int64_t H) {
-    std::vector<float> ut(H * H);
-    for (int64_t j = 0; j < H; ++j)
-        for (int64_t k = 0; k < H; ++k) ut[k * H + j] = u[j * H + k];
-    return ut;
+// m [rows, columns] transposed (mt[k * rows + j] = m[j, k]), so that column k of m is one contiguous row.
+std::vector<float> transposed(const float* m, int64_t rows, int64_t columns) {
+    std::vector<float> mt(rows * columns);
+    for (int64_t j = 0; j < rows; ++j)
+        for (int64_t k = 0; k < columns; ++k) mt[k * rows + j] = m[j * columns + k];
+    return mt;
 }
 
 }  // namespace
@@ -228,23 +270,42 @@ int textrnn_max_hidden() { return static_cast<int>(kMaxHidden); }
 int textrnn_rnn_tanh_forward(const float* inputs, const float* h0, const float* u, float* states,
                              int64_t B, int64_t T, int64_t H) {
     if (!supported(H)) return -1;
-    const std::vector<float> ut = transposed(u, H);
+    const std::vector<float> ut = transposed(u, H, H);
     by_block(H, [&] { forward_all<2, 4>(inputs, h0, ut.data(), states, B, T, H); },
              [&] { forward_all<4, 2>(inputs, h0, ut.data(), states, B, T, H); });
     return 0;
 }
 
-// inputs [B, T, H], h0 [B, H], u [H, H], lengths [B] (int64, each in 0 .. T) -> last [B, H]: the
-// state after each row's own last step, bit for bit textrnn_rnn_tanh_forward's states[b, lengths[b] - 1]
-// (h0[b] for a length of 0). Returns 0, -1 for an unsupported H, -2 for a length outside 0 .. T.
-int textrnn_rnn_tanh_last(const float* inputs, const float* h0, const float* u, const int64_t* lengths,
-                          float* last, int64_t B, int64_t T, int64_t H) {
+// x [N, K], w [H, K] (W.weight), bias [H] -> out [N, H] = x w^T + bias: each output the products
+// x[n][k] w[j][k] summed left to right from k = 0, each rounded on its own, then the bias added. A
+// row's result depends on nothing but the row (not on N, the blocking or the thread that runs it):
+// the input projection of the rnn cell, in training and, one row per vocabulary id, in scoring.
+// All float32, contiguous. Returns 0, or -1 for an unsupported H.
+int textrnn_project(const float* x, const float* w, const float* bias, float* out, int64_t N, int64_t K, int64_t H) {
+    if (!supported(H) || K < 0) return -1;
+    const std::vector<float> wt = transposed(w, H, K);
+    by_block(H, [&] { project_all<2, 4>(x, wt.data(), bias, out, N, K, H); },
+             [&] { project_all<4, 2>(x, wt.data(), bias, out, N, K, H); });
+    return 0;
+}
+
+// table [V, H] (textrnn_project of every vocabulary id's embedding), ids [n_ids] int32, starts and
+// lengths [B] int64, u [H, H] -> last [B, H]: the state after row b's tokens ids[starts[b] ..
+// starts[b] + lengths[b]) (read last to first when reverse), from the zero state; bit for bit
+// textrnn_rnn_tanh_forward's states[b, lengths[b] - 1] over the inputs table[ids] (zeros for a
+// length of 0). Returns 0, -1 for an unsupported H, -2 for a row outside ids, -3 for an id outside 0 .. V - 1.
+int textrnn_rnn_tanh_last(const float* table, int64_t V, const int32_t* ids, int64_t n_ids, const int64_t* starts,
+                          const int64_t* lengths, int reverse, const float* u, float* last, int64_t B, int64_t H) {
     if (!supported(H)) return -1;
-    for (int64_t b = 0; b < B; ++b)
-        if (lengths[b] < 0 || lengths[b] > T) return -2;
-    const std::vector<float> ut = transposed(u, H);
-    by_block(H, [&] { last_all<2, 4>(inputs, h0, ut.data(), lengths, last, B, T, H); },
-             [&] { last_all<4, 2>(inputs, h0, ut.data(), lengths, last, B, T, H); });
+    for (int64_t b = 0; b < B; ++b) {
+        if (starts[b] < 0 || lengths[b] < 0 || starts[b] > n_ids - lengths[b]) return -2;
+        for (int64_t i = starts[b]; i < starts[b] + lengths[b]; ++i)
+            if (ids[i] < 0 || ids[i] >= V) return -3;
+    }
+    const TokenInputs inputs{table, ids, starts, lengths, H, reverse != 0};
+    const std::vector<float> ut = transposed(u, H, H);
+    by_block(H, [&] { last_all<2, 4>(inputs, ut.data(), last, B, H); },
+             [&] { last_all<4, 2>(inputs, ut.data(), last, B, H); });
     return 0;
 }
 
