@@ -13,6 +13,7 @@ from textrnn.data.vectors import EncodedSplit
 from textrnn.inference import predict_logits, scoring_batches
 from textrnn.model import READOUTS, RNN, ModelConfig
 from textrnn.model.cells import CELLS, RNNCell
+from textrnn.model.classifier import Scorer
 
 VOCAB = 60
 CPU = torch.device("cpu")
@@ -78,7 +79,7 @@ def test_the_scorer_is_forward_bit_for_bit_on_any_batch(options, num_classes):
         tokens, row_lengths = (torch.from_numpy(a) for a in pad_batch(split.ids, split.offsets, rows))
         with torch.inference_mode():
             expected = model(tokens, row_lengths)
-        assert torch.equal(scorer.logits(starts[rows], lengths[rows]), expected)
+        assert torch.equal(scorer.logits(scorer.features(starts[rows], lengths[rows])), expected)
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
@@ -90,7 +91,7 @@ def test_a_scorer_of_a_few_reviews_projects_only_their_ids_with_the_same_logits(
     assert all(len(table) == len(np.unique(split.ids)) for table in few.tables)
     assert all(len(table) == VOCAB for table in many.tables)
     starts, lengths = split.offsets[:-1], split.lengths
-    assert torch.equal(few.logits(starts, lengths), many.logits(starts, lengths))
+    assert torch.equal(few.features(starts, lengths), many.features(starts, lengths))
 
 
 @pytest.mark.parametrize("num_classes", [2, 3])
@@ -125,7 +126,7 @@ def test_scoring_keeps_only_the_last_states_where_the_readout_reads_nothing_else
     original = accel.rnn_tanh_last
     monkeypatch.setattr(accel, "rnn_tanh_last", lambda *args: calls.append(args[0].shape) or original(*args))
     assert torch.equal(predict_logits(model, make_split(LENGTHS), 16, CPU), expected)
-    assert len(calls) == len(list(scoring_batches(make_split(LENGTHS).lengths, 16))) * (2 if bidirectional else 1)
+    assert len(calls) == (2 if bidirectional else 1)  # every batch's states in one call per direction
 
 
 def test_the_kernels_rows_split_over_threads_give_the_same_logits(monkeypatch):
@@ -134,9 +135,35 @@ def test_the_kernels_rows_split_over_threads_give_the_same_logits(monkeypatch):
     one = predict_logits(model, split, 64, CPU)
     chunks = []
     original = accel.rnn._row_chunks
-    monkeypatch.setattr(accel.rnn, "_row_chunks", lambda rows, threads: chunks.append(threads) or original(rows, 4))
+    monkeypatch.setattr(
+        accel.rnn, "_row_chunks", lambda rows, threads, cost=None: chunks.append(threads) or original(rows, 4, cost)
+    )
     assert torch.equal(predict_logits(model, split, 64, CPU), one)
     assert chunks and len(original(64, 4)) == 4
+
+
+def test_the_threads_get_about_equal_tokens():
+    lengths = np.array([1] * 90 + [100] * 10)  # sorted by length, as scoring sends them
+    halves = accel.rnn._row_chunks(100, 2, cost=lengths + 1)  # 2 x 90 + 101 x 10: 584 and 606
+    assert [(half.start, half.stop) for half in halves] == [(0, 94), (94, 100)]
+    assert [(third.start, third.stop) for third in accel.rnn._row_chunks(100, 3)] == [(0, 33), (33, 66), (66, 100)]
+    lopsided = accel.rnn._row_chunks(100, 2, cost=np.array([0] * 99 + [5]))  # one row holds all the work
+    assert [(run.start, run.stop) for run in lopsided] == [(0, 99), (99, 100)]
+
+
+def test_the_scorer_runs_groups_of_batches_with_the_same_logits(monkeypatch):
+    model = make_model(bidirectional=True)
+    split = make_split(LENGTHS)
+    expected = forward_over_scoring_batches(model, split, 8)
+    sizes = []
+    original = Scorer.features
+    monkeypatch.setattr(Scorer, "features", lambda self, s, n: sizes.append(len(s)) or original(self, s, n))
+    assert torch.equal(predict_logits(model, split, 8, CPU), expected)
+    assert sizes == [len(split)]  # every batch in one call
+    sizes.clear()
+    monkeypatch.setattr("textrnn.inference.SCORER_ROWS", 20)
+    assert torch.equal(predict_logits(model, split, 8, CPU), expected)
+    assert sum(sizes) == len(split) and max(sizes) <= 20 and len(sizes) >= len(split) // 20
 
 
 @pytest.mark.parametrize("num_classes", [2, 3])

@@ -32,6 +32,24 @@ def scoring_batches(lengths: np.ndarray, batch_size: int) -> Iterator[np.ndarray
             yield bucket[start : start + rows_per_batch]
 
 
+# Reviews whose states the scorer computes in one call at most: their features stay a few tens of MB.
+SCORER_ROWS = 1 << 16
+
+
+def _groups(batches: Iterator[np.ndarray], rows: int) -> Iterator[list[np.ndarray]]:
+    """Consecutive batches in groups of at most ``rows`` rows (a larger batch alone)."""
+    group: list[np.ndarray] = []
+    size = 0
+    for batch in batches:
+        if group and size + len(batch) > rows:
+            yield group
+            group, size = [], 0
+        group.append(batch)
+        size += len(batch)
+    if group:
+        yield group
+
+
 @torch.inference_mode()
 def predict_logits(
     model: RNN, split: EncodedSplit, batch_size: int, device: torch.device, max_tokens: int | None = None
@@ -48,11 +66,18 @@ def predict_logits(
     logits = torch.empty(shape, dtype=torch.float32)
     starts, lengths = split.offsets[:-1], split.lengths
     scorer = model.scorer(split.ids)
-    for rows in scoring_batches(lengths, batch_size):
-        if scorer is not None:
-            out = scorer.logits(starts[rows], lengths[rows])
-        else:
+    batches = scoring_batches(lengths, batch_size)
+    if scorer is None:
+        for rows in batches:
             tokens, row_lengths = pad_batch(split.ids, split.offsets, rows)
             out = model(torch.from_numpy(tokens).to(device), torch.from_numpy(row_lengths).to(device))
-        logits[torch.from_numpy(rows)] = out.float().cpu()
+            logits[torch.from_numpy(rows)] = out.float().cpu()
+        return logits
+    # The scorer's states in one call per group of batches (its threads then share out similar work,
+    # and wait for each other once); V per batch, as forward does it.
+    for group in _groups(batches, SCORER_ROWS):
+        rows = np.concatenate(group)
+        features = scorer.features(starts[rows], lengths[rows])
+        for rows, batch_features in zip(group, features.split([len(rows) for rows in group]), strict=True):
+            logits[torch.from_numpy(rows)] = scorer.logits(batch_features)
     return logits

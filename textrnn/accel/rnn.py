@@ -104,7 +104,9 @@ def rnn_tanh_last(
     zeros for an empty row, without padding or keeping every step's state.
 
     For scoring: it has no gradient. Check ``applies`` first. The rows are split over ``threads``
-    threads (None: torch's intra-op thread count); a row's state is the same whichever thread runs it.
+    threads (None: torch's intra-op thread count) in runs of about equal tokens; a row's state is
+    the same whichever thread runs it. Rows of similar lengths side by side run fastest: the
+    kernel steps rows in pairs, each pair to its longer row.
     """
     if torch.is_grad_enabled() and any(t.requires_grad for t in (table, weight)):
         raise RuntimeError(
@@ -122,13 +124,13 @@ def rnn_tanh_last(
     def run(rows: slice) -> None:
         kernels.rnn_tanh_last(table, ids, starts[rows], lengths[rows], reverse, weight, last[rows])
 
-    _run_in_chunks(len(starts), threads, run)
+    _run_in_chunks(len(starts), threads, run, cost=lengths + 1)  # a row's steps, and its own setup
     return last
 
 
-def _run_in_chunks(rows: int, threads: int | None, run) -> None:
+def _run_in_chunks(rows: int, threads: int | None, run, cost: np.ndarray | None = None) -> None:
     """``run(chunk)`` for each of ``_row_chunks``' slices of ``rows``, at once on a thread each."""
-    chunks = _row_chunks(rows, torch.get_num_threads() if threads is None else threads)
+    chunks = _row_chunks(rows, torch.get_num_threads() if threads is None else threads, cost)
     if len(chunks) == 1:
         run(chunks[0])
     else:  # ctypes releases the GIL for the call: the chunks run at once
@@ -142,10 +144,16 @@ _pools_lock = threading.Lock()
 os.register_at_fork(after_in_child=_pools.clear)  # a forked child has none of the parent's threads
 
 
-def _row_chunks(rows: int, threads: int) -> list[slice]:
-    """``rows`` in at most ``threads`` contiguous, nearly equal runs of MIN_ROWS_PER_THREAD rows at least."""
+def _row_chunks(rows: int, threads: int, cost: np.ndarray | None = None) -> list[slice]:
+    """``rows`` in at most ``threads`` contiguous runs of MIN_ROWS_PER_THREAD rows at least, nearly
+    equal in row count, or in total ``cost`` (each row's work) where given."""
     count = max(1, min(threads, rows // MIN_ROWS_PER_THREAD))
-    bounds = [rows * i // count for i in range(count + 1)]
+    if cost is None or count == 1:
+        bounds = [rows * i // count for i in range(count + 1)]
+    else:
+        total = np.cumsum(cost, dtype=np.float64)
+        cuts = np.searchsorted(total, total[-1] * np.arange(1, count) / count, side="right")
+        bounds = sorted({0, rows, *cuts.tolist()})
     return [slice(start, end) for start, end in itertools.pairwise(bounds)]
 
 

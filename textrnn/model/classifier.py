@@ -20,9 +20,9 @@ Four ways to run the same model:
 
 - ``forward(tokens, lengths)``: the fused path over a whole batch, for training and scoring
   (what DistributedDataParallel wraps);
-- ``scorer(ids).logits(starts, lengths)``: forward's logits bit for bit, forward only, for reviews
-  read straight from a split's token ids, keeping each review's last state alone where the readout
-  reads nothing else (the rnn cell on textrnn.accel's kernels);
+- ``scorer(ids)``: forward's logits bit for bit, forward only, for reviews read straight from a
+  split's token ids, keeping each review's last state alone where the readout reads nothing else
+  (the rnn cell on textrnn.accel's kernels);
 - ``forward_loop(tokens, lengths)``: the readable reference, each cell's step in a Python loop;
 - ``step(x_t, hidden)``: the notebook's own forward, one token per call, for unidirectional
   models that read the last state.
@@ -237,14 +237,21 @@ class Scorer:
             self.tables = [model.cell.projection_table(W, U, weights) for W, U in model.directions()]
 
     @torch.inference_mode()
-    def logits(self, starts: np.ndarray, lengths: np.ndarray) -> torch.Tensor:
-        """Logits of the reviews ``ids[starts[b] : starts[b] + lengths[b]]``: forward's on them as one batch."""
+    def features(self, starts: np.ndarray, lengths: np.ndarray) -> torch.Tensor:
+        """What V reads [rows, directions x hidden] for the reviews ``ids[starts[b] : starts[b] + lengths[b]]``:
+        each row's own, the same in any set of rows."""
         model = self.model
         picks = [
             model.cell.last_state(U, table, self.ids, starts, lengths, reverse=direction == 1)
             for direction, ((_, U), table) in enumerate(zip(model.directions(), self.tables, strict=True))
         ]
-        return model._logits(_last_features(picks, torch.from_numpy(np.asarray(lengths, dtype=np.int64))))
+        return _last_features(picks, torch.from_numpy(np.asarray(lengths, dtype=np.int64)))
+
+    @torch.inference_mode()
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        """The logits of ``features`` rows: forward's on the same reviews as one batch, bit for bit
+        (V's product rounds by its row count, so the rows must be the batch's)."""
+        return self.model._logits(features)
 
 
 def _last_features(picks: list[torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
