@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import gc
 import logging
 import os
 import signal
@@ -38,6 +39,10 @@ def cli_main(func: F) -> F:
     def wrapper(*args, **kwargs):
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         previous = signals.install()
+        # The garbage collector walks every object it tracks, and torch's import alone leaves hundreds
+        # of thousands, which live as long as the process: out of its sight, they cost no collection
+        # while the command runs and none at exit (about 0.6 s of each torch stage's exit here).
+        gc.freeze()
         try:
             return func(*args, **kwargs)
         except UserError as error:
@@ -66,5 +71,6 @@ def cli_main(func: F) -> F:
             sys.exit(1)
         finally:
             signals.restore(previous)
+            gc.freeze()
 
     return wrapper  # type: ignore[return-value]
