@@ -3,8 +3,9 @@
 For each size N this writes a dataset folder holding IMDB's train and test splits N times over
 (the same reviews: fine for cost, meaningless for accuracy), copies the project, and runs each
 stage script in its own process, as `dvc repro` does, with `train.epochs: 1`. It prints each
-stage's wall seconds and peak RSS (the process's maximum resident set, from the kernel) and how
-much faster than the data each grew against 1x.
+stage's wall seconds and peak RSS (the process's maximum resident set, from the kernel), how
+much faster than the data each grew against 1x, and the evaluate stage's time against the one
+training epoch's (as the train stage logs it).
 
     python benchmarks/scale.py                       # 1x, 4x, 20x
     python benchmarks/scale.py --sizes 1 4 --keep    # keep the work folder (its path is printed)
@@ -16,6 +17,7 @@ import argparse
 import contextlib
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -56,9 +58,9 @@ def tree_rss_mb(pid: int) -> float:
     return total / 2**20
 
 
-def run_stage(project: Path, stage: str, env: dict) -> tuple[float, float, float]:
-    """Wall seconds, peak RSS of the largest process (MB, from the kernel) and peak RSS of the whole
-    process tree (MB, sampled every 0.1 s) of one stage script."""
+def run_stage(project: Path, stage: str, env: dict) -> tuple[float, float, float, str]:
+    """Wall seconds, peak RSS of the largest process (MB, from the kernel), peak RSS of the whole
+    process tree (MB, sampled every 0.1 s) and the log (stderr) of one stage script."""
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, f"stages/{stage}.py"],
@@ -85,7 +87,15 @@ def run_stage(project: Path, stage: str, env: dict) -> tuple[float, float, float
     seconds = time.perf_counter() - started
     if status != 0:
         raise SystemExit(f"{stage} failed at this size:\n{stderr[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024, peak_tree[0]
+    return seconds, usage.ru_maxrss / 1024, peak_tree[0], stderr
+
+
+def epoch_seconds(train_log: str) -> float:
+    """The seconds of the last epoch in the train stage's log ("epoch 1/1: ... | 15.2 s, ...")."""
+    found = re.findall(r"^epoch \d+/\d+: .*\| ([0-9.]+) s,", train_log, flags=re.MULTILINE)
+    if not found:
+        raise SystemExit(f"no epoch line in the train stage's log:\n{train_log[-2000:]}")
+    return float(found[-1])
 
 
 def main() -> None:
@@ -102,6 +112,7 @@ def main() -> None:
         flush=True,
     )
     table: dict[int, dict[str, tuple[float, float, float]]] = {}
+    epochs: dict[int, float] = {}
     try:
         for size in args.sizes:
             dataset = work / f"imdb-{size}x"
@@ -119,8 +130,10 @@ def main() -> None:
             (project / "params.yaml").write_text(params, encoding="utf-8")
             table[size] = {}
             for stage in STAGES:
-                table[size][stage] = run_stage(project, stage, env)
-                seconds, rss, tree = table[size][stage]
+                seconds, rss, tree, log = run_stage(project, stage, env)
+                table[size][stage] = seconds, rss, tree
+                if stage == "train":
+                    epochs[size] = epoch_seconds(log)
                 print(
                     f"{size:>3}x {stage:<12} {seconds:8.1f} s {rss:8.0f} MB largest process {tree:8.0f} MB all",
                     flush=True,
@@ -144,6 +157,12 @@ def main() -> None:
         growth = [f"{table[n][stage][0] / table[first][stage][0] / (n / first):.2f}" for n in args.sizes[1:]]
         print(f"| {stage} | " + " | ".join(cells + growth) + " |")
     print("\ntime per row: time growth divided by data growth (1.0 = linear; the target is at most 1.2)")
+    for n in args.sizes:
+        evaluate = table[n]["evaluate"][0]
+        print(
+            f"{n}x: the evaluate stage {evaluate:.1f} s against a training epoch of {epochs[n]:.1f} s: "
+            f"{evaluate / epochs[n]:.2f} epoch"
+        )
 
 
 if __name__ == "__main__":
