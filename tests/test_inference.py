@@ -92,6 +92,9 @@ def test_a_scorer_of_a_few_reviews_projects_only_their_ids_with_the_same_logits(
     assert all(len(table) == VOCAB for table in many.tables)
     starts, lengths = split.offsets[:-1], split.lengths
     assert torch.equal(few.features(starts, lengths), many.features(starts, lengths))
+    for outside in (VOCAB, -1):
+        with pytest.raises(ValueError, match="a token id lies outside the vocabulary's 60 ids"):
+            model.scorer(np.array([3, outside, 5], dtype=np.int32))
 
 
 @pytest.mark.parametrize("num_classes", [2, 3])

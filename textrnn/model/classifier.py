@@ -229,6 +229,8 @@ class Scorer:
         weights = model.embedding.weight.detach()
         if len(ids) < len(weights):  # fewer tokens than ids (a few reviews): a table of the ids that occur
             present, inverse = np.unique(ids, return_inverse=True)
+            if len(present) and (present[0] < 0 or present[-1] >= len(weights)):
+                raise ValueError(f"a token id lies outside the vocabulary's {len(weights)} ids")
             self.ids = inverse.astype(np.int32).reshape(-1)
             weights = weights[torch.from_numpy(present).to(torch.int64)]
         else:
