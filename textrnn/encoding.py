@@ -1,18 +1,19 @@
-"""Tokenize many texts in worker processes: count their tokens, or turn them into token ids.
+"""Tokenize many texts on several cores: count their tokens, or turn them into token ids.
 
-Texts come in chunks (lists of strings) from any iterable, so a corpus of any size streams
-through with a bounded number of chunks in flight; results come back in input order. Each chunk
-is tokenized by the C++ tokenizer (``textrnn.fast_tokenizer``) where it is available, else by
-``tokenizer.tokenize``: the same tokens either way.
+Texts come in chunks from any iterable, so a corpus of any size streams through with a bounded
+number of chunks in flight; results come back in input order. Each chunk is tokenized by the C++
+tokenizer (``textrnn.fast_tokenizer``) where it is available, in threads (its calls release the
+GIL, so nothing is copied to another process), else by ``tokenizer.tokenize`` in forked worker
+processes: the same tokens either way.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -24,7 +25,7 @@ from textrnn.fast_tokenizer import decode_texts, utf8_texts
 from textrnn.tokenizer import tokenize
 from textrnn.vocab import UNK_ID, Vocab
 
-# Below this many texts per worker a process pool costs more than it saves.
+# Below this many texts per worker a pool costs more than it saves.
 MIN_TEXTS_PER_WORKER = 2000
 CHUNK_TEXTS = 1000
 
@@ -34,7 +35,10 @@ Chunk = tuple[bytes, np.ndarray]
 
 
 class _Encoder:
-    """What encoding needs in each worker: the vocabulary as a dict, and as the C++ tokenizer's table."""
+    """What encoding needs: the vocabulary as a dict, and as the C++ tokenizer's table.
+
+    Threads share the table: lookups only read it.
+    """
 
     def __init__(self, vocab: Vocab):
         self.stoi = vocab.stoi
@@ -42,7 +46,7 @@ class _Encoder:
         self.fast = (fast, fast.vocabulary(vocab.itos)) if fast is not None else None
 
 
-# Set in each worker (inherited through fork) and in the calling process when there are none.
+# Set in each worker process (inherited through fork).
 _worker_state: Any = None
 
 
@@ -65,21 +69,20 @@ def chunked(texts: Iterable[str], size: int = CHUNK_TEXTS) -> Iterator[Chunk]:
         yield utf8_texts(batch)
 
 
-def _count_chunk(chunk: Chunk) -> Counter | tuple[bytes, np.ndarray]:
-    """The chunk's token counts: a Counter, or the C++ tokenizer's table as ``Counts.export`` gives it."""
-    fast = fast_tokenizer.library()
-    if fast is not None:
-        counts = fast.counts()
-        counts.add_texts(*chunk)
-        return counts.export()  # bytes and an array: cheap to send back from a worker, merged in C++
+def _count_chunk(_: None, chunk: Chunk) -> Counter:
     counts: Counter = Counter()
     for text in decode_texts(*chunk):
         counts.update(tokenize(text))
     return counts
 
 
-def _encode_chunk(chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
-    encoder: _Encoder = _worker_state
+def _count_chunk_fast(fast: fast_tokenizer.FastTokenizer, chunk: Chunk) -> fast_tokenizer.Counts:
+    counts = fast.counts()
+    counts.add_texts(*chunk)
+    return counts
+
+
+def _encode_chunk(encoder: _Encoder, chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
     if encoder.fast is not None:
         fast, table = encoder.fast
         return fast.encode(table, *chunk, UNK_ID)
@@ -100,46 +103,57 @@ def _start_worker(state: Any) -> None:
     _worker_state = state
 
 
-def ordered_map(func: Callable, chunks: Iterable, workers: int, state: Any = None) -> Iterator:
-    """``func`` over ``chunks`` in ``workers`` forked processes, yielding results in input order.
+def _with_worker_state(func: Callable, chunk: Any) -> Any:
+    return func(_worker_state, chunk)
 
-    ``func`` finds ``state`` in ``_worker_state``. At most two chunks per worker are in flight, so
-    the input may be a stream of any length.
+
+def ordered_map(func: Callable, chunks: Iterable, workers: int, state: Any = None, threads: bool = False) -> Iterator:
+    """``func(state, chunk)`` for each of ``chunks``, in ``workers`` threads (for a ``func`` that
+    releases the GIL) or forked processes, yielding results in input order.
+
+    At most two chunks per worker are in flight, so the input may be a stream of any length.
     """
-    global _worker_state
     if workers <= 1:
-        _worker_state = state
         for chunk in chunks:
-            yield func(chunk)
+            yield func(state, chunk)
         return
-    # fork: the workers inherit the state (a vocabulary, the C++ tokenizer's table) without pickling it.
+    if threads:
+        executor = ThreadPoolExecutor(workers, thread_name_prefix="textrnn-tokenize")
+        yield from _in_order(executor, chunks, workers, lambda chunk: executor.submit(func, state, chunk))
+        return
+    # fork: the workers inherit the state (a vocabulary) without pickling it.
     executor = ProcessPoolExecutor(
         workers, mp_context=multiprocessing.get_context("fork"), initializer=_start_worker, initargs=(state,)
     )
-    pending: list[Future] = []
     try:
-        for chunk in chunks:
-            pending.append(executor.submit(func, chunk))
-            if len(pending) >= 2 * workers:
-                yield pending.pop(0).result()
-        while pending:
-            yield pending.pop(0).result()
+        yield from _in_order(executor, chunks, workers, lambda chunk: executor.submit(_with_worker_state, func, chunk))
     except BrokenProcessPool:
         raise UserError(
             "a tokenizer worker process died (out of memory, or killed); rerun with fewer "
             "workers (vocab.workers / vectorize.workers)"
         ) from None
+
+
+def _in_order(executor: Executor, chunks: Iterable, workers: int, submit: Callable[[Any], Future]) -> Iterator:
+    pending: deque[Future] = deque()
+    try:
+        for chunk in chunks:
+            pending.append(submit(chunk))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
 
 
 def count_chunks(chunks: Iterable[Chunk], workers: int = 1) -> Counter:
-    """How often each token occurs in the texts of ``chunks``."""
+    """How often each token occurs in the texts of ``chunks``, in the order tokens first occur."""
     fast = fast_tokenizer.library()  # built or loaded here, once, before any worker starts
     if fast is not None:
         merged = fast.counts()
-        for joined, counts in ordered_map(_count_chunk, chunks, workers):
-            merged.add(joined, counts)
+        for counts in ordered_map(_count_chunk_fast, chunks, workers, state=fast, threads=True):
+            merged.add_counts(counts)  # in chunk order: the order one pass over the texts gives
         return merged.counter()
     total: Counter = Counter()
     for counts in ordered_map(_count_chunk, chunks, workers):
@@ -154,7 +168,8 @@ def count_tokens(texts: Iterable[str], workers: int = 1) -> Counter:
 
 def encode_chunks(chunks: Iterable[Chunk], vocab: Vocab, workers: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """For each chunk of texts, in order: its token ids concatenated (int32) and each text's length."""
-    return ordered_map(_encode_chunk, chunks, workers, state=_Encoder(vocab))
+    encoder = _Encoder(vocab)
+    return ordered_map(_encode_chunk, chunks, workers, state=encoder, threads=encoder.fast is not None)
 
 
 def encode_texts(texts: Sequence[str], vocab: Vocab, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:

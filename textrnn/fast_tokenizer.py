@@ -72,7 +72,7 @@ class _Table:
 
 
 class Counts(_Table):
-    """Token counts in a C++ hash table: counted from texts here, or added from another table's ``export``."""
+    """Token counts in a C++ hash table, in the order tokens first came."""
 
     def add_texts(self, data: bytes, offsets: np.ndarray) -> None:
         """Count the tokens of texts held as UTF-8 back to back (see ``FastTokenizer.encode``)."""
@@ -80,13 +80,13 @@ class Counts(_Table):
         if self._library.lib.textrnn_count(self.handle, data, offsets, len(offsets) - 1) != 0:
             raise MemoryError("counting tokens")
 
-    def add(self, joined: bytes, counts: np.ndarray) -> None:
-        counts = np.ascontiguousarray(counts, dtype=np.int64)
-        status = self._library.lib.textrnn_table_add_counts(self.handle, joined, len(joined), counts, len(counts))
-        if status == -2:
+    def add_counts(self, other: Counts) -> None:
+        """Add ``other``'s counts; its new tokens come after these, in its order (tables of
+        consecutive texts added in turn keep the order one table of them all would have)."""
+        if other is self:
+            raise ValueError("a table cannot add its own counts")
+        if self._library.lib.textrnn_table_add_table(self.handle, other.handle) != 0:
             raise MemoryError("adding token counts")
-        if status != 0:
-            raise ValueError("fewer tokens than counts")
 
     def counter(self) -> Counter:
         """The counts, in the order tokens first came."""
@@ -122,8 +122,8 @@ class FastTokenizer:
         lib.textrnn_table_export.argtypes = [_pointer, ctypes.c_char_p, _int64s]
         lib.textrnn_table_add_tokens.argtypes = [_pointer, ctypes.c_char_p, ctypes.c_int64, ctypes.c_int64]
         lib.textrnn_table_add_tokens.restype = ctypes.c_int
-        lib.textrnn_table_add_counts.argtypes = [_pointer, ctypes.c_char_p, ctypes.c_int64, _int64s, ctypes.c_int64]
-        lib.textrnn_table_add_counts.restype = ctypes.c_int
+        lib.textrnn_table_add_table.argtypes = [_pointer, _pointer]
+        lib.textrnn_table_add_table.restype = ctypes.c_int
         lib.textrnn_non_ascii.argtypes = [ctypes.c_char_p, _int64s, ctypes.c_int64, _int64s]
         lib.textrnn_non_ascii.restype = ctypes.c_int64
         lib.textrnn_count.argtypes = [_pointer, ctypes.c_char_p, _int64s, ctypes.c_int64]

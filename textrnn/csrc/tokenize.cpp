@@ -129,6 +129,15 @@ class Table {
         return entry;
     }
 
+    // Adds the values of other's tokens (another table) to their entries here, other's new tokens
+    // last, in other's order: merging tables of consecutive texts in order gives one table's order.
+    void add_values_of(const Table& other) {
+        for (int64_t entry = 0; entry < other.size(); ++entry) {
+            const unsigned char* token = other.bytes_.data() + other.starts_[entry];
+            values_[find_or_add(token, other.end_of(entry) - other.starts_[entry], 0)] += other.values_[entry];
+        }
+    }
+
     int64_t& value(int64_t entry) { return values_[entry]; }
     int64_t value(int64_t entry) const { return values_[entry]; }
 
@@ -249,15 +258,10 @@ int64_t textrnn_non_ascii(const char* data, const int64_t* offsets, int64_t n, i
     return found;
 }
 
-// Adds the n tokens of `joined` (each followed by '\n') with their counts, to counts already there.
-// Returns 0; -1 if `joined` is short; -2 out of memory.
-int textrnn_table_add_counts(void* table, const char* joined, int64_t size, const int64_t* counts, int64_t n) try {
-    Table& t = *static_cast<Table*>(table);
-    const bool whole = for_each_token(joined, size, n, [&](int64_t i, const unsigned char* token, int64_t length) {
-        t.value(t.find_or_add(token, length, 0)) += counts[i];
-        return true;
-    });
-    return whole ? 0 : -1;
+// Adds the counts of table `other` to those of table `counts` (two tables). Returns 0; -2 out of memory.
+int textrnn_table_add_table(void* counts, const void* other) try {
+    static_cast<Table*>(counts)->add_values_of(*static_cast<const Table*>(other));
+    return 0;
 } catch (const std::bad_alloc&) {
     return -2;
 }
