@@ -16,7 +16,7 @@ import pytest
 from conftest import ROOT, synthetic_reviews, write_hf_parquet
 from sklearn.model_selection import train_test_split
 
-from textrnn.data import splits
+from textrnn.data import arrow, raw, splits
 from textrnn.data.raw import write_raw
 from textrnn.data.sources import find_split_files, local_source
 from textrnn.data.vectors import SplitVectorsWriter, open_split, write_meta
@@ -97,6 +97,22 @@ def test_raw_splits_keep_rows_and_order_map_labels_and_drop_blank_texts(tmp_path
     assert "dropped 3 rows with a null, empty or whitespace-only text" in caplog.text
 
 
+def test_blank_texts_are_those_python_strips_to_nothing():
+    whitespace = [chr(c) for c in range(0x110000) if chr(c).isspace()]
+    texts = [None, "", "x", " x ", "\u00e9", "\u200b", "\x00", "\x7f", "\u2003\u2003", "".join(whitespace)]
+    texts += whitespace + [w + "\u00e9" for w in whitespace] + ["".join(whitespace) + "!"]
+    array = pa.array(texts, pa.string())
+    for part in (array, array.slice(3)):
+        assert raw._blank(part).tolist() == [t is None or not t.strip() for t in part.to_pylist()]
+
+
+def test_boolean_arrays_come_out_of_their_bits_as_pyarrow_converts_them():
+    array = pa.array(np.random.default_rng(0).random(1000) < 0.3)
+    for part in (array, array.slice(3, 500), array.slice(997), array.slice(5, 0)):
+        assert arrow.to_numpy(part).dtype == bool
+        assert np.array_equal(arrow.to_numpy(part), part.to_numpy(zero_copy_only=False))
+
+
 def test_class_label_names_come_from_the_parquet_metadata(tmp_path):
     dataset = tmp_path / "dataset"
     write_hf_parquet(dataset / "train.parquet", synthetic_reviews(30, n_classes=3), ["a", "b", "c"])
@@ -110,6 +126,8 @@ def test_class_label_names_come_from_the_parquet_metadata(tmp_path):
         ("same column", "download.text_column and download.label_column are both 'text'"),
         ("all blank test", "split 'test': no row has a text (4 blank of 4)"),
         ("label outside", "label 5 is outside the classes ['neg', 'pos']"),
+        # both splits fail as they are written side by side: the error is always the first split's (by file name)
+        ("labels outside in train and test", "split 'test': label 7 is outside"),
         ("missing column", "no column 'label'"),
     ],
 )
@@ -117,12 +135,14 @@ def test_raw_faults_are_one_line(tmp_path, case, message):
     dataset = tmp_path / "dataset"
     train = synthetic_reviews(20)
     test = pd.DataFrame({"text": [" ", "", "\n", "\t"], "label": [0, 1, 0, 1]})
-    if case == "label outside":
+    if case.startswith("label"):
         train.loc[3, "label"] = 5
+    if case == "labels outside in train and test":
+        test = synthetic_reviews(20, seed=3).assign(label=7)
     if case == "missing column":
         train = train.rename(columns={"label": "stars"})
     write_hf_parquet(dataset / "train.parquet", train, None if case == "missing column" else ["neg", "pos"])
-    if case == "all blank test":
+    if case in ("all blank test", "labels outside in train and test"):
         write_hf_parquet(dataset / "test.parquet", test, ["neg", "pos"])
     label_column = "text" if case == "same column" else "label"
     with pytest.raises(UserError, match=re.escape(message)):

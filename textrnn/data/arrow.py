@@ -39,11 +39,17 @@ def bool_array(values: np.ndarray) -> pa.Array:
 
 
 def to_numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """An arrow array as numpy: its own buffer for a numeric array without nulls, else pyarrow's conversion."""
+    """An arrow array as numpy: from its own buffers for a numeric or boolean array without nulls, else
+    pyarrow's conversion."""
     if isinstance(array, pa.ChunkedArray):
         if array.num_chunks == 0:
             return np.zeros(0, dtype=_NUMPY_TYPES.get(array.type, object))
         return np.concatenate([to_numpy(chunk) for chunk in array.chunks])
+    if array.type == pa.bool_() and not array.null_count:
+        if not len(array):
+            return np.zeros(0, dtype=bool)
+        bits = np.frombuffer(array.buffers()[1], dtype=np.uint8)
+        return np.unpackbits(bits, count=array.offset + len(array), bitorder="little")[array.offset :].view(bool)
     dtype = _NUMPY_TYPES.get(array.type)
     if dtype is None or array.null_count:
         return array.to_numpy(zero_copy_only=False)  # strings, nulls, ...: rare here, pandas' import is fine

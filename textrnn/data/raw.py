@@ -8,6 +8,9 @@ source has one, else from the sorted distinct values of the label column.
 from __future__ import annotations
 
 import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -55,9 +58,22 @@ def _labels_from_classes(column: pa.Array, n_classes: int, label_names: list[str
     return values.astype(np.int64)
 
 
-def _blank(texts: list[str | None]) -> np.ndarray:
-    # str.strip and str.split agree on what whitespace is, so a kept text always has a token.
-    return np.fromiter((text is None or not text.strip() for text in texts), dtype=bool, count=len(texts))
+# A text holding one of these bytes (printable ASCII other than the space) has a token: no need to
+# look at it in Python. Most texts do; the others are checked one by one.
+_SURELY_KEPT = "[!-~]"
+
+
+def _blank(texts: pa.Array) -> np.ndarray:
+    """Which texts are null, empty or whitespace only (as Python's ``str.strip`` sees whitespace)."""
+    matched = pc.match_substring_regex(texts, _SURELY_KEPT)  # null for a null text
+    kept = pc.and_kleene(matched, pc.is_valid(matched))  # null and false is false (fill_null would import pandas)
+    blank = ~arrow.to_numpy(kept)
+    unsure = np.flatnonzero(blank)
+    if len(unsure):
+        # str.strip and str.split agree on what whitespace is, so a kept text always has a token.
+        values = texts.take(arrow.int64_array(unsure)).to_pylist()
+        blank[unsure] = [text is None or not text.strip() for text in values]
+    return blank
 
 
 def _standardize_split(
@@ -68,11 +84,14 @@ def _standardize_split(
     mapping: dict[object, int] | None,
     out: SplitWriter,
     description: str,
+    stop: threading.Event,
 ) -> int:
-    """Write ``split``'s rows to ``out``; return how many were dropped as blank."""
+    """Write ``split``'s rows to ``out``; return how many were dropped as blank. Ends early once ``stop`` is set."""
     where = f"{description} split {split.name!r}"
     dropped = 0
     for batch in split.batches([text_column, label_column]):
+        if stop.is_set():
+            break
         texts_column, labels_column = batch.column(0), batch.column(1)
         if not pa.types.is_string(texts_column.type):
             try:
@@ -81,7 +100,7 @@ def _standardize_split(
                 raise UserError(
                     f"{where}: column {text_column!r} holds {texts_column.type}, not text; set download.text_column"
                 ) from None
-        blank = _blank(texts_column.to_pylist())
+        blank = _blank(texts_column)
         dropped += int(blank.sum())
         keep = arrow.bool_array(~blank)
         labels_kept = pc.filter(labels_column, keep)
@@ -93,6 +112,28 @@ def _standardize_split(
             labels = _labels_from_classes(labels_kept, len(label_names), label_names, where)
         out.write(pc.filter(texts_column, keep), arrow.int64_array(labels))
     return dropped
+
+
+def _write_splits(source: Source, out_dir: Path, *columns_and_classes) -> dict[str, tuple[int, int]]:
+    """Each split standardized into ``out_dir/<split>.parquet``; the rows written and dropped, per split.
+
+    The splits are written at once, in threads: reading, compressing and writing parquet release
+    the GIL. The first split in order that fails raises; the others stop at their next batch.
+    """
+    stop = threading.Event()
+
+    def write(split: SplitSource) -> tuple[int, int]:
+        with SplitWriter(out_dir / f"{split.name}.parquet") as out:
+            dropped = _standardize_split(split, *columns_and_classes, out, source.description, stop)
+        return out.rows, dropped
+
+    pool = ThreadPoolExecutor(min(len(source.splits), os.cpu_count() or 1), thread_name_prefix="textrnn-download")
+    try:
+        futures = {name: pool.submit(write, split) for name, split in source.splits.items()}
+        return {name: future.result() for name, future in futures.items()}
+    finally:
+        stop.set()  # after an error or an interrupt, the splits still running end at their next batch
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def write_raw(source: Source, text_column: str, label_column: str, out_dir: Path) -> dict[str, int]:
@@ -122,12 +163,9 @@ def write_raw(source: Source, text_column: str, label_column: str, out_dir: Path
     if len(label_names) < 2:
         raise UserError(f"{source.description}: found {len(label_names)} class; a classifier needs at least 2")
     Path(out_dir).mkdir(parents=True, exist_ok=True)
+    written = _write_splits(source, Path(out_dir), text_column, label_column, label_names, mapping)
     rows = {}
-    for name, split in source.splits.items():
-        with SplitWriter(Path(out_dir) / f"{name}.parquet") as out:
-            dropped = _standardize_split(
-                split, text_column, label_column, label_names, mapping, out, source.description
-            )
+    for name, (count, dropped) in written.items():
         if dropped:
             log.warning(
                 "%s split %r: dropped %d rows with a null, empty or whitespace-only text",
@@ -135,11 +173,11 @@ def write_raw(source: Source, text_column: str, label_column: str, out_dir: Path
                 name,
                 dropped,
             )
-        if out.rows == 0:
+        if count == 0:
             raise UserError(
                 f"{source.description} split {name!r}: no row has a text ({dropped} blank of "
-                f"{split.num_rows}); check download.text_column or the data"
+                f"{source.splits[name].num_rows}); check download.text_column or the data"
             )
-        rows[name] = out.rows
+        rows[name] = count
     write_labels(out_dir, label_names)
     return rows
