@@ -177,18 +177,25 @@ def test_a_class_with_one_row_cannot_be_stratified():
         splits.stratified_indices(np.array([0] * 50 + [1]), 0.2, 0, "valid", "tiny")
 
 
-def test_reordering_in_small_parts_writes_the_rows_in_the_asked_order(tmp_path):
+def test_reordering_in_parts_or_in_memory_writes_the_rows_in_the_asked_order(tmp_path):
     source = tmp_path / "train.parquet"
     frame = synthetic_reviews(1000, seed=3)
     with splits.SplitWriter(source) as out:
         out.write(pa.array(frame["text"]), pa.array(frame["label"]))
     rest, part = splits.stratified_indices(frame["label"].to_numpy(), 0.3, 5, "valid", "x")
-    splits.write_reordered(source, {tmp_path / "a.parquet": rest, tmp_path / "b.parquet": part}, reorder_rows=64)
-    for name, index in (("a", rest), ("b", part)):
-        written = pd.read_parquet(tmp_path / f"{name}.parquet")
-        assert written["text"].tolist() == frame["text"].iloc[index].tolist()
-        assert written["label"].tolist() == frame["label"].iloc[index].tolist()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".reorder")]
+    written = {}
+    # parts of 64 rows; parts of 700 (one per output: 700 and 300 rows); all 1,000 rows in memory
+    for reorder_rows in (64, 700, 1000):
+        folder = tmp_path / str(reorder_rows)
+        folder.mkdir()
+        splits.write_reordered(source, {folder / "a.parquet": rest, folder / "b.parquet": part}, reorder_rows)
+        for name, index in (("a", rest), ("b", part)):
+            read = pd.read_parquet(folder / f"{name}.parquet")
+            assert read["text"].tolist() == frame["text"].iloc[index].tolist()
+            assert read["label"].tolist() == frame["label"].iloc[index].tolist()
+        assert not [p for p in folder.iterdir() if p.name.startswith(".reorder")]
+        written[reorder_rows] = [(folder / name).read_bytes() for name in ("a.parquet", "b.parquet")]
+    assert written[700] == written[1000]  # the same row groups, so the same bytes
 
 
 # ---------------------------------------------------------------- vectors

@@ -209,6 +209,13 @@ def write_reordered(source: Path, outputs: dict[Path, np.ndarray], reorder_rows:
     most ``reorder_rows`` rows; then each part is put in order in memory and appended.
     """
     total = num_rows(source)
+    if total <= reorder_rows:  # no more rows than one part holds: reordered in memory, no temporary parts
+        table = pa.Table.from_batches(list(iter_batches(source, ["text", "label"])), SCHEMA)
+        for path, indices in outputs.items():
+            with SplitWriter(path) as out:
+                for batch in table.take(arrow.int64_array(indices)).to_batches(BATCH_ROWS):
+                    out.write(batch.column(0), batch.column(1))
+        return
     destination = np.full(total, -1, dtype=np.int64)  # which output part each source row goes to
     position = np.zeros(total, dtype=np.int64)  # its place in the output
     paths = list(outputs)
