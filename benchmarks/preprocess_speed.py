@@ -126,6 +126,9 @@ def main() -> None:
         # slow whichever row runs next.
         DVC_NO_ANALYTICS="1",
     )
+    # Python caches compiled modules (__pycache__) unless told not to: as users run it, the first
+    # stage compiles the fresh copy's modules and the later ones load them.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}; "
         f"dataset {dataset}; each row in a fresh process"
