@@ -113,6 +113,24 @@ def test_boolean_arrays_come_out_of_their_bits_as_pyarrow_converts_them():
         assert np.array_equal(arrow.to_numpy(part), part.to_numpy(zero_copy_only=False))
 
 
+def test_reading_a_file_in_batches_holds_a_few_row_groups_not_the_file(tmp_path):
+    """pyarrow's pre-buffering kept every row group read so far until the end: memory grew with the file."""
+    rng = np.random.default_rng(0)
+    texts = ["".join(rng.choice(list("abcdefghij klmnopqrstuvwxyz"), 2000)) for _ in range(4000)]  # 8 MB
+    path = tmp_path / "train.parquet"
+    with splits.SplitWriter(path) as out:
+        for start in range(0, len(texts), 100):  # a row group per 100 rows (200 kB)
+            out.write(pa.array(texts[start : start + 100]), pa.array([0, 1] * 50, pa.int64()))
+    base = pa.total_allocated_bytes()
+    readers = {
+        "split file": lambda: splits.iter_batches(path, ["text", "label"], batch_rows=100),
+        "dataset folder": lambda: local_source(tmp_path, "label").splits["train"].batches(["text", "label"], 100),
+    }
+    for name, batches in readers.items():
+        held = [pa.total_allocated_bytes() - base for _ in batches()]
+        assert len(held) == 40 and max(held) < 2_000_000, (name, max(held))
+
+
 def test_class_label_names_come_from_the_parquet_metadata(tmp_path):
     dataset = tmp_path / "dataset"
     write_hf_parquet(dataset / "train.parquet", synthetic_reviews(30, n_classes=3), ["a", "b", "c"])

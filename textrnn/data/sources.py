@@ -103,7 +103,7 @@ def _class_label_names(schema: pa.Schema, label_column: str) -> list[str] | None
 
 def _open_parquet(path: Path) -> pq.ParquetFile:
     try:
-        return pq.ParquetFile(path)
+        return pq.ParquetFile(path, pre_buffer=False)  # pre-buffered row groups stay cached to the end
     except (OSError, pa.ArrowException) as error:
         raise UserError(f"{path}: not a readable parquet file ({type(error).__name__}); replace it") from None
 

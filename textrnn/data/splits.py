@@ -69,7 +69,9 @@ class SplitWriter:
 
 def _open(path: Path) -> pq.ParquetFile:
     try:
-        handle = pq.ParquetFile(path)
+        # pre_buffer (pyarrow's default) keeps every row group it has read cached until the file is
+        # closed: memory that grows with the file.
+        handle = pq.ParquetFile(path, pre_buffer=False)
     except FileNotFoundError:
         raise UserError(f"{path}: not found; run the stage that writes it (`dvc repro`)") from None
     except (OSError, pa.ArrowException) as error:
