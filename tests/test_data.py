@@ -18,7 +18,7 @@ from sklearn.model_selection import train_test_split
 
 from textrnn.data import arrow, raw, splits
 from textrnn.data.raw import write_raw
-from textrnn.data.sources import find_split_files, local_source
+from textrnn.data.sources import find_split_files, hub_source, local_source
 from textrnn.data.vectors import SplitVectorsWriter, open_split, write_meta
 from textrnn.errors import UserError
 
@@ -129,6 +129,33 @@ def test_reading_a_file_in_batches_holds_a_few_row_groups_not_the_file(tmp_path)
     for name, batches in readers.items():
         held = [pa.total_allocated_bytes() - base for _ in batches()]
         assert len(held) == 40 and max(held) < 2_000_000, (name, max(held))
+
+
+def test_a_hub_dataset_is_standardized_as_the_same_local_folder_is(tmp_path, monkeypatch):
+    """The Hub path (no network here: `datasets` loads a local folder in its place), splits written side by side."""
+    import datasets
+
+    folder = tmp_path / "dataset"
+    reviews = synthetic_reviews(3000, seed=1)
+    reviews.loc[[5, 2500], "text"] = [" ", ""]  # dropped either way
+    write_hf_parquet(folder / "train.parquet", reviews, ["neg", "pos"])
+    write_hf_parquet(folder / "test.parquet", synthetic_reviews(2500, seed=2), ["neg", "pos"])
+    load = datasets.load_dataset
+    asked = []
+
+    def load_dataset(dataset_id, revision=None):
+        asked.append((dataset_id, revision))
+        return load(str(folder), cache_dir=str(tmp_path / "hf-cache"))
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    source = hub_source("someone/reviews", "abc123", "label")
+    assert source.description == "someone/reviews@abc123" and asked == [("someone/reviews", "abc123")]
+    hub_rows = write_raw(source, "text", "label", tmp_path / "hub")
+    local_rows = write_raw(local_source(folder, "label"), "text", "label", tmp_path / "local")
+    assert hub_rows == local_rows == {"test": 2500, "train": 2998}
+    for name in ("train", "test"):
+        assert read_raw(tmp_path / "hub", name).equals(read_raw(tmp_path / "local", name)), name
+    assert (tmp_path / "hub" / "labels.json").read_text() == (tmp_path / "local" / "labels.json").read_text()
 
 
 def test_class_label_names_come_from_the_parquet_metadata(tmp_path):
