@@ -58,8 +58,8 @@ def _labels_from_classes(column: pa.Array, n_classes: int, label_names: list[str
     return values.astype(np.int64)
 
 
-# A text holding one of these bytes (printable ASCII other than the space) has a token: no need to
-# look at it in Python. Most texts do; the others are checked one by one.
+# A text holding one of these characters (printable ASCII other than the space) is not blank:
+# str.strip keeps them. Most texts hold one; only the others are looked at in Python.
 _SURELY_KEPT = "[!-~]"
 
 
