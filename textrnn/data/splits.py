@@ -57,6 +57,11 @@ class SplitWriter:
             self._writer.write_batch(pa.record_batch([texts, labels], schema=SCHEMA))
             self.rows += len(texts)
 
+    def write_table(self, table: pa.Table) -> None:
+        """Append ``table``'s ``text`` and ``label`` columns, a row group per BATCH_ROWS rows at most."""
+        for batch in table.select(["text", "label"]).to_batches(BATCH_ROWS):
+            self.write(batch.column(0), batch.column(1))
+
     def close(self) -> None:
         self._writer.close()
 
@@ -215,8 +220,7 @@ def write_reordered(source: Path, outputs: dict[Path, np.ndarray], reorder_rows:
         table = pa.Table.from_batches(list(iter_batches(source, ["text", "label"])), SCHEMA)
         for path, indices in outputs.items():
             with SplitWriter(path) as out:
-                for batch in table.take(arrow.int64_array(indices)).to_batches(BATCH_ROWS):
-                    out.write(batch.column(0), batch.column(1))
+                out.write_table(table.take(arrow.int64_array(indices)))
         return
     destination = np.full(total, -1, dtype=np.int64)  # which output part each source row goes to
     position = np.zeros(total, dtype=np.int64)  # its place in the output
@@ -255,6 +259,5 @@ def write_reordered(source: Path, outputs: dict[Path, np.ndarray], reorder_rows:
                         continue
                     table = pa.ipc.open_file(str(part_paths[part])).read_all()
                     table = table.take(arrow.int64_array(np.argsort(arrow.to_numpy(table.column("position")))))
-                    for batch in table.select(["text", "label"]).to_batches(BATCH_ROWS):
-                        out.write(batch.column(0), batch.column(1))
+                    out.write_table(table)
                     part_paths[part].unlink()
