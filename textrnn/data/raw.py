@@ -521,7 +521,8 @@ def write_raw(source: Source, text_column: str, label_column: str, out_dir: Path
     _check_train_has_every_class(source.description, plan.names, {n: w for n, w in written.items() if n in rows})
     for name in rows:
         log.info(
-            "download: split %r: %d rows, %d classes (%s)",
+            "download: %s split %r: %d rows, %d classes (%s)",
+            source.description,
             name,
             rows[name],
             int(np.count_nonzero(written[name].counts)),
