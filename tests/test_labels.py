@@ -319,6 +319,20 @@ def test_a_glue_style_test_split_is_unlabelled_and_validation_becomes_test(tmp_p
     assert names_of(tmp_path / "split") == (names or ["0", "1"])
 
 
+def test_a_test_file_without_the_label_column_is_unlabelled(tmp_path, caplog):
+    dataset = tmp_path / "dataset"
+    write(dataset / "train.parquet", *reviews(40, 0))
+    dataset.joinpath("test.parquet").unlink(missing_ok=True)
+    pq.write_table(pa.table({"text": ["first", "second"]}), dataset / "test.parquet")
+    caplog.set_level(logging.INFO)
+    assert write_raw(local_source(dataset, "label"), "text", "label", tmp_path / "raw") == {"train": 40}
+    assert read(tmp_path / "raw/unlabelled.parquet").to_dict("list") == {
+        "text": ["first", "second"],
+        "split": ["test", "test"],
+    }
+    assert f"{dataset} split 'test' has no labels (no column 'label'): its 2 texts are kept" in caplog.text
+
+
 def test_the_hub_layout_of_imdb_reads_train_test_and_unsupervised(tmp_path):
     """The Hub's IMDB: train, test and unsupervised (every label -1, IMDB's ClassLabel kept in the schema)."""
     dataset = tmp_path / "dataset"

@@ -16,8 +16,8 @@ The label contract, decided here once for every file of every split:
   integers (floats that are whole numbers read as integers) or strings, one kind for all files.
 - **Missing labels.** A null or NaN, or -1 (Hugging Face's "no label"), unless -1 is a class: no
   names anywhere, and -1 among other labels in train.
-- **Unlabelled splits.** A split whose labels are all missing (GLUE's test splits), or a split
-  named unsupervised / unlabelled, is unlabelled: never a class, never scored. Its texts go to
+- **Unlabelled splits.** A split whose labels are all missing (GLUE's test splits), a split other
+  than train without the label column, or a split named unsupervised / unlabelled, is unlabelled: never a class, never scored. Its texts go to
   ``unlabelled.parquet`` (``text``, ``split``: valid, test or unlabelled); the split stage decides
   what becomes test (``split.test_from``). train must be labelled; a labelled split with some
   missing labels is refused, with the counts.
@@ -474,10 +474,18 @@ def write_raw(source: Source, text_column: str, label_column: str, out_dir: Path
         )
     if "train" not in source.splits:
         raise UserError(f"{source.description}: no train split (found {sorted(source.splits)})")
+    # A split other than train without the label column has no labels (a test file of texts alone).
+    without_labels = [
+        name
+        for name, split in source.splits.items()
+        if name not in ("train", UNLABELLED)
+        and text_column in split.column_names
+        and label_column not in split.column_names
+    ]
     for split in source.splits.values():
         needed = (text_column,) if split.name == UNLABELLED else (text_column, label_column)
         missing = [c for c in needed if c not in split.column_names]
-        if missing:
+        if missing and split.name not in without_labels:
             raise UserError(
                 f"{source.description} split {split.name!r}: no column {missing[0]!r} "
                 f"(columns: {split.column_names}); set download.text_column / download.label_column"
@@ -485,11 +493,12 @@ def write_raw(source: Source, text_column: str, label_column: str, out_dir: Path
     surveys = {
         name: _survey(split, label_column, source.description)
         for name, split in source.splits.items()
-        if name != UNLABELLED
+        if name != UNLABELLED and name not in without_labels
     }
     if UNLABELLED in source.splits:
         surveys[UNLABELLED] = []
     plan = _decide(surveys, source.description)
+    plan.unlabelled.update({name: f"no column {label_column!r}" for name in without_labels})
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     written = _write_splits(source, plan, (text_column, label_column), Path(out_dir))
     rows = {}
