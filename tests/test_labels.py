@@ -208,8 +208,8 @@ def test_a_class_in_test_but_not_in_train_is_refused(tmp_path, named):
         (
             [0.0, 1.5, 1.0, 0.0],
             pa.float64(),
-            "{file}: label 1.5 in column 'label' is not a whole number (1 such rows); class ids are integers "
-            "0..k-1: map the labels to integers or strings, or set download.label_column",
+            "{file}: label 1.5 in column 'label' is not a whole number; class ids are integers 0..k-1: map the "
+            "labels to integers or strings, or set download.label_column",
         ),
         (
             [[0], [1], [1], [0]],
@@ -237,6 +237,16 @@ def test_labels_that_are_no_class_are_refused_in_one_line(tmp_path, labels, labe
     file = write(dataset / "train.parquet", ["a", "b", "c", "d"], labels, label_type=label_type)
     expected = message.format(file=file)
     assert refused(tmp_path, dataset) == (expected if expected.startswith(str(file)) else f"{dataset} {expected}")
+
+
+def test_integer_labels_in_one_file_and_strings_in_another_are_refused(tmp_path):
+    dataset = tmp_path / "dataset"
+    train = write(dataset / "train.parquet", ["a", "b"], [0, 1])
+    test = write(dataset / "test.parquet", ["c", "d"], ["neg", "pos"])
+    assert refused(tmp_path, dataset) == (
+        f"{dataset}: the labels are integers in some files and strings in others ({train}: int, {test}: str); "
+        f"give them one type"
+    )
 
 
 def test_some_minus_one_labels_in_a_labelled_split_are_refused_with_the_counts(tmp_path):

@@ -17,10 +17,10 @@ The label contract, decided here once for every file of every split:
 - **Missing labels.** A null or NaN, or -1 (Hugging Face's "no label"), unless -1 is a class: no
   names anywhere, and -1 among other labels in train.
 - **Unlabelled splits.** A split whose labels are all missing (GLUE's test splits), a split other
-  than train without the label column, or a split named unsupervised / unlabelled, is unlabelled: never a class, never scored. Its texts go to
-  ``unlabelled.parquet`` (``text``, ``split``: valid, test or unlabelled); the split stage decides
-  what becomes test (``split.test_from``). train must be labelled; a labelled split with some
-  missing labels is refused, with the counts.
+  than train without the label column, or a split named unsupervised / unlabelled, is unlabelled:
+  never a class, never scored. Its texts go to ``unlabelled.parquet`` (``text``, ``split``: valid,
+  test or unlabelled); the split stage decides what becomes test (``split.test_from``). train must
+  be labelled; a labelled split with some missing labels is refused, with the counts.
 - **Classes and rows.** A class that names declare but no labelled row holds is dropped (logged)
   and the ids closed up; a class with rows in valid or test but none in train is refused.
 """
@@ -107,13 +107,17 @@ def _label_values(column: pa.Array, where: str, label_column: str) -> tuple[str 
         bad = ~missing & ((values != np.floor(values)) | ~np.isfinite(values))
         if bad.any():
             raise UserError(
-                f"{where}: label {values[bad][0].item()!r} in column {label_column!r} is not a whole number "
-                f"({int(bad.sum())} such rows); class ids are integers 0..k-1: map the labels to integers "
-                f"or strings, or set download.label_column"
+                f"{where}: label {values[bad][0].item()!r} in column {label_column!r} is not a whole number; "
+                f"class ids are integers 0..k-1: map the labels to integers or strings, or set download.label_column"
             )
         values = np.where(missing, 0, values)
-    if values.dtype == np.uint64 and len(values) and values.max() > np.iinfo(np.int64).max:
-        raise UserError(f"{where}: label {values.max().item()} in column {label_column!r} is not a class id")
+    # Beyond 2**53 a float is no exact integer; beyond int64 an unsigned id does not fit: no class id either way.
+    huge = np.abs(values) > 2**53 if values.dtype.kind == "f" else values > np.iinfo(np.int64).max
+    if huge.any():
+        raise UserError(
+            f"{where}: label {values[huge][0].item()!r} in column {label_column!r} is not a class id; "
+            f"class ids are integers 0..k-1: map the labels to integers or strings, or set download.label_column"
+        )
     return "int", values.astype(np.int64), missing
 
 
@@ -218,10 +222,11 @@ class LabelPlan:
 def _decide(surveys: dict[str, list[_PartLabels]], description: str) -> LabelPlan:
     """The classes of the whole dataset from what each part holds; refuse what would silently mislead."""
     candidates = [s for s in SPLIT_ORDER if s in surveys]
-    named = any(survey.part.names is not None for s in candidates for survey in surveys[s])
-    train = surveys["train"]
-    train_values = set().union(*(survey.counts for survey in train))
-    minus_one_is_class = not named and MISSING in train_values and len(train_values) > 1
+    # -1 means "no label" wherever a file has ClassLabel names (Hugging Face's convention), even one
+    # of a split that turns out unlabelled; without names it is a class when train has it among others.
+    any_names = any(survey.part.names is not None for s in candidates for survey in surveys[s])
+    train_values = set().union(*(survey.counts for survey in surveys["train"]))
+    minus_one_is_class = not any_names and MISSING in train_values and len(train_values) > 1
     if minus_one_is_class:
         log.info(
             "download: %s: label -1 is a class here (train holds it among others, no ClassLabel names)", description
@@ -256,7 +261,7 @@ def _decide(surveys: dict[str, list[_PartLabels]], description: str) -> LabelPla
     kinds = {survey.kind for survey in parts if survey.rows}
     if len(kinds) > 1:
         raise UserError(
-            f"{description}: column's labels mix integers and strings across files "
+            f"{description}: the labels are integers in some files and strings in others "
             f"({', '.join(f'{s.part.where}: {s.kind}' for s in parts if s.rows)}); give them one type"
         )
 
