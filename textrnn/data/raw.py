@@ -232,7 +232,7 @@ def _decide(surveys: dict[str, list[_PartLabels]], description: str) -> LabelPla
             "download: %s: label -1 is a class here (train holds it among others, no ClassLabel names)", description
         )
 
-    unlabelled = {name: "named as a split of texts without labels" for name in surveys if name == UNLABELLED}
+    unlabelled = {name: "named unsupervised or unlabelled" for name in surveys if name == UNLABELLED}
     for name in candidates:
         rows = sum(s.rows for s in surveys[name])
         missing = sum(s.missing(minus_one_is_class) for s in surveys[name])
