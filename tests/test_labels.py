@@ -420,6 +420,20 @@ def test_test_from_dataset_without_a_test_split_and_train_leaving_the_own_test_o
     assert "split.test_from: train (the dataset's own test split is left out)" in caplog.text
 
 
+def test_an_unlabelled_validation_split_leaves_valid_to_be_carved(tmp_path, caplog):
+    dataset = tmp_path / "dataset"
+    write(dataset / "train.parquet", *reviews(100, 0))
+    write(dataset / "validation.parquet", ["x", "y"], [None, None], label_type=pa.int64())
+    write(dataset / "test.parquet", *reviews(30, 1))
+    out = raw(tmp_path, dataset)
+    assert read(out / "unlabelled.parquet")["split"].tolist() == ["valid", "valid"]
+    with pytest.raises(UserError, match=r"^split.valid_from is 'dataset' but its validation split has no labels; set"):
+        split.run(dict(SPLIT_PARAMS, valid_from="dataset"), out, tmp_path / "split")
+    caplog.set_level(logging.INFO)
+    assert split.run(SPLIT_PARAMS, out, tmp_path / "split") == {"train": 80, "valid": 20, "test": 30}
+    assert "split: valid is 0.2 of train, stratified (the dataset's validation split has no labels)" in caplog.text
+
+
 # ---------------------------------------------------------------- leakage
 
 

@@ -120,6 +120,8 @@ def run(params: dict[str, Any], raw_dir: Path, out_dir: Path, metrics_path: Path
             ignored = " (the dataset's validation split is test)"
         elif labelled["valid"]:
             ignored = " (the dataset's own validation split is left out: split.valid_from is 'train')"
+        elif "valid" in unlabelled:
+            ignored = " (the dataset's validation split has no labels)"
         else:
             ignored = ""
         log.info("split: valid is %s of train, stratified%s", params["valid_size"], ignored)
@@ -137,12 +139,11 @@ def run(params: dict[str, Any], raw_dir: Path, out_dir: Path, metrics_path: Path
     sizes = {name: split_files.num_rows(out_dir / f"{name}.parquet") for name in split_files.SPLITS}
     log.info("split: train %d, valid %d, test %d rows -> %s", sizes["train"], sizes["valid"], sizes["test"], out_dir)
     data = leakage(hashes)
-    shared = (f"{s} {data[s]['duplicates_of_train']} of {data[s]['rows']}" for s in ("valid", "test"))
-    shares = (f"{data[s]['duplicate_share']:.2%}" for s in ("valid", "test"))
-    log.info(
-        "split: rows whose text is also a train text: %s",
-        ", ".join(f"{a} ({b})" for a, b in zip(shared, shares, strict=True)),
-    )
+    counts = [
+        f"{name} {data[name]['duplicates_of_train']} of {data[name]['rows']} ({data[name]['duplicate_share']:.2%})"
+        for name in ("valid", "test")
+    ]
+    log.info("split: rows whose text is also a train text: %s", ", ".join(counts))
     if metrics_path is not None:
         write_json(Path(metrics_path), data)
     return sizes
