@@ -1,4 +1,5 @@
-"""Stage split: data/raw/ -> data/split/{train,valid,test}.parquet (valid and test carved from train where needed)."""
+"""Stage split: data/raw/ -> data/split/{train,valid,test}.parquet (valid and test carved from train where
+needed), and metrics/data.json (rows of valid and test whose text train also has)."""
 
 from pathlib import Path
 
@@ -11,7 +12,12 @@ from textrnn.runtime import cli_main
 
 @cli_main
 def main() -> None:
-    split.run(load_params("split"), raw_dir=Path("data/raw"), out_dir=Path("data/split"))
+    split.run(
+        load_params("split"),
+        raw_dir=Path("data/raw"),
+        out_dir=Path("data/split"),
+        metrics_path=Path("metrics/data.json"),
+    )
 
 
 if __name__ == "__main__":

@@ -170,9 +170,9 @@ def test_class_label_names_come_from_the_parquet_metadata(tmp_path):
     [
         ("same column", "download.text_column and download.label_column are both 'text'"),
         ("all blank test", "split 'test': no row has a text (4 blank of 4)"),
-        ("label outside", "label 5 is outside the classes ['neg', 'pos']"),
-        # both splits fail as they are written side by side: the error is always the first split's (by file name)
-        ("labels outside in train and test", "split 'test': label 7 is outside"),
+        ("label outside", "train.parquet: label 5 is outside the classes ['neg', 'pos'] (0..1) in 1 of its 20 rows"),
+        # every file's labels are checked before any is written, train's first
+        ("labels outside in train and test", "train.parquet: label 5 is outside"),
         ("missing column", "no column 'label'"),
     ],
 )

@@ -205,8 +205,8 @@ def test_download_refuses_labels_outside_the_classlabel(project, tmp_path):
     before = snapshot(project)
     line = assert_failed_cleanly(project, before, stage(project, "download"))
     assert line == (
-        f"error: {dataset} split 'train': label 7 is outside the classes ['neg', 'pos'] (0..1) in 2 rows "
-        f"of a batch of 60"
+        f"error: {dataset / 'train.parquet'}: label 7 is outside the classes ['neg', 'pos'] (0..1) in 2 of its "
+        f"60 rows; check download.label_column or the data"
     )
 
 

@@ -142,6 +142,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "test_size": _number(0.0, 1.0),
         "seed": _integer(0, SEED_MAX),
         "valid_from": _choice("auto", "dataset", "train"),
+        "test_from": _choice("auto", "dataset", "validation", "train"),
     },
     "vocab": {
         "min_freq": _integer(1),

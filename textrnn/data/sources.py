@@ -21,13 +21,29 @@ from textrnn.errors import UserError
 
 log = logging.getLogger(__name__)
 
-# Our split name -> the words that name it in a file name (as in datasets.data_files).
+# The split of texts without labels (the Hub's IMDB ``unsupervised``): kept as text, never a class.
+UNLABELLED = "unlabelled"
+# Our split name -> the words that name it in a file name (as in datasets.data_files) or a Hub split's name.
 SPLIT_WORDS = {
     "train": ("train", "training"),
     "valid": ("validation", "valid", "dev", "val"),
     "test": ("test", "testing", "eval", "evaluation"),
+    UNLABELLED: ("unsupervised", "unlabelled", "unlabeled"),
 }
 BATCH_ROWS = 10_000
+
+
+@dataclass
+class LabelPart:
+    """A run of a split's rows that declares its own class names: one parquet file, or one Hub split.
+
+    Hugging Face keeps ClassLabel names per file, so two files of one dataset can disagree;
+    ``textrnn.data.raw`` checks them all and maps each part's ids by name.
+    """
+
+    where: str  # the file, or the Hub split, as an error message names it
+    rows: int  # its rows: the split's batches read the parts' rows one part after the other
+    names: object = None  # its ClassLabel names as declared (unchecked: raw.py checks them); None: none
 
 
 @dataclass
@@ -39,6 +55,7 @@ class SplitSource:
     column_names: list[str]
     read_batches: Callable[[list[str], int], Iterator[pa.RecordBatch]]
     files: list[Path] = field(default_factory=list)
+    label_parts: list[LabelPart] = field(default_factory=list)  # empty: the whole split, without names
 
     def batches(self, columns: list[str], batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         return self.read_batches(columns, batch_rows)
@@ -46,11 +63,10 @@ class SplitSource:
 
 @dataclass
 class Source:
-    """A dataset: its splits (train, and valid / test where it has them) and its class names when known."""
+    """A dataset: its splits (train, and valid / test / unlabelled where it has them)."""
 
     description: str
     splits: dict[str, SplitSource]
-    label_names: list[str] | None
 
 
 def _split_of(relative: Path) -> str | None:
@@ -83,22 +99,22 @@ def find_split_files(folder: Path) -> dict[str, list[Path]]:
     if unnamed:
         raise UserError(
             f"download.dataset: cannot tell which split {unnamed[0].relative_to(folder)} belongs to; "
-            f"name each file after its split (train, validation, test)"
+            f"name each file after its split (train, validation, test; unsupervised for texts without labels)"
         )
     return splits
 
 
-def _class_label_names(schema: pa.Schema, label_column: str) -> list[str] | None:
-    """The ClassLabel names that Hugging Face writes into a parquet file's schema metadata."""
+def _class_label_names(schema: pa.Schema, label_column: str) -> object:
+    """The ClassLabel names that Hugging Face writes into a parquet file's schema metadata, as written
+    (raw.py checks that they are distinct strings); None when the file declares none."""
     raw = (schema.metadata or {}).get(b"huggingface")
     if not raw:
         return None
     try:
         features = json.loads(raw)["info"]["features"]
-        names = features[label_column].get("names")
+        return features[label_column].get("names")
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
-    return [str(name) for name in names] if names else None
 
 
 def _open_parquet(path: Path) -> pq.ParquetFile:
@@ -114,14 +130,16 @@ def local_source(folder: Path, label_column: str) -> Source:
     if not folder.is_dir():
         raise UserError(f"download.dataset: local folder '{folder}' does not exist")
     splits = {}
-    label_names: list[str] | None = None
     for name, files in find_split_files(folder).items():
         handles = [_open_parquet(path) for path in files]
         columns = handles[0].schema_arrow.names
         for path, handle in zip(files[1:], handles[1:]):
             if handle.schema_arrow.names != columns:
                 raise UserError(f"{path}: columns {handle.schema_arrow.names} differ from {files[0]}'s {columns}")
-        label_names = label_names or _class_label_names(handles[0].schema_arrow, label_column)
+        parts = [
+            LabelPart(str(path), handle.metadata.num_rows, _class_label_names(handle.schema_arrow, label_column))
+            for path, handle in zip(files, handles, strict=True)
+        ]
 
         def read_batches(columns_wanted, batch_rows, files=files):
             for path in files:
@@ -132,8 +150,9 @@ def local_source(folder: Path, label_column: str) -> Source:
                         f"{path}: not a readable parquet file ({type(error).__name__}: {str(error)[:200]}); replace it"
                     ) from None
 
-        splits[name] = SplitSource(name, sum(h.metadata.num_rows for h in handles), list(columns), read_batches, files)
-    return Source(str(folder), splits, label_names)
+        rows = sum(h.metadata.num_rows for h in handles)
+        splits[name] = SplitSource(name, rows, list(columns), read_batches, files, parts)
+    return Source(str(folder), splits)
 
 
 def hub_source(dataset_id: str, revision: str | None, label_column: str) -> Source:
@@ -155,18 +174,22 @@ def hub_source(dataset_id: str, revision: str | None, label_column: str) -> Sour
     except Exception as error:  # datasets raises many types; each is the user's data problem here
         detail = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
         raise UserError(f"cannot load dataset {dataset_id!r}: {type(error).__name__}: {detail}") from None
-    splits, label_names = {}, None
+    splits = {}
     for hub_name, split in loaded.items():
         ours = next((s for s, words in SPLIT_WORDS.items() if hub_name.lower() in words), None)
         if ours is None or ours in splits:
-            log.info("download: %s: split %r is not train, validation or test; left out", dataset_id, hub_name)
+            log.info(
+                "download: %s: split %r is not train, validation, test or unsupervised (or a second one); left out",
+                dataset_id,
+                hub_name,
+            )
             continue
         names = getattr(split.features.get(label_column), "names", None)
-        label_names = label_names or (list(names) if names else None)
+        part = LabelPart(f"{dataset_id} split {hub_name!r}", split.num_rows, names)
 
         def read_batches(columns_wanted, batch_rows, split=split):
             for table in split.select_columns(columns_wanted).with_format("arrow").iter(batch_size=batch_rows):
                 yield from table.to_batches()
 
-        splits[ours] = SplitSource(ours, split.num_rows, list(split.column_names), read_batches)
-    return Source(f"{dataset_id}@{revision or 'latest'}", splits, label_names)
+        splits[ours] = SplitSource(ours, split.num_rows, list(split.column_names), read_batches, label_parts=[part])
+    return Source(f"{dataset_id}@{revision or 'latest'}", splits)

@@ -1,4 +1,5 @@
-"""Split files (parquet: ``text`` str, ``label`` int64) and their ``labels.json``; stratified splits.
+"""Split files (parquet: ``text`` str, ``label`` int64) and their ``labels.json``; stratified splits;
+the unlabelled texts (``unlabelled.parquet``: ``text``, ``split``); texts as 64-bit hashes.
 
 A split file is written and read in record batches. The stratified split is sklearn's
 ``train_test_split(..., stratify=labels)`` computed from the labels alone (tested equal), so
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from textrnn.data import arrow
@@ -24,6 +26,9 @@ from textrnn.io import write_json
 SPLITS = ("train", "valid", "test")
 LABELS_FILE = "labels.json"
 SCHEMA = pa.schema([("text", pa.string()), ("label", pa.int64())])
+# The texts of the dataset's splits without labels (never a class, never scored), and the split each came from.
+UNLABELLED_FILE = "unlabelled.parquet"
+UNLABELLED_SCHEMA = pa.schema([("text", pa.string()), ("split", pa.string())])
 BATCH_ROWS = 10_000
 # Rows reordered in memory at once by ``write_reordered`` (bounds its memory whatever the data size).
 REORDER_ROWS = 100_000
@@ -45,22 +50,23 @@ def read_labels(directory: Path) -> list[str]:
 
 
 class SplitWriter:
-    """Append record batches of ``text``/``label`` to one parquet file."""
+    """Append record batches of ``text``/``label`` (the columns of ``schema``) to one parquet file."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, schema: pa.Schema = SCHEMA):
         self.path = Path(path)
         self.rows = 0
-        self._writer = pq.ParquetWriter(self.path, SCHEMA)
+        self.schema = schema
+        self._writer = pq.ParquetWriter(self.path, schema)
 
-    def write(self, texts: pa.Array, labels: pa.Array) -> None:
-        if len(texts):
-            self._writer.write_batch(pa.record_batch([texts, labels], schema=SCHEMA))
-            self.rows += len(texts)
+    def write(self, *columns: pa.Array) -> None:
+        if len(columns[0]):
+            self._writer.write_batch(pa.record_batch(list(columns), schema=self.schema))
+            self.rows += len(columns[0])
 
     def write_table(self, table: pa.Table) -> None:
-        """Append ``table``'s ``text`` and ``label`` columns, a row group per BATCH_ROWS rows at most."""
-        for batch in table.select(["text", "label"]).to_batches(BATCH_ROWS):
-            self.write(batch.column(0), batch.column(1))
+        """Append ``table``'s columns of the schema, a row group per BATCH_ROWS rows at most."""
+        for batch in table.select(self.schema.names).to_batches(BATCH_ROWS):
+            self.write(*batch.columns)
 
     def close(self) -> None:
         self._writer.close()
@@ -96,8 +102,7 @@ def num_rows(path: Path) -> int:
 def read_split_labels(path: Path, n_classes: int) -> np.ndarray:
     """The ``label`` column of a split file, checked against the classes."""
     labels = np.concatenate(
-        [arrow.to_numpy(batch.column(0)) for batch in iter_batches(path, ["label"])]
-        or [np.zeros(0, np.int64)]
+        [arrow.to_numpy(batch.column(0)) for batch in iter_batches(path, ["label"])] or [np.zeros(0, np.int64)]
     )
     if labels.dtype.kind not in "iu" or (len(labels) and (labels.min() < 0 or labels.max() >= n_classes)):
         bad = labels[~np.isin(labels, np.arange(n_classes))][0] if labels.dtype.kind in "iuf" else labels[0]
@@ -128,21 +133,67 @@ def iter_texts(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[str]:
         yield from batch.column(0).to_pylist()
 
 
+def unlabelled_splits(directory: Path) -> dict[str, int]:
+    """The splits kept as texts without labels in ``directory/unlabelled.parquet``, and their rows ({} without one)."""
+    path = Path(directory) / UNLABELLED_FILE
+    if not path.exists():
+        return {}
+    try:
+        handle = pq.ParquetFile(path, pre_buffer=False)
+        counts: dict[str, int] = {}
+        for batch in handle.iter_batches(batch_size=BATCH_ROWS, columns=["split"]):
+            for pair in pc.value_counts(batch.column(0)).to_pylist():
+                counts[pair["values"]] = counts.get(pair["values"], 0) + pair["counts"]
+    except (OSError, pa.ArrowException, KeyError) as error:
+        raise UserError(
+            f"{path}: not a readable textrnn file ({type(error).__name__}); rerun `dvc repro -f download`"
+        ) from None
+    return counts
+
+
+def _text_bytes(column: pa.Array, where: Path) -> tuple[bytes, np.ndarray]:
+    """A string column's texts as UTF-8 back to back, and each one's byte offset (n + 1), from its own buffers."""
+    if pa.types.is_large_string(column.type):
+        column = column.cast(pa.string())
+    if not pa.types.is_string(column.type):
+        raise UserError(f"{where}: column 'text' holds {column.type}, not text; rerun `dvc repro -f download`")
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset : column.offset + len(column) + 1]
+    start, end = int(offsets[0]), int(offsets[-1])
+    data = column.buffers()[2].slice(start, end - start).to_pybytes() if end > start else b""
+    return data, offsets.astype(np.int64) - start
+
+
+def hash_texts(column: pa.Array | pa.ChunkedArray, where: Path) -> np.ndarray:
+    """A 64-bit hash of each text of a string column: int64, one per row.
+
+    Python's own hash of the UTF-8 bytes (SipHash, keyed per process: compare hashes made in one
+    process only). Equal texts have equal hashes; two of a million different texts collide with
+    odds of about 1 in 10^7 (n^2 / 2^65), so counts of shared texts are exact but for such a collision.
+    """
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    hashes = [np.zeros(0, np.int64)]
+    for chunk in chunks:
+        data, offsets = _text_bytes(chunk, where)
+        bounds = offsets.tolist()
+        pairs = zip(bounds[:-1], bounds[1:], strict=True)
+        hashes.append(np.fromiter((hash(data[a:b]) for a, b in pairs), dtype=np.int64, count=len(chunk)))
+    return np.concatenate(hashes)
+
+
+def text_hashes(path: Path) -> np.ndarray:
+    """``hash_texts`` of every text of a split file, in row order."""
+    return np.concatenate(
+        [np.zeros(0, np.int64)] + [hash_texts(batch.column(0), path) for batch in iter_batches(path, ["text"])]
+    )
+
+
 def iter_text_chunks(path: Path, rows: int) -> Iterator[tuple[bytes, np.ndarray]]:
     """The texts of a split file, up to ``rows`` at a time, as UTF-8 back to back and each one's byte offset.
 
     Read from the column's own buffers: no Python string is made (see ``textrnn.encoding.Chunk``).
     """
     for batch in iter_batches(path, ["text"], rows):
-        column = batch.column(0)
-        if pa.types.is_large_string(column.type):
-            column = column.cast(pa.string())
-        if not pa.types.is_string(column.type):
-            raise UserError(f"{path}: column 'text' holds {column.type}, not text; rerun `dvc repro -f download`")
-        offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset : column.offset + len(column) + 1]
-        start, end = int(offsets[0]), int(offsets[-1])
-        data = column.buffers()[2].slice(start, end - start).to_pybytes() if end > start else b""
-        yield data, offsets.astype(np.int64) - start
+        yield _text_bytes(batch.column(0), path)
 
 
 def _approximate_mode(class_counts: np.ndarray, n_draws: int, rng: np.random.RandomState) -> np.ndarray:
@@ -209,8 +260,9 @@ def stratified_indices(
     return rest.astype(np.int64), part.astype(np.int64)
 
 
-def write_reordered(source: Path, outputs: dict[Path, np.ndarray], reorder_rows: int = REORDER_ROWS) -> None:
-    """Write each output file as ``source``'s rows at the given indices, in that order.
+def write_reordered(source: Path, outputs: dict[Path, np.ndarray], reorder_rows: int = REORDER_ROWS) -> np.ndarray:
+    """Write each output file as ``source``'s rows at the given indices, in that order; return the
+    ``hash_texts`` of ``source``'s texts, in its row order (from the same read).
 
     Streams ``source`` once, routing every row to a temporary part of its output that holds at
     most ``reorder_rows`` rows; then each part is put in order in memory and appended.
@@ -221,7 +273,8 @@ def write_reordered(source: Path, outputs: dict[Path, np.ndarray], reorder_rows:
         for path, indices in outputs.items():
             with SplitWriter(path) as out:
                 out.write_table(table.take(arrow.int64_array(indices)))
-        return
+        return hash_texts(table.column("text"), source)
+    hashes = []
     destination = np.full(total, -1, dtype=np.int64)  # which output part each source row goes to
     position = np.zeros(total, dtype=np.int64)  # its place in the output
     paths = list(outputs)
@@ -237,6 +290,7 @@ def write_reordered(source: Path, outputs: dict[Path, np.ndarray], reorder_rows:
         start = 0
         try:
             for batch in iter_batches(source, ["text", "label"]):
+                hashes.append(hash_texts(batch.column(0), source))
                 rows = np.arange(start, start + len(batch))
                 start += len(batch)
                 parts = destination[rows]
@@ -261,3 +315,4 @@ def write_reordered(source: Path, outputs: dict[Path, np.ndarray], reorder_rows:
                     table = table.take(arrow.int64_array(np.argsort(arrow.to_numpy(table.column("position")))))
                     out.write_table(table)
                     part_paths[part].unlink()
+    return np.concatenate(hashes)
