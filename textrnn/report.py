@@ -75,6 +75,8 @@ def _commit(root: Path, rev: str) -> str | None:
 
 def resolve_revision(root: Path, rev: str | None) -> Revision:
     """``rev`` as a commit, or the default described in the module's docstring."""
+    if not (root / "dvc.yaml").is_file():
+        raise UserError(f"{root} holds no dvc.yaml; run `textrnn report` in the project's root")
     if _git(root, "rev-parse", "--git-dir") is None:
         raise UserError(f"{root} is not in a git repository; run `textrnn report` in the project's git checkout")
     if rev is not None:
@@ -106,18 +108,26 @@ def resolve_revision(root: Path, rev: str | None) -> Revision:
     return Revision(parent, "HEAD~1")
 
 
-def dvc_json(root: Path, *args: str) -> dict:
-    """The JSON document that ``dvc ARGS`` prints; a failure is one line naming the command."""
+def dvc_json(root: Path, *args: str) -> tuple[dict, list[str]]:
+    """The JSON document that ``dvc ARGS`` prints, and DVC's lines about what it could not read.
+
+    DVC exits 0 when a metrics or params file of a revision is missing or unreadable, and says so on
+    stderr only; those lines go into the report, which would otherwise look complete. A failure
+    (a non-zero exit) is one line naming the command and DVC's error.
+    """
     command = f"dvc {' '.join(args)}"
     result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True)
+    lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
     if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
-        raise UserError(f"`{command}` failed: {last}; run it in the project's root to see DVC's whole message")
+        errors = [line for line in lines if line.startswith("ERROR")] or lines[-1:]  # not a traceback's last line
+        said = errors[0] if errors else f"exit status {result.returncode}"
+        raise UserError(f"`{command}` failed: {said}; run it in the project's root to see DVC's whole message")
     try:
         document = json.loads(result.stdout or "{}")
     except json.JSONDecodeError:
         raise UserError(f"`{command}` did not print JSON; check that `dvc --version` runs here") from None
-    return document if isinstance(document, dict) else {}
+    unread = [line for line in lines if "failed to load" in line]
+    return (document if isinstance(document, dict) else {}), unread
 
 
 # --- Markdown --------------------------------------------------------------------------------------
@@ -268,16 +278,25 @@ def format_report(
     params_diff: dict,
     revision: Revision,
     plot_links: Sequence[str],
+    unread: Sequence[str] = (),
     model_file: str = MODEL_METRICS,
     baseline_file: str = BASELINE_METRICS,
 ) -> str:
-    """The Markdown report from ``dvc metrics diff --all --json`` and ``dvc params diff --json``."""
+    """The Markdown report from ``dvc metrics diff --all --json`` and ``dvc params diff --json``.
+
+    ``unread``: DVC's lines about files it could not read, quoted at the top.
+    """
     lines = [
         "## textrnn report",
         "",
         f"The workspace against `{revision.sha[:7]}` ({revision.chosen_as}), "
         "from `dvc metrics diff` and `dvc params diff`.",
         "",
+    ]
+    if unread:
+        lines += ["DVC could not read everything (a file missing in a revision, or unreadable):", ""]
+        lines += [f"- `{line}`" for line in unread] + [""]
+    lines += [
         *metrics_section(metrics_diff, model_file, baseline_file),
         "",
         *params_section(params_diff),
@@ -325,11 +344,12 @@ def link_pngs(root: Path, pngs: Sequence[str], report_dir: Path | None, copy: bo
 def make_report(root: Path, rev: str | None, output: Path | None = None, copy_plots: bool = False) -> str:
     """The report of the project in ``root``; written to ``output`` (atomically) when given."""
     revision = resolve_revision(root, rev)
-    metrics_diff = dvc_json(root, "metrics", "diff", "--all", "--json", revision.sha)
-    params_diff = dvc_json(root, "params", "diff", "--json", revision.sha)
+    metrics_diff, metrics_unread = dvc_json(root, "metrics", "diff", "--all", "--json", revision.sha)
+    params_diff, params_unread = dvc_json(root, "params", "diff", "--json", revision.sha)
     report_dir = None if output is None else output.parent
     links = link_pngs(root, find_pngs(root), report_dir, copy_plots)
-    text = format_report(metrics_diff, params_diff, revision, links)
+    unread = list(dict.fromkeys(metrics_unread + params_unread))
+    text = format_report(metrics_diff, params_diff, revision, links, unread)
     if output is not None:
         with atomic_path(output) as tmp:
             tmp.write_text(text, encoding="utf-8")
