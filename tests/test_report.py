@@ -212,6 +212,15 @@ def test_an_unknown_revision_is_refused_in_one_line(tmp_path, monkeypatch, capsy
     assert not Path("report.md").exists()
 
 
+def test_copy_plots_without_an_output_file_is_refused_before_anything_runs(tmp_path, monkeypatch):
+    parser = argparse.ArgumentParser()
+    report.add_arguments(parser)
+    monkeypatch.chdir(tmp_path)  # no project here: the options are checked first
+    with pytest.raises(UserError) as error:
+        report.run(parser.parse_args(["--copy-plots"]))
+    assert str(error.value) == "--copy-plots copies the PNGs beside the report file; give --output FILE too"
+
+
 @pytest.mark.parametrize(
     "where, message",
     [
@@ -252,20 +261,24 @@ def test_a_report_of_a_commit_that_changed_a_param_shows_the_param_metrics_and_p
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", "results"], project)
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params["train"]["hidden_size"] = 8
+    params["baseline"]["C"] = [16]  # only the baseline stage reruns: the cheapest change that moves a metric
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run([sys.executable, "-m", "dvc", "repro"], project)  # train and evaluate rerun
-    run(["git", "commit", "-qam", "hidden_size 8"], project)
+    run([sys.executable, "-m", "dvc", "repro"], project)
+    run(["git", "commit", "-qam", "baseline C 16"], project)
 
     result = run([sys.executable, "-m", "textrnn", "report", "HEAD~1", "--output", "pr/report.md"], project)
     assert result.stdout == ""
     text = (project / "pr" / "report.md").read_text()
-    assert "| train.hidden_size | 16 | 8 | -8 |\n" in text
-    old = json.loads(run(["git", "show", "HEAD~1:metrics/metrics.json"], project).stdout)
-    new = json.loads((project / "metrics" / "metrics.json").read_text())
-    loss_row = f"| metrics/metrics.json | test.loss | {old['test']['loss']:.4f} | {new['test']['loss']:.4f} | "
-    assert loss_row in text
-    assert "metrics/baseline.json |" not in text.split("### Params")[0]  # the baseline did not rerun
-    assert f"| test | accuracy | {new['test']['accuracy']:.4f} | " in text
+    assert "| baseline.C | [1, 4, 16] | [16] |  |\n" in text
+    old = json.loads(run(["git", "show", "HEAD~1:metrics/baseline.json"], project).stdout)
+    new = json.loads((project / "metrics" / "baseline.json").read_text())
+    assert (old["C"], new["C"]) == (1, 16)  # every C fits the synthetic reviews; the first wins ties
+    assert "| metrics/baseline.json | C | 1 | 16 | +15 |\n" in text
+    loss = f"| metrics/baseline.json | test.loss | {old['test']['loss']:.4f} | {new['test']['loss']:.4f} | "
+    assert loss in text
+    assert "| metrics/metrics.json |" not in text  # the model did not rerun: none of its metrics changed
+    model = json.loads((project / "metrics" / "metrics.json").read_text())
+    accuracy = f"| test | accuracy | {model['test']['accuracy']:.4f} | {new['test']['accuracy']:.4f} | "
+    assert accuracy in text
     for png in ["training/accuracy.png", "training/loss.png", "evaluation/confusion.png", "evaluation/roc.png"]:
-        assert f"(../plots/{png})" in text
+        assert f"](../plots/{png})\n" in text
