@@ -1,4 +1,4 @@
-"""The `textrnn` command (also `python -m textrnn`): predict, presets, seeds and their summary."""
+"""The `textrnn` command (also `python -m textrnn`): predict, presets, seeds and their summary, report."""
 
 from __future__ import annotations
 
@@ -104,6 +104,17 @@ def build_parser() -> argparse.ArgumentParser:
     seeds.add_argument("-j", "--jobs", type=int, default=1, help="queue workers (default: 1)")
     seeds.add_argument("--metric", action="append", metavar="FILE:KEY", help="as for summary")
     seeds.set_defaults(run=run_seeds)
+
+    from textrnn import report
+
+    report_parser = commands.add_parser(
+        "report",
+        help="Markdown for a pull request: metrics and params diff against a revision, the baseline, the plots",
+        description=report.DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_arguments(report_parser)
+    report_parser.set_defaults(run=report.run)
     return parser
 
 
