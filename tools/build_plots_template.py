@@ -103,6 +103,9 @@ def page(sources: dict[Package, str]) -> str:
 {WRAPPER}
 </script>
     <style>
+        body {{
+            font-family: sans-serif;
+        }}
         table {{
             border-spacing: 15px;
         }}
@@ -127,11 +130,14 @@ def check_source(package: Package, source: str) -> None:
 def fetch(package: Package, directory: Path) -> str:
     """The package's file, from the tarball `npm pack` fetches, after checking the tarball's pinned integrity."""
     spec = f"{package.name}@{package.version}"
-    result = subprocess.run(
-        ["npm", "pack", spec, "--silent", "--pack-destination", str(directory)],
-        capture_output=True,
-        text=True,
-    )
+    try:
+        result = subprocess.run(
+            ["npm", "pack", spec, "--silent", "--pack-destination", str(directory)],
+            capture_output=True,
+            text=True,
+        )
+    except FileNotFoundError:
+        raise SystemExit("npm is not on PATH; install Node.js's npm (Debian: apt-get install npm)") from None
     if result.returncode != 0:
         raise SystemExit(f"npm pack {spec} failed: {result.stderr.strip()}")
     tarball = directory / result.stdout.strip().splitlines()[-1]
