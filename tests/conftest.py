@@ -119,6 +119,7 @@ def make_project(
         run(["git", "config", "user.email", "test@example.com"], directory)
         run(["git", "config", "user.name", "test"], directory)
         run([sys.executable, "-m", "dvc", "init", "-q"], directory)
+        shutil.copy2(ROOT / ".dvc" / "config", directory / ".dvc" / "config")  # plots.html_template: the offline page
         run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], directory)
     shutil.copytree(ROOT / ".dvc" / "plots", directory / ".dvc" / "plots", dirs_exist_ok=True)  # plot templates
     if git:
