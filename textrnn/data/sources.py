@@ -133,7 +133,7 @@ def local_source(folder: Path, label_column: str) -> Source:
     for name, files in find_split_files(folder).items():
         handles = [_open_parquet(path) for path in files]
         columns = handles[0].schema_arrow.names
-        for path, handle in zip(files[1:], handles[1:]):
+        for path, handle in zip(files[1:], handles[1:], strict=True):
             if handle.schema_arrow.names != columns:
                 raise UserError(f"{path}: columns {handle.schema_arrow.names} differ from {files[0]}'s {columns}")
         parts = [

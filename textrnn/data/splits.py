@@ -242,7 +242,9 @@ def stratified_indices(
     n_rest_per_class = _approximate_mode(class_counts, n_rest, rng)
     n_part_per_class = _approximate_mode(class_counts - n_rest_per_class, n_part, rng)
     rest, part = [], []
-    for rows, n_rest_i, n_part_i, count in zip(class_rows, n_rest_per_class, n_part_per_class, class_counts):
+    for rows, n_rest_i, n_part_i, count in zip(
+        class_rows, n_rest_per_class, n_part_per_class, class_counts, strict=True
+    ):
         shuffled = rows.take(rng.permutation(count), mode="clip")
         rest.extend(shuffled[:n_rest_i])
         part.extend(shuffled[n_rest_i : n_rest_i + n_part_i])

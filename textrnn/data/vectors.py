@@ -71,7 +71,7 @@ class SplitVectorsWriter:
     def __init__(self, directory: Path):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._ids = open(self.directory / "ids.npy", "wb")
+        self._ids = open(self.directory / "ids.npy", "wb")  # noqa: SIM115 (closed by close(), after every append)
         self._ids.write(b"\0" * _HEADER_BYTES)
         self._lengths: list[np.ndarray] = []
         self.tokens = 0
