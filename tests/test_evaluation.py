@@ -48,7 +48,8 @@ def test_metrics_agree_with_the_models_loss_and_decision_rule(k):
     assert np.array_equal(metrics.predicted_labels(logits.double().numpy()), predicted)
     assert metrics.mean_loss(logits.numpy(), labels) == pytest.approx(loss, abs=1e-12)
     assert got["loss"] == round(loss, 6) and got["accuracy"] == round(float(np.mean(predicted == labels)), 6)
-    assert ("f1_macro" in got) == (k > 2)
+    auc = "roc_auc" if k == 2 else "roc_auc_macro"
+    assert list(got) == ["accuracy", "loss", "f1_macro", "majority", auc]  # every k, binary included
 
 
 def test_macro_f1_averages_the_classes_that_occur():
@@ -59,6 +60,10 @@ def test_macro_f1_averages_the_classes_that_occur():
         "accuracy": 0.75,
         "loss": round(float(loss_function(3)(logits, torch.tensor([0, 0, 1, 1]))), 6),
         "f1_macro": round((2 / 3 + 4 / 5) / 2, 6),
+        "majority": 0.5,
+        # a (rows 0, 1) against b: row 0 outranks both b rows, row 1 ties them: (2 + 2 * 0.5) / 4;
+        # b against a, the same by symmetry; c has no row, so no curve: it is left out.
+        "roc_auc_macro": 0.75,
     }
 
 
@@ -98,27 +103,48 @@ def test_three_classes_exact_confusion_and_one_curve_per_class(tmp_path):
     labels = np.array([0, 0, 1, 1, 2, 2, 2])
     logits = torch.tensor([[2.0, 0, 0], [0, 1, 0.5], [0, 3, 0], [0, 0, 1], [0, 0.5, 2], [0, 0, 4], [1, 0.2, 0]])
     write_test_plots(tmp_path / "data", tmp_path / "png", logits, labels, ["a", "b", "c"])
-    counts = {(r["actual"], r["predicted"]): r["count"] for r in strict_json(tmp_path / "data/confusion.json")}
-    assert counts == {
-        ("a", "a"): 1,
-        ("a", "b"): 1,
-        ("a", "c"): 0,
-        ("b", "a"): 0,
-        ("b", "b"): 1,
-        ("b", "c"): 1,
-        ("c", "a"): 1,
-        ("c", "b"): 0,
-        ("c", "c"): 2,
-    }
+    # The non-zero cells only, in label order: (a, c), (b, a) and (c, b) are 0 and have no row.
+    assert strict_json(tmp_path / "data/confusion.json") == [
+        {"actual": "a", "predicted": "a", "count": 1},
+        {"actual": "a", "predicted": "b", "count": 1},
+        {"actual": "b", "predicted": "b", "count": 1},
+        {"actual": "b", "predicted": "c", "count": 1},
+        {"actual": "c", "predicted": "a", "count": 1},
+        {"actual": "c", "predicted": "c", "count": 2},
+    ]
     rows = strict_json(tmp_path / "data/roc.json")
     assert [row["class"] for row in rows] == sorted((row["class"] for row in rows), key="abc".index)
     # Each class against the rest, ranked by its probability (torch's softmax): sklearn's curve.
-    from sklearn.metrics import roc_curve
+    from sklearn.metrics import precision_recall_fscore_support, roc_auc_score, roc_curve
 
     probs = probabilities(logits.double()).numpy()
     for c, name in enumerate("abc"):
         fpr, tpr, _ = roc_curve(labels == c, probs[:, c])
         assert points(rows, name) == list(zip(fpr.round(4).tolist(), tpr.round(4).tolist(), strict=True)), name
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, [0, 1, 1, 2, 2, 2, 0], labels=[0, 1, 2], zero_division=0
+    )
+    assert strict_json(tmp_path / "data/classes.json") == [
+        {
+            "class": name,
+            "support": int(support[c]),
+            "precision": round(float(precision[c]), 4),
+            "recall": round(float(recall[c]), 4),
+            "f1": round(float(f1[c]), 4),
+            "auc": round(float(roc_auc_score(labels == c, probs[:, c])), 4),
+        }
+        for c, name in enumerate("abc")
+    ]
+
+
+def test_two_classes_share_one_auc_in_classes_json(tmp_path):
+    labels = np.array([0, 0, 0, 1, 1])
+    logits = np.array([-2.0, 0.5, -1.0, 3.0, -0.2])  # predicts 0, 1, 0, 1, 0
+    write_test_plots(tmp_path / "data", tmp_path / "png", logits, labels, ["neg", "pos"])
+    assert strict_json(tmp_path / "data/classes.json") == [
+        {"class": "neg", "support": 3, "precision": 0.6667, "recall": 0.6667, "f1": 0.6667, "auc": 0.8333},
+        {"class": "pos", "support": 2, "precision": 0.5, "recall": 0.5, "f1": 0.5, "auc": 0.8333},
+    ]
 
 
 @pytest.mark.parametrize("k, n", [(2, 25_000), (3, 30_000), (20, 20_000)])
@@ -128,19 +154,140 @@ def test_plot_data_is_small_and_strict_for_many_rows(tmp_path, k, n):
     write_test_plots(tmp_path / "data", tmp_path / "png", logits, labels, names)
     confusion = strict_json(tmp_path / "data/confusion.json")
     rows = strict_json(tmp_path / "data/roc.json")
-    assert len(confusion) == k * k and sum(r["count"] for r in confusion) == n
+    assert len(confusion) == k * k and sum(r["count"] for r in confusion) == n  # every cell is non-zero here
     accuracy = sum(r["count"] for r in confusion if r["actual"] == r["predicted"]) / n
     assert round(accuracy, 6) == split_metrics(logits, labels)["accuracy"]
-    curves = names[1:] if k == 2 else names
+    biggest = sorted(np.argsort(-np.bincount(labels), kind="stable")[: evaluation.MAX_ROC_CLASSES])
+    curves = names[1:] if k == 2 else [names[c] for c in biggest]
     assert [row["class"] for row in rows] == [name for name in curves for _ in points(rows, name)]
     for name in curves:
         curve = points(rows, name)
         assert curve[0] == (0.0, 0.0) and curve[-1] == (1.0, 1.0), name
         assert 20 <= len(curve) <= evaluation.MAX_CURVE_POINTS, name
         assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in itertools.pairwise(curve)), name  # a staircase
-    assert len(rows) <= max(evaluation.MAX_CURVE_POINTS, evaluation.MAX_ROC_POINTS)
     assert sum(p.stat().st_size for p in (tmp_path / "data").iterdir()) < 100_000
     assert (tmp_path / "data/roc.json").read_text().count("\n") == len(rows) + 2  # one row per line
+    assert [row["class"] for row in strict_json(tmp_path / "data/classes.json")] == names
+
+
+def skewed_labels(n, k, seed):
+    """Labels of k classes with Zipf-like sizes (class c has about n / (c + 1) shares), some absent."""
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, k + 1)
+    return rng.choice(k, size=n, p=weights / weights.sum())
+
+
+def test_a_thousand_classes_stay_under_100_kb_and_sum_to_every_row(tmp_path, caplog):
+    k, n = 1000, 6_000
+    labels = skewed_labels(n, k, seed=0)
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(n, k)).astype(np.float32)
+    logits[np.arange(n), labels] += 2.5  # right about half the time, the mistakes spread over many cells
+    names = [f"intent_{c:04d}_{'x' * (c % 7)}" for c in range(k)]  # names of varied length
+    caplog.set_level("INFO", logger="textrnn")
+    skipped = write_test_plots(tmp_path / "data", tmp_path / "png", logits, labels, names)
+
+    files = {path.name: path.stat().st_size for path in (tmp_path / "data").iterdir()}
+    assert set(files) == {"confusion.json", "roc.json", "classes.json"}
+    assert files["confusion.json"] <= evaluation.CONFUSION_BYTES
+    assert files["roc.json"] <= evaluation.ROC_BYTES and files["classes.json"] <= evaluation.CLASSES_BYTES
+    assert sum(files.values()) < 100_000 - 2_000  # metrics.json's few hundred bytes fit beside them
+
+    support = np.bincount(labels, minlength=k)
+    by_size = np.argsort(-support, kind="stable")
+    assert skipped == [names[c] for c in range(k) if support[c] == 0]
+    # confusion: the most frequent classes that fit, then one class for all others; every row counted
+    confusion = strict_json(tmp_path / "data/confusion.json")
+    assert sum(row["count"] for row in confusion) == n and all(row["count"] > 0 for row in confusion)
+    shown = list(dict.fromkeys(row["actual"] for row in confusion))
+    kept = len(shown) - 1
+    assert shown == [names[c] for c in sorted(by_size[:kept])] + ["(other classes)"]
+    assert kept >= 20
+    cells = {(row["actual"], row["predicted"]): row["count"] for row in confusion}
+    for c in by_size[:kept]:
+        assert sum(count for (actual, _), count in cells.items() if actual == names[c]) == support[c]
+        assert cells.get((names[c], names[c]), 0) == int(np.sum((labels == c) & (logits.argmax(1) == c)))
+    # roc: MAX_ROC_CLASSES curves, those of the most frequent classes, in label order
+    roc_classes = list(dict.fromkeys(row["class"] for row in strict_json(tmp_path / "data/roc.json")))
+    assert roc_classes == [names[c] for c in sorted(by_size[: evaluation.MAX_ROC_CLASSES])]
+    # classes: the most frequent that fit, in label order
+    per_class = strict_json(tmp_path / "data/classes.json")
+    assert [row["class"] for row in per_class] == [names[c] for c in sorted(by_size[: len(per_class)])]
+    assert len(per_class) >= 100
+    assert [row["support"] for row in per_class] == [int(support[c]) for c in sorted(by_size[: len(per_class)])]
+    said = [r.getMessage() for r in caplog.records]
+    assert f"evaluate: roc.json: the curves of the 10 classes with the most test rows, of {k}: " in "\n".join(said)
+    assert any(m.startswith(f"evaluate: confusion.json: the {kept} classes with the most test rows;") for m in said)
+    assert any(m.startswith(f"evaluate: classes.json: the {len(per_class)} classes with the most") for m in said)
+    assert (tmp_path / "png/confusion.png").read_bytes()[:8] == PNG
+
+
+def test_confusion_rows_are_the_non_zero_cells_and_sum_to_n():
+    rng = np.random.default_rng(5)
+    labels, predicted = rng.integers(0, 6, 500), rng.integers(0, 6, 500)
+    predicted[labels == 5] = 5  # row "f" has one non-zero cell
+    names = list("abcdef")
+    rows, kept = evaluation.confusion_rows(labels, predicted, names)
+    matrix = metrics.confusion_matrix(labels, predicted, 6)
+    assert kept is None
+    assert rows == [
+        {"actual": names[a], "predicted": names[p], "count": int(matrix[a, p])}
+        for a in range(6)
+        for p in range(6)
+        if matrix[a, p]
+    ]
+    assert sum(row["count"] for row in rows) == 500
+
+
+def test_a_folded_confusion_keeps_the_biggest_classes_and_counts_the_rest_as_one():
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 3])  # sizes 3, 2, 4, 1
+    predicted = np.array([0, 1, 3, 1, 2, 2, 2, 0, 3, 3])
+    names = ["w", "x", "y", "(other classes)"]  # a class with the fold's name: the fold takes another
+    rows = evaluation.folded_confusion_rows(labels, predicted, names, kept=2)  # y (4 rows), then w (3)
+    assert rows == [
+        {"actual": "w", "predicted": "w", "count": 1},
+        {"actual": "w", "predicted": "(other classes)*", "count": 2},
+        {"actual": "y", "predicted": "w", "count": 1},
+        {"actual": "y", "predicted": "y", "count": 2},
+        {"actual": "y", "predicted": "(other classes)*", "count": 1},
+        {"actual": "(other classes)*", "predicted": "y", "count": 1},  # x predicted as y
+        {"actual": "(other classes)*", "predicted": "(other classes)*", "count": 2},  # x as x, the 4th as itself
+    ]
+    full, kept = evaluation.confusion_rows(labels, predicted, names, max_bytes=10_000)
+    assert kept is None and sum(row["count"] for row in full) == 10
+    budget = evaluation.rows_bytes(rows)
+    assert evaluation.confusion_rows(labels, predicted, names, max_bytes=budget) == (rows, 2)
+
+
+def test_most_confused_pairs_are_the_biggest_mistakes_first():
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    predicted = np.array([1, 1, 0, 0, 2, 0, 0, 1, 2])
+    pairs = evaluation.most_confused_pairs(labels, predicted, ["a", "b", "c"], top=3)
+    assert pairs == [("a", "b", 2), ("c", "a", 2), ("b", "a", 1)]  # ties in label order
+
+
+def test_the_roc_of_many_classes_is_the_most_frequent_ones(tmp_path):
+    labels = np.repeat(np.arange(14), [5, 9, 1, 9, 2, 8, 7, 6, 3, 4, 10, 11, 12, 13])
+    logits = np.random.default_rng(0).normal(size=(len(labels), 14))
+    curves, skipped = evaluation.roc_curves(logits, labels, [str(c) for c in range(14)])
+    # the 10 biggest: 13, 12, 11, 10, 1 and 3 (9 rows, label order), 5, 6, 7, 0
+    assert [curve.label for curve in curves] == ["0", "1", "3", "5", "6", "7", "10", "11", "12", "13"]
+    assert skipped == []
+
+
+def test_roc_points_shrink_to_fit_the_byte_budget():
+    rng = np.random.default_rng(0)
+    curves = [
+        evaluation.Curve(
+            f"a long class name number {c}", *metrics.roc_curve(rng.random(2000) < 0.3, rng.random(2000)), 0.5
+        )
+        for c in range(10)
+    ]
+    rows = evaluation.roc_rows(curves, max_bytes=20_000)
+    assert evaluation.rows_bytes(rows) <= 20_000
+    assert len(rows) >= 10 * 20
+    one = evaluation.roc_rows(curves[:1], max_bytes=20_000)
+    assert len(one) == evaluation.MAX_CURVE_POINTS
 
 
 def test_thinning_keeps_the_ends_and_only_corners():
@@ -163,7 +310,15 @@ def test_a_class_absent_from_the_split_has_no_curve_and_no_nan(tmp_path, caplog)
     rows = strict_json(tmp_path / "data/roc.json")
     assert {row["class"] for row in rows} == {"a", "b"}
     confusion = strict_json(tmp_path / "data/confusion.json")
-    assert len(confusion) == 9 and all(r["count"] == 0 for r in confusion if r["actual"] == "c")
+    assert {r["actual"] for r in confusion} == {"a", "b"} and sum(r["count"] for r in confusion) == 300
+    assert strict_json(tmp_path / "data/classes.json")[2] == {
+        "class": "c",
+        "support": 0,
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "auc": None,
+    }
 
 
 def test_a_split_of_one_class_gives_an_empty_roc_file(tmp_path):

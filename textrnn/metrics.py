@@ -1,8 +1,10 @@
-"""Accuracy, loss, macro-F1, the confusion matrix and ROC curves of a split from its logits, in numpy.
+"""Accuracy, loss, macro-F1, per-class scores, the confusion cells and ROC curves of a split from
+its logits, in numpy.
 
 Shared by the RNN and the baseline. A numpy twin of ``textrnn.model``'s ``predicted_labels`` and
 ``loss_function``, and of the sklearn.metrics functions the stages need (tests check that they
-agree to the bit), so that evaluate needs neither sklearn (2 s to import) nor, here, torch.
+agree), so that evaluate needs neither sklearn (2 s to import) nor, here, torch. Nothing here
+allocates k x k: the confusion is kept as its non-zero cells, so any number of classes fits.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 DECIMALS = 6
+# Predictions this concentrated on one class, on labels that are not, mean a model that learnt
+# (almost) nothing beyond the class shares.
+ONE_CLASS_SHARE = 0.98
 
 
 def predicted_labels(logits: np.ndarray) -> np.ndarray:
@@ -28,11 +33,17 @@ def mean_loss(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(log_normalizer - logits[np.arange(len(labels)), labels]))
 
 
-def split_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """``accuracy`` and ``loss`` (and ``f1_macro`` for k logits per row), rounded to 6 decimals.
+def split_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
+    """The metrics of a split, rounded to 6 decimals, for two classes and for k alike:
 
-    Macro-F1 averages over the classes that occur in the labels or the predictions. Raises
-    ValueError on an empty split or non-finite logits: no metric is ever NaN.
+    - ``accuracy``, ``loss``;
+    - ``f1_macro``: the mean F1 over the classes that occur in the labels or the predictions;
+    - ``majority``: the share of the split's most frequent class (the accuracy of always guessing it);
+    - ``roc_auc`` (two classes: class 1 by its logit) or ``roc_auc_macro`` (k: the mean one-vs-rest
+      AUC of the classes that have a curve, i.e. some rows of the class and some of others);
+      None when no class has one (a split of one class).
+
+    Raises ValueError on an empty split or non-finite logits: no metric is ever NaN.
     """
     logits, labels = np.asarray(logits), np.asarray(labels, dtype=np.int64)
     if len(labels) == 0:
@@ -42,19 +53,106 @@ def split_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     if not np.isfinite(logits).all():
         raise ValueError("the logits hold NaN or infinity")
     predicted = predicted_labels(logits)
-    metrics = {"accuracy": float(np.mean(predicted == labels)), "loss": mean_loss(logits, labels)}
-    if logits.ndim == 2:
-        metrics["f1_macro"] = f1_macro(labels, predicted)
-    return {name: round(value, DECIMALS) for name, value in metrics.items()}
+    metrics = {
+        "accuracy": float(np.mean(predicted == labels)),
+        "loss": mean_loss(logits, labels),
+        "f1_macro": f1_macro(labels, predicted),
+        "majority": majority_share(labels),
+    }
+    aucs = class_aucs(logits, labels)
+    defined = aucs[~np.isnan(aucs)]
+    auc_name = "roc_auc" if logits.ndim == 1 else "roc_auc_macro"
+    metrics[auc_name] = float(np.mean(defined)) if len(defined) else None
+    return {name: None if value is None else round(value, DECIMALS) for name, value in metrics.items()}
+
+
+def majority_share(labels: np.ndarray) -> float:
+    """The share of the most frequent class among ``labels`` (non-empty)."""
+    return float(np.bincount(labels).max() / len(labels))
 
 
 def f1_macro(labels: np.ndarray, predicted: np.ndarray) -> float:
     """sklearn's ``f1_score(labels, predicted, labels=union of both, average="macro", zero_division=0)``."""
-    classes = np.union1d(labels, predicted)
-    true_positives = np.array([np.sum((labels == c) & (predicted == c)) for c in classes], dtype=np.float64)
-    true = np.array([np.sum(labels == c) for c in classes], dtype=np.float64)
-    guessed = np.array([np.sum(predicted == c) for c in classes], dtype=np.float64)
-    return float(np.mean(2.0 * true_positives / (true + guessed)))  # every class is in one or the other
+    n_classes = int(max(labels.max(), predicted.max())) + 1
+    true, guessed, true_positives = class_counts(labels, predicted, n_classes)
+    occurs = (true + guessed) > 0
+    return float(np.mean(2.0 * true_positives[occurs] / (true[occurs] + guessed[occurs])))
+
+
+def class_counts(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> tuple[np.ndarray, ...]:
+    """Per class c in 0..n_classes-1, float64 [n_classes] each: rows labelled c, rows predicted c, rows both."""
+    labels, predicted = np.asarray(labels, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
+    true = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    guessed = np.bincount(predicted, minlength=n_classes).astype(np.float64)
+    true_positives = np.bincount(labels[labels == predicted], minlength=n_classes).astype(np.float64)
+    return true, guessed, true_positives
+
+
+def class_scores(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> dict[str, np.ndarray]:
+    """``support`` (int64), ``precision``, ``recall``, ``f1`` [n_classes] of each class: sklearn's
+    ``precision_recall_fscore_support(labels=range(n_classes), zero_division=0)``."""
+    true, guessed, true_positives = class_counts(labels, predicted, n_classes)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(guessed > 0, true_positives / guessed, 0.0)
+        recall = np.where(true > 0, true_positives / true, 0.0)
+        f1 = np.where(true + guessed > 0, 2.0 * true_positives / (true + guessed), 0.0)
+    return {"support": true.astype(np.int64), "precision": precision, "recall": recall, "f1": f1}
+
+
+def dominant_prediction(labels: np.ndarray, predicted: np.ndarray) -> tuple[int, float] | None:
+    """(class, share of the rows predicted as it) when at least ONE_CLASS_SHARE of the rows are
+    predicted as one class while the labels are more mixed than that; else None."""
+    labels, predicted = np.asarray(labels, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
+    counts = np.bincount(predicted)
+    share = counts.max() / len(predicted)
+    if share >= ONE_CLASS_SHARE and majority_share(labels) < ONE_CLASS_SHARE:
+        return int(counts.argmax()), float(share)
+    return None
+
+
+def ranking_scores(logits: np.ndarray) -> np.ndarray:
+    """Scores [n, columns] that rank rows as the class probabilities do: the logit of class 1 for
+    one logit per row (one column), else the log-softmax, in float64 (float32 probabilities
+    saturate at 1 and tie)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.ndim == 1:
+        return logits[:, None]
+    top = logits.max(axis=1, keepdims=True)
+    return logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
+
+
+def curve_classes(logits: np.ndarray) -> np.ndarray:
+    """The class of each column of ``ranking_scores``: [1] for one logit per row, else 0..k-1."""
+    return np.array([1]) if np.asarray(logits).ndim == 1 else np.arange(np.asarray(logits).shape[1])
+
+
+def has_curve(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """[n_classes] booleans: the split has rows of the class and rows of other classes."""
+    support = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes)
+    return (support > 0) & (support < len(labels))
+
+
+def class_aucs(logits: np.ndarray, labels: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray:
+    """The ROC AUC of each curve class (see ``curve_classes``) against the rest, NaN where the class
+    has no curve; equal to sklearn's ``roc_auc_score(labels == c, score of c)``. One sort per class.
+    ``scores``: ``ranking_scores(logits)`` when the caller has them."""
+    scores = ranking_scores(logits) if scores is None else scores
+    classes = curve_classes(logits)
+    defined = has_curve(labels, int(max(classes.max(), np.max(labels))) + 1)
+    aucs = np.full(len(classes), np.nan)
+    for column, label in enumerate(classes):
+        if defined[label]:
+            aucs[column] = auc(*roc_curve(labels == label, scores[:, column]))
+    return aucs
+
+
+def confusion_cells(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> tuple[np.ndarray, ...]:
+    """The non-zero cells of the confusion matrix: (actual, predicted, count) int64 arrays, in
+    label order (by actual, then predicted). Memory O(rows), never O(n_classes²)."""
+    labels, predicted = np.asarray(labels, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
+    codes, counts = np.unique(labels * n_classes + predicted, return_counts=True)
+    actual, guessed = np.divmod(codes, n_classes)
+    return actual, guessed, counts.astype(np.int64)
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
