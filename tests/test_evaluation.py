@@ -373,3 +373,164 @@ def test_confusion_matrix_and_macro_f1_are_sklearns(seed, classes):
     assert np.array_equal(matrix, confusion_matrix(labels, predicted, labels=range(classes)))
     expected = f1_score(labels, predicted, labels=np.union1d(labels, predicted), average="macro", zero_division=0.0)
     assert metrics.f1_macro(labels, predicted) == expected
+
+
+@pytest.mark.parametrize("seed, classes", [(0, 2), (1, 3), (2, 7)])
+def test_class_scores_are_sklearns(seed, classes):
+    from sklearn.metrics import precision_recall_fscore_support
+
+    _, labels = scored_rows(seed, 400, classes, False)
+    _, predicted = scored_rows(seed + 100, 400, classes - 1, False)  # the last class is never guessed
+    labels[labels == 1] = 0  # and class 1 never occurs
+    got = metrics.class_scores(labels, predicted, classes)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predicted, labels=range(classes), zero_division=0
+    )
+    assert got["support"].tolist() == support.tolist()
+    for key, expected in (("precision", precision), ("recall", recall), ("f1", f1)):
+        assert got[key] == pytest.approx(expected, abs=1e-15), key
+
+
+@pytest.mark.parametrize("seed, n, ties", [(0, 50, True), (1, 2000, False), (2, 2000, True)])
+def test_binary_f1_majority_and_auc_are_sklearns(seed, n, ties):
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    scores, labels = scored_rows(seed, n, 2, ties)
+    labels = (scores + np.random.default_rng(seed).normal(size=n) > 0.8).astype(np.int64)  # unbalanced
+    got = split_metrics(scores, labels)
+    predicted = (scores > 0).astype(np.int64)
+    assert got["f1_macro"] == round(f1_score(labels, predicted, average="macro"), 6)
+    assert got["majority"] == round(max(np.mean(labels), 1 - np.mean(labels)), 6)
+    assert got["roc_auc"] == round(roc_auc_score(labels, scores), 6)
+
+
+@pytest.mark.parametrize("seed, k", [(0, 3), (1, 8)])
+def test_macro_auc_is_sklearns_one_vs_rest(seed, k):
+    from sklearn.metrics import roc_auc_score
+
+    logits, labels = random_logits(600, k, seed)
+    logits = logits.double().numpy()
+    probs = probabilities(torch.from_numpy(logits)).numpy()
+    aucs = metrics.class_aucs(logits, labels)
+    assert aucs == pytest.approx([roc_auc_score(labels == c, probs[:, c]) for c in range(k)], abs=1e-12)
+    expected = roc_auc_score(labels, probs, multi_class="ovr", average="macro")
+    assert split_metrics(logits, labels)["roc_auc_macro"] == round(expected, 6)
+    labels[labels == k - 1] = 0  # a class with no row has no curve: the mean is over the others
+    aucs = metrics.class_aucs(logits, labels)
+    assert np.isnan(aucs[k - 1]) and not np.isnan(aucs[: k - 1]).any()
+    assert split_metrics(logits, labels)["roc_auc_macro"] == round(float(np.mean(aucs[: k - 1])), 6)
+
+
+def test_majority_is_the_share_of_the_biggest_class_exactly():
+    labels = np.array([2] * 7 + [0] * 3 + [1] * 90)
+    assert metrics.majority_share(labels) == 0.9
+    assert split_metrics(np.zeros((100, 3)), labels)["majority"] == 0.9
+
+
+def test_a_split_of_one_class_has_no_auc_and_no_nan():
+    got = split_metrics(np.array([0.3, -1.0, 2.0]), np.ones(3, dtype=np.int64))
+    assert got["roc_auc"] is None and got["majority"] == 1.0
+    assert json.loads(json.dumps(got, allow_nan=False)) == got
+
+
+def test_a_model_that_predicts_the_majority_class_is_visible():
+    # IMDB sampled 95% / 5%: a model that answers "neg" to nearly everything is 95% accurate.
+    labels = np.array([0] * 950 + [1] * 50)
+    logits = np.full(1000, -3.0)
+    logits[-3:] = 1.0  # three positives found
+    got = split_metrics(logits, labels)
+    assert got["accuracy"] == 0.953 and got["majority"] == 0.95
+    # neg: precision 950/997, recall 1 -> 1900/1947; pos: precision 1, recall 3/50 -> 6/53
+    assert got["f1_macro"] == round((1900 / 1947 + 6 / 53) / 2, 6) == 0.544534
+    message = evaluation.one_class_warning(logits, labels, ["neg", "pos"], "test")
+    assert message == (
+        "the model predicts 'neg' for 99.7% of the test rows, whose most frequent class 'neg' is only "
+        "95.0% of them: it has learnt little beyond the class shares (see f1_macro)"
+    )
+    assert (
+        evaluation.one_class_warning(logits[-100:], labels[-100:], ["neg", "pos"], "test") is None
+    )  # 97% "neg": under 98%
+    # labels as skewed as the predictions: nothing to warn about
+    assert evaluation.one_class_warning(np.full(100, -3.0), np.zeros(100, np.int64), ["neg", "pos"], "test") is None
+
+
+# ---------------------------------------------------------------- the evaluate stage's function
+
+
+def write_stage_inputs(root, label_names, labels_of, bias):
+    """data/vectors (reviews of 1-3 random token ids) and models/model.pt: an untrained RNN whose
+    output bias is ``bias``, for the splits' ``labels_of[split]``."""
+    from textrnn import tokenizer
+    from textrnn.data.vectors import SplitVectorsWriter, write_meta
+    from textrnn.model import RNN, ModelConfig, save_checkpoint
+
+    rng = np.random.default_rng(0)
+    vocabulary, sha = 30, "0" * 64
+    for split, labels in labels_of.items():
+        writer = SplitVectorsWriter(root / "data/vectors" / split)
+        lengths = rng.integers(1, 4, len(labels))
+        writer.append(rng.integers(2, vocabulary, lengths.sum()), lengths)
+        writer.close(labels)
+    counts = {split: {"reviews": len(labels)} for split, labels in labels_of.items()}
+    write_meta(root / "data/vectors", label_names, sha, tokenizer.fingerprint(), counts)
+    torch.manual_seed(0)
+    k = len(label_names)
+    model = RNN(ModelConfig(vocabulary, 4, 8, num_classes=k))
+    with torch.no_grad():
+        model.V.weight.mul_(0.01)
+        model.V.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+    inputs = {"vocab_sha256": sha, "tokenizer": tokenizer.fingerprint(), "max_tokens": None}
+    save_checkpoint(root / "models/model.pt", model, model.state_dict(), label_names, {}, inputs)
+
+
+def run_evaluate(root):
+    from textrnn.pipeline import evaluate
+
+    return evaluate.run(
+        {"device": "cpu", "batch_size": 64},
+        model_path=root / "models/model.pt",
+        vectors_dir=root / "data/vectors",
+        metrics_path=root / "metrics/metrics.json",
+        plot_data_dir=root / "metrics/plots",
+        png_dir=root / "plots/evaluation",
+    )
+
+
+def test_evaluate_warns_once_when_the_model_predicts_one_class(tmp_path, caplog):
+    labels = {split: np.array([0] * 19 * m + [1] * m) for split, m in (("train", 10), ("valid", 2), ("test", 5))}
+    write_stage_inputs(tmp_path, ["neg", "pos"], labels, bias=[-5.0])  # every review: "neg"
+    written = run_evaluate(tmp_path)
+    assert strict_json(tmp_path / "metrics/metrics.json") == written
+    assert written["test"] == {
+        "accuracy": 0.95,
+        "loss": written["test"]["loss"],
+        "f1_macro": round((2 * 95 / 195) / 2, 6),  # neg: 2 * 95 / (100 + 95); pos: 0
+        "majority": 0.95,
+        "roc_auc": written["test"]["roc_auc"],
+    }
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "evaluate: the model predicts 'neg' for 100.0% of the test rows, whose most frequent class 'neg' is "
+        "only 95.0% of them: it has learnt little beyond the class shares (see f1_macro)"
+    ]
+
+
+def test_evaluate_of_151_classes_writes_bounded_files(tmp_path, caplog):
+    k = 151
+    names = [f"intent_{c}" for c in range(k)]
+    labels = {split: np.arange(n) % k for split, n in (("train", 2 * k), ("valid", k), ("test", 3 * k))}
+    write_stage_inputs(tmp_path, names, labels, bias=np.linspace(0, 1, k))
+    caplog.set_level("INFO", logger="textrnn")
+    written = run_evaluate(tmp_path)
+    for split in ("train", "valid", "test"):
+        assert list(written[split]) == ["accuracy", "loss", "f1_macro", "majority", "roc_auc_macro"]
+        assert written[split]["majority"] == round(1 / k, 6)  # every class equally often
+    sizes = {path.name: path.stat().st_size for path in (tmp_path / "metrics/plots").iterdir()}
+    assert set(sizes) == {"confusion.json", "roc.json", "classes.json"}
+    assert sum(sizes.values()) + (tmp_path / "metrics/metrics.json").stat().st_size < 100_000
+    assert len(strict_json(tmp_path / "metrics/plots/classes.json")) == k
+    assert len({row["class"] for row in strict_json(tmp_path / "metrics/plots/roc.json")}) == 10
+    assert sorted(p.name for p in (tmp_path / "plots/evaluation").iterdir()) == ["confusion.png", "roc.png"]
+    assert (
+        "evaluate: roc.json: the curves of the 10 classes with the most test rows, of 151: 'intent_0'," in caplog.text
+    )

@@ -72,19 +72,9 @@ def split_metrics(logits: Logits, labels: np.ndarray) -> dict[str, float | None]
 
 
 def one_class_warning(logits: Logits, labels: np.ndarray, label_names: list[str], split: str) -> str | None:
-    """The warning for a model whose predictions on ``split`` are (nearly) all one class while its
-    labels are not (see metrics.dominant_prediction), or None."""
-    labels = np.asarray(labels, dtype=np.int64)
-    dominant = metrics.dominant_prediction(labels, metrics.predicted_labels(_as_numpy(logits)))
-    if dominant is None:
-        return None
-    label, share = dominant
-    majority = int(np.bincount(labels).argmax())
-    return (
-        f"the model predicts {label_names[label]!r} for {share:.1%} of the {split} rows, whose most "
-        f"frequent class {label_names[majority]!r} is only {metrics.majority_share(labels):.1%} of them: "
-        f"it has learnt little beyond the class shares (see f1_macro)"
-    )
+    """metrics.one_class_warning of these logits' predictions."""
+    predicted = metrics.predicted_labels(_as_numpy(logits))
+    return metrics.one_class_warning(np.asarray(labels, dtype=np.int64), predicted, label_names, split)
 
 
 def most_frequent(labels: np.ndarray, n_classes: int) -> np.ndarray:

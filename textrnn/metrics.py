@@ -99,15 +99,21 @@ def class_scores(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> d
     return {"support": true.astype(np.int64), "precision": precision, "recall": recall, "f1": f1}
 
 
-def dominant_prediction(labels: np.ndarray, predicted: np.ndarray) -> tuple[int, float] | None:
-    """(class, share of the rows predicted as it) when at least ONE_CLASS_SHARE of the rows are
-    predicted as one class while the labels are more mixed than that; else None."""
+def one_class_warning(labels: np.ndarray, predicted: np.ndarray, label_names: list[str], split: str) -> str | None:
+    """A one-line warning when at least ONE_CLASS_SHARE of ``split``'s rows are predicted as one class
+    while the labels are more mixed than that (a model that learnt little beyond the class shares);
+    else None."""
     labels, predicted = np.asarray(labels, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
-    counts = np.bincount(predicted)
-    share = counts.max() / len(predicted)
-    if share >= ONE_CLASS_SHARE and majority_share(labels) < ONE_CLASS_SHARE:
-        return int(counts.argmax()), float(share)
-    return None
+    guesses = np.bincount(predicted)
+    share = guesses.max() / len(predicted)
+    majority = majority_share(labels)
+    if share < ONE_CLASS_SHARE or majority >= ONE_CLASS_SHARE:
+        return None
+    return (
+        f"the model predicts {label_names[int(guesses.argmax())]!r} for {share:.1%} of the {split} rows, whose "
+        f"most frequent class {label_names[int(np.bincount(labels).argmax())]!r} is only {majority:.1%} of them: "
+        f"it has learnt little beyond the class shares (see f1_macro)"
+    )
 
 
 def ranking_scores(logits: np.ndarray) -> np.ndarray:
