@@ -84,11 +84,11 @@ def test_two_classes_exact_confusion_and_roc(tmp_path):
     logits = torch.tensor([-2.0, 0.5, -1.0, 3.0, -0.2])  # predicts 0, 1, 0, 1, 0
     skipped = write_test_plots(tmp_path / "data", tmp_path / "png", logits, labels, ["neg", "pos"])
     assert skipped == []
-    assert strict_json(tmp_path / "data/confusion.json") == [
+    assert strict_json(tmp_path / "data/confusion.json") == [  # the diagonal first, then the other cells
         {"actual": "neg", "predicted": "neg", "count": 2},
+        {"actual": "pos", "predicted": "pos", "count": 1},
         {"actual": "neg", "predicted": "pos", "count": 1},
         {"actual": "pos", "predicted": "neg", "count": 1},
-        {"actual": "pos", "predicted": "pos", "count": 1},
     ]
     # Ranked: 3 (pos), 0.5 (neg), -0.2 (pos), -1 (neg), -2 (neg): the corners of the staircase.
     assert strict_json(tmp_path / "data/roc.json") == [
@@ -103,14 +103,14 @@ def test_three_classes_exact_confusion_and_one_curve_per_class(tmp_path):
     labels = np.array([0, 0, 1, 1, 2, 2, 2])
     logits = torch.tensor([[2.0, 0, 0], [0, 1, 0.5], [0, 3, 0], [0, 0, 1], [0, 0.5, 2], [0, 0, 4], [1, 0.2, 0]])
     write_test_plots(tmp_path / "data", tmp_path / "png", logits, labels, ["a", "b", "c"])
-    # The non-zero cells only, in label order: (a, c), (b, a) and (c, b) are 0 and have no row.
+    # The diagonal, then the non-zero cells off it in label order: (a, c), (b, a) and (c, b) are 0.
     assert strict_json(tmp_path / "data/confusion.json") == [
         {"actual": "a", "predicted": "a", "count": 1},
-        {"actual": "a", "predicted": "b", "count": 1},
         {"actual": "b", "predicted": "b", "count": 1},
+        {"actual": "c", "predicted": "c", "count": 2},
+        {"actual": "a", "predicted": "b", "count": 1},
         {"actual": "b", "predicted": "c", "count": 1},
         {"actual": "c", "predicted": "a", "count": 1},
-        {"actual": "c", "predicted": "c", "count": 2},
     ]
     rows = strict_json(tmp_path / "data/roc.json")
     assert [row["class"] for row in rows] == sorted((row["class"] for row in rows), key="abc".index)
@@ -198,7 +198,8 @@ def test_a_thousand_classes_stay_under_100_kb_and_sum_to_every_row(tmp_path, cap
     assert skipped == [names[c] for c in range(k) if support[c] == 0]
     # confusion: the most frequent classes that fit, then one class for all others; every row counted
     confusion = strict_json(tmp_path / "data/confusion.json")
-    assert sum(row["count"] for row in confusion) == n and all(row["count"] > 0 for row in confusion)
+    assert sum(row["count"] for row in confusion) == n
+    assert all(row["count"] > 0 for row in confusion if row["actual"] != row["predicted"])
     shown = list(dict.fromkeys(row["actual"] for row in confusion))
     kept = len(shown) - 1
     assert shown == [names[c] for c in sorted(by_size[:kept])] + ["(other classes)"]
@@ -222,20 +223,22 @@ def test_a_thousand_classes_stay_under_100_kb_and_sum_to_every_row(tmp_path, cap
     assert (tmp_path / "png/confusion.png").read_bytes()[:8] == PNG
 
 
-def test_confusion_rows_are_the_non_zero_cells_and_sum_to_n():
+def test_confusion_rows_are_the_diagonal_then_the_non_zero_cells_and_sum_to_n():
     rng = np.random.default_rng(5)
     labels, predicted = rng.integers(0, 6, 500), rng.integers(0, 6, 500)
     predicted[labels == 5] = 5  # row "f" has one non-zero cell
     names = list("abcdef")
+    predicted[labels == 4] = 3  # and row "e" has no right answer: its diagonal cell is 0
     rows, kept = evaluation.confusion_rows(labels, predicted, names)
     matrix = metrics.confusion_matrix(labels, predicted, 6)
     assert kept is None
-    assert rows == [
+    assert rows == [{"actual": names[c], "predicted": names[c], "count": int(matrix[c, c])} for c in range(6)] + [
         {"actual": names[a], "predicted": names[p], "count": int(matrix[a, p])}
         for a in range(6)
         for p in range(6)
-        if matrix[a, p]
+        if matrix[a, p] and a != p
     ]
+    assert rows[4] == {"actual": "e", "predicted": "e", "count": 0}
     assert sum(row["count"] for row in rows) == 500
 
 
@@ -246,12 +249,12 @@ def test_a_folded_confusion_keeps_the_biggest_classes_and_counts_the_rest_as_one
     rows = evaluation.folded_confusion_rows(labels, predicted, names, kept=2)  # y (4 rows), then w (3)
     assert rows == [
         {"actual": "w", "predicted": "w", "count": 1},
+        {"actual": "y", "predicted": "y", "count": 2},
+        {"actual": "(other classes)*", "predicted": "(other classes)*", "count": 2},  # x as x, the 4th as itself
         {"actual": "w", "predicted": "(other classes)*", "count": 2},
         {"actual": "y", "predicted": "w", "count": 1},
-        {"actual": "y", "predicted": "y", "count": 2},
         {"actual": "y", "predicted": "(other classes)*", "count": 1},
         {"actual": "(other classes)*", "predicted": "y", "count": 1},  # x predicted as y
-        {"actual": "(other classes)*", "predicted": "(other classes)*", "count": 2},  # x as x, the 4th as itself
     ]
     full, kept = evaluation.confusion_rows(labels, predicted, names, max_bytes=10_000)
     assert kept is None and sum(row["count"] for row in full) == 10
@@ -310,7 +313,10 @@ def test_a_class_absent_from_the_split_has_no_curve_and_no_nan(tmp_path, caplog)
     rows = strict_json(tmp_path / "data/roc.json")
     assert {row["class"] for row in rows} == {"a", "b"}
     confusion = strict_json(tmp_path / "data/confusion.json")
-    assert {r["actual"] for r in confusion} == {"a", "b"} and sum(r["count"] for r in confusion) == 300
+    assert [r for r in confusion if "c" in (r["actual"], r["predicted"]) and r["count"]] == [
+        r for r in confusion if r["predicted"] == "c" and r["actual"] != "c"
+    ]
+    assert {"actual": "c", "predicted": "c", "count": 0} in confusion and sum(r["count"] for r in confusion) == 300
     assert strict_json(tmp_path / "data/classes.json")[2] == {
         "class": "c",
         "support": 0,
@@ -534,3 +540,12 @@ def test_evaluate_of_151_classes_writes_bounded_files(tmp_path, caplog):
     assert (
         "evaluate: roc.json: the curves of the 10 classes with the most test rows, of 151: 'intent_0'," in caplog.text
     )
+
+
+def test_dvc_confusion_template_writes_counts_in_the_cells_up_to_text_classes():
+    from conftest import ROOT
+
+    template = json.loads((ROOT / ".dvc/plots/confusion_counts.json").read_text())
+    text_layer = [layer for layer in template["spec"]["layer"] if layer["mark"] == "text"]
+    assert len(text_layer) == 1
+    assert text_layer[0]["transform"][-1] == {"filter": f"datum.classes <= {evaluation.TEXT_CLASSES}"}

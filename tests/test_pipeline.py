@@ -89,12 +89,10 @@ def test_repro_creates_every_output(project):
     ):
         assert (project / png).read_bytes()[:8] == PNG, png
     confusion = json.loads((project / "metrics/plots/confusion.json").read_text())
-    assert [(row["actual"], row["predicted"]) for row in confusion] == [
-        ("neg", "neg"),
-        ("neg", "pos"),
-        ("pos", "neg"),
-        ("pos", "pos"),
-    ]
+    cells = [(row["actual"], row["predicted"]) for row in confusion]  # the diagonal, then non-zero cells off it
+    assert cells[:2] == [("neg", "neg"), ("pos", "pos")]
+    assert cells[2:] == [cell for cell in [("neg", "pos"), ("pos", "neg")] if cell in cells[2:]]
+    assert all(row["count"] > 0 for row in confusion[2:])
     assert sum(row["count"] for row in confusion) == 120
     roc = json.loads((project / "metrics/plots/roc.json").read_text())
     assert {row["class"] for row in roc} == {"pos"}

@@ -3,7 +3,8 @@
 Plot data files (strict JSON lists, one row per line, so that a git diff shows the rows that changed),
 each within its byte budget below for any number of classes k, so that all of them stay under 100 KB::
 
-    confusion.json  [{"actual": name, "predicted": name, "count": int}, ...]   the non-zero cells, label order
+    confusion.json  [{"actual": name, "predicted": name, "count": int}, ...]   the diagonal, then the
+                      non-zero cells off it (see confusion_cell_rows)
     roc.json        [{"class": name, "fpr": float, "tpr": float}, ...]       one curve per class, (0, 0) to (1, 1)
     classes.json    [{"class": name, "support": int, "precision": float, "recall": float, "f1": float,
                       "auc": float | null}, ...]                              one row per class, label order
@@ -181,11 +182,18 @@ def roc_rows(curves: list[Curve], max_bytes: int = ROC_BYTES) -> list[dict[str, 
 # ---------------------------------------------------------------- confusion
 
 
-def _cell_rows(actual: np.ndarray, predicted: np.ndarray, counts: np.ndarray, names: list[str]) -> list[dict]:
-    return [
-        {"actual": names[a], "predicted": names[p], "count": c}
-        for a, p, c in zip(actual.tolist(), predicted.tolist(), counts.tolist(), strict=True)
-    ]
+def confusion_cell_rows(labels: np.ndarray, predicted: np.ndarray, names: list[str]) -> list[dict[str, Any]]:
+    """Rows of (actual, predicted, count) for classes 0..len(names)-1: first the diagonal, every class
+    in label order, zeros included; then the non-zero cells off it, in label order (by actual, then
+    predicted). DVC's chart orders its axes by first appearance: so every class is on both axes, in
+    label order, while the zero cells off the diagonal (most of them, for many classes) are left out."""
+    actual, guessed, counts = metrics.confusion_cells(labels, predicted, len(names))
+    diagonal = np.zeros(len(names), dtype=np.int64)
+    on = actual == guessed
+    diagonal[actual[on]] = counts[on]
+    off = [(a, p, c) for a, p, c in zip(actual.tolist(), guessed.tolist(), counts.tolist(), strict=True) if a != p]
+    cells = [(c, c, count) for c, count in enumerate(diagonal.tolist())] + off
+    return [{"actual": names[a], "predicted": names[p], "count": count} for a, p, count in cells]
 
 
 def folded_name(label_names: list[str]) -> str:
@@ -199,14 +207,14 @@ def folded_name(label_names: list[str]) -> str:
 def folded_confusion_rows(
     labels: np.ndarray, predicted: np.ndarray, label_names: list[str], kept: int
 ) -> list[dict[str, Any]]:
-    """The non-zero cells with the ``kept`` most frequent classes of ``labels`` (in label order)
+    """``confusion_cell_rows`` with the ``kept`` most frequent classes of ``labels`` (in label order)
     and every other class counted as one, named by ``folded_name``, last."""
     n_classes = len(label_names)
     keep = np.sort(most_frequent(labels, n_classes)[:kept])
     index = np.full(n_classes, kept, dtype=np.int64)
     index[keep] = np.arange(kept)
     names = [label_names[c] for c in keep.tolist()] + [folded_name(label_names)]
-    return _cell_rows(*metrics.confusion_cells(index[labels], index[predicted], kept + 1), names)
+    return confusion_cell_rows(index[labels], index[predicted], names)
 
 
 def confusion_rows(
@@ -215,7 +223,7 @@ def confusion_rows(
     """The rows of confusion.json and, when the non-zero cells of all classes overflow ``max_bytes``,
     the number of classes kept (the most that fit; the others folded, see folded_confusion_rows)."""
     n_classes = len(label_names)
-    rows = _cell_rows(*metrics.confusion_cells(labels, predicted, n_classes), label_names)
+    rows = confusion_cell_rows(labels, predicted, label_names)
     if rows_bytes(rows) <= max_bytes:
         return rows, None
     low, high = 0, n_classes - 1  # a fold of 0 classes is one cell: it always fits
