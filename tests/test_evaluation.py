@@ -417,12 +417,12 @@ def test_macro_auc_is_sklearns_one_vs_rest(seed, k):
     logits, labels = random_logits(600, k, seed)
     logits = logits.double().numpy()
     probs = probabilities(torch.from_numpy(logits)).numpy()
-    aucs = metrics.class_aucs(logits, labels)
+    aucs = metrics.class_aucs(metrics.RankingScores(logits), labels)
     assert aucs == pytest.approx([roc_auc_score(labels == c, probs[:, c]) for c in range(k)], abs=1e-12)
     expected = roc_auc_score(labels, probs, multi_class="ovr", average="macro")
     assert split_metrics(logits, labels)["roc_auc_macro"] == round(expected, 6)
     labels[labels == k - 1] = 0  # a class with no row has no curve: the mean is over the others
-    aucs = metrics.class_aucs(logits, labels)
+    aucs = metrics.class_aucs(metrics.RankingScores(logits), labels)
     assert np.isnan(aucs[k - 1]) and not np.isnan(aucs[: k - 1]).any()
     assert split_metrics(logits, labels)["roc_auc_macro"] == round(float(np.mean(aucs[: k - 1])), 6)
 

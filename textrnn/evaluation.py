@@ -58,9 +58,11 @@ Logits = Union["torch.Tensor", np.ndarray]  # a tensor is read as float64 numpy;
 
 
 def _as_numpy(logits: Logits) -> np.ndarray:
+    """Logits as numpy, float32 kept as it is: textrnn.metrics reads them as float64 a part at a time."""
     if hasattr(logits, "detach"):  # a torch tensor
-        logits = logits.detach().cpu().double().numpy()
-    return np.asarray(logits, dtype=np.float64)
+        logits = logits.detach().cpu().numpy()
+    logits = np.asarray(logits)
+    return logits if logits.dtype in (np.float32, np.float64) else logits.astype(np.float64)
 
 
 def split_metrics(logits: Logits, labels: np.ndarray) -> dict[str, float | None]:
@@ -127,25 +129,25 @@ def roc_curves(
     labels: np.ndarray,
     label_names: list[str],
     max_classes: int = MAX_ROC_CLASSES,
-    scores: np.ndarray | None = None,
+    scores: metrics.RankingScores | None = None,
 ) -> tuple[list[Curve], list[str]]:
     """Full ROC curves (sklearn's, corners only) in label order, and the names of the classes that
     have none.
 
     Two classes: the curve of class 1. k classes: class c against the rest, for the ``max_classes``
     classes with the most rows (ties: label order) among those that have a curve. ``scores``:
-    ``metrics.ranking_scores(logits)`` when the caller has them.
+    ``metrics.RankingScores(logits)`` when the caller has them.
     """
     logits, labels = _as_numpy(logits), np.asarray(labels, dtype=np.int64)
-    scores = metrics.ranking_scores(logits) if scores is None else scores
-    classes = metrics.curve_classes(logits)
+    scores = metrics.RankingScores(logits) if scores is None else scores
+    classes = scores.classes
     defined = metrics.has_curve(labels, len(label_names))
     skipped = [label_names[label] for label in classes if not defined[label]]
     chosen = [label for label in most_frequent(labels, len(label_names)) if defined[label] and label in classes]
     curves = []
     for label in sorted(chosen[:max_classes]):
         column = 0 if logits.ndim == 1 else label
-        fpr, tpr = metrics.roc_curve(labels == label, scores[:, column])
+        fpr, tpr = metrics.roc_curve(labels == label, scores.column(column))
         curves.append(Curve(label_names[label], fpr, tpr, metrics.auc(fpr, tpr)))
     return curves, skipped
 
@@ -264,17 +266,17 @@ def class_rows(
     labels: np.ndarray,
     label_names: list[str],
     max_bytes: int = CLASSES_BYTES,
-    scores: np.ndarray | None = None,
+    scores: metrics.RankingScores | None = None,
 ) -> tuple[list[dict[str, Any]], int | None]:
     """The rows of classes.json (label order) and, when all of them would overflow ``max_bytes``,
     the number kept: the classes with the most rows (ties: label order) that fit.
 
     Two classes share one AUC: ranking by the logit, class 0's curve is class 1's mirrored.
-    ``scores``: ``metrics.ranking_scores(logits)`` when the caller has them.
+    ``scores``: ``metrics.RankingScores(logits)`` when the caller has them.
     """
     n_classes = len(label_names)
     quality = metrics.class_scores(labels, metrics.predicted_labels(logits), n_classes)
-    aucs = metrics.class_aucs(logits, labels, scores)
+    aucs = metrics.class_aucs(metrics.RankingScores(logits) if scores is None else scores, labels)
     aucs = np.repeat(aucs, n_classes) if logits.ndim == 1 else aucs
     rows = [
         {
@@ -309,7 +311,7 @@ def write_test_plots(
         raise ValueError("the logits hold NaN or infinity")
     n_classes = len(label_names)
     predicted = metrics.predicted_labels(logits)
-    scores = metrics.ranking_scores(logits)  # [n, k] float64: computed once, for the curves and the AUCs
+    scores = metrics.RankingScores(logits)  # once, for the curves and the AUCs
     curves, skipped = roc_curves(logits, labels, label_names, scores=scores)
     if skipped:
         log.warning(

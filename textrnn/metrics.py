@@ -22,15 +22,46 @@ def predicted_labels(logits: np.ndarray) -> np.ndarray:
     return (logits > 0).astype(np.int64) if logits.ndim == 1 else logits.argmax(axis=1).astype(np.int64)
 
 
-def mean_loss(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Binary cross-entropy on one logit per row, cross-entropy on k logits, averaged, in float64."""
-    logits = np.asarray(logits, dtype=np.float64)
-    if logits.ndim == 1:
+def mean_loss(logits: np.ndarray, labels: np.ndarray, scores: RankingScores | None = None) -> float:
+    """Binary cross-entropy on one logit per row, cross-entropy on k logits, averaged, in float64.
+    ``scores``: ``RankingScores(logits)`` when the caller has them."""
+    if np.ndim(logits) == 1:
+        logits = np.asarray(logits, dtype=np.float64)
         # log(1 + e^z) - y z, the stable form of BCEWithLogitsLoss
         return float(np.mean(np.logaddexp(0.0, logits) - labels * logits))
-    top = logits.max(axis=1, keepdims=True)
-    log_normalizer = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
-    return float(np.mean(log_normalizer - logits[np.arange(len(labels)), labels]))
+    scores = RankingScores(logits) if scores is None else scores
+    picked = np.asarray(scores.logits[np.arange(len(labels)), labels], dtype=np.float64)
+    return float(np.mean(scores.top + scores.log_sum - picked))
+
+
+# Rows of k logits turned to float64 at a time: the [n, k] matrix is never copied whole.
+ROW_CHUNK = 4096
+
+
+class RankingScores:
+    """Scores that rank rows as the class probabilities do, in float64 (float32 probabilities
+    saturate at 1 and tie), one column at a time: the logit of class 1 for one logit per row, else
+    the log-softmax of each class. Holds [n] per-row normalizers, never a float64 copy of [n, k]."""
+
+    def __init__(self, logits: np.ndarray):
+        self.logits = np.asarray(logits)  # [n] or [n, k], float32 or float64 (read as float64 exactly)
+        if self.logits.ndim == 1:
+            self.classes = np.array([1])
+            return
+        n, k = self.logits.shape
+        self.classes = np.arange(k)
+        self.top, self.log_sum = np.empty(n), np.empty(n)  # row max, log sum exp(row - max)
+        for start in range(0, n, ROW_CHUNK):
+            rows = np.asarray(self.logits[start : start + ROW_CHUNK], dtype=np.float64)
+            top = rows.max(axis=1, keepdims=True)
+            self.top[start : start + len(rows)] = top[:, 0]
+            self.log_sum[start : start + len(rows)] = np.log(np.exp(rows - top).sum(axis=1))
+
+    def column(self, index: int) -> np.ndarray:
+        """[n] float64 scores of ``self.classes[index]``."""
+        if self.logits.ndim == 1:
+            return np.asarray(self.logits, dtype=np.float64)
+        return np.asarray(self.logits[:, index], dtype=np.float64) - self.top - self.log_sum
 
 
 def split_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
@@ -53,13 +84,14 @@ def split_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float | N
     if not np.isfinite(logits).all():
         raise ValueError("the logits hold NaN or infinity")
     predicted = predicted_labels(logits)
+    scores = RankingScores(logits)
     metrics = {
         "accuracy": float(np.mean(predicted == labels)),
-        "loss": mean_loss(logits, labels),
+        "loss": mean_loss(logits, labels, scores),
         "f1_macro": f1_macro(labels, predicted),
         "majority": majority_share(labels),
     }
-    aucs = class_aucs(logits, labels)
+    aucs = class_aucs(scores, labels)
     defined = aucs[~np.isnan(aucs)]
     auc_name = "roc_auc" if logits.ndim == 1 else "roc_auc_macro"
     metrics[auc_name] = float(np.mean(defined)) if len(defined) else None
@@ -116,39 +148,20 @@ def one_class_warning(labels: np.ndarray, predicted: np.ndarray, label_names: li
     )
 
 
-def ranking_scores(logits: np.ndarray) -> np.ndarray:
-    """Scores [n, columns] that rank rows as the class probabilities do: the logit of class 1 for
-    one logit per row (one column), else the log-softmax, in float64 (float32 probabilities
-    saturate at 1 and tie)."""
-    logits = np.asarray(logits, dtype=np.float64)
-    if logits.ndim == 1:
-        return logits[:, None]
-    top = logits.max(axis=1, keepdims=True)
-    return logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
-
-
-def curve_classes(logits: np.ndarray) -> np.ndarray:
-    """The class of each column of ``ranking_scores``: [1] for one logit per row, else 0..k-1."""
-    return np.array([1]) if np.asarray(logits).ndim == 1 else np.arange(np.asarray(logits).shape[1])
-
-
 def has_curve(labels: np.ndarray, n_classes: int) -> np.ndarray:
     """[n_classes] booleans: the split has rows of the class and rows of other classes."""
     support = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes)
     return (support > 0) & (support < len(labels))
 
 
-def class_aucs(logits: np.ndarray, labels: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray:
-    """The ROC AUC of each curve class (see ``curve_classes``) against the rest, NaN where the class
-    has no curve; equal to sklearn's ``roc_auc_score(labels == c, score of c)``. One sort per class.
-    ``scores``: ``ranking_scores(logits)`` when the caller has them."""
-    scores = ranking_scores(logits) if scores is None else scores
-    classes = curve_classes(logits)
-    defined = has_curve(labels, int(max(classes.max(), np.max(labels))) + 1)
-    aucs = np.full(len(classes), np.nan)
-    for column, label in enumerate(classes):
+def class_aucs(scores: RankingScores, labels: np.ndarray) -> np.ndarray:
+    """The ROC AUC of each of ``scores.classes`` against the rest, NaN where the class has no curve;
+    equal to sklearn's ``roc_auc_score(labels == c, score of c)``. One sort per class."""
+    defined = has_curve(labels, int(max(scores.classes.max(), np.max(labels))) + 1)
+    aucs = np.full(len(scores.classes), np.nan)
+    for index, label in enumerate(scores.classes):
         if defined[label]:
-            aucs[column] = auc(*roc_curve(labels == label, scores[:, column]))
+            aucs[index] = auc(*roc_curve(labels == label, scores.column(index)))
     return aucs
 
 
