@@ -58,10 +58,10 @@ def plot_confusion_shares(
     rows, no text in the cells; class names on the axes when ``tick_names`` is given, else class
     positions) beside a bar chart of the most frequent mistakes ``pairs`` (actual, predicted, count).
     The figure's size and its number of artists do not grow with the number of classes."""
-    figure = Figure(figsize=(15, 7))
-    heatmap, bars = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1]})
+    figure = Figure(figsize=(16, 7), layout="constrained")  # constrained: the bars' long names get their room
+    heatmap, bars = figure.subplots(1, 2)
     image = heatmap.imshow(shares, cmap="Blues", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
-    figure.colorbar(image, ax=heatmap, fraction=0.046, pad=0.02, label="share of the actual class's rows")
+    figure.colorbar(image, ax=heatmap, label="share of the actual class's rows")
     if tick_names is not None:
         heatmap.set_xticks(range(len(tick_names)), tick_names, rotation=90, fontsize=6)
         heatmap.set_yticks(range(len(tick_names)), tick_names, fontsize=6)
