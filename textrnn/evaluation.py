@@ -5,14 +5,14 @@ each within its byte budget below for any number of classes k, so that all of th
 
     confusion.json  [{"actual": name, "predicted": name, "count": int}, ...]   the diagonal, then the
                       non-zero cells off it (see confusion_cell_rows)
-    roc.json        [{"class": name, "fpr": float, "tpr": float}, ...]       one curve per class, (0, 0) to (1, 1)
+    roc.json        [{"class": name, "fpr": float, "tpr": float}, ...]       curves from (0, 0) to (1, 1)
     classes.json    [{"class": name, "support": int, "precision": float, "recall": float, "f1": float,
                       "auc": float | null}, ...]                              one row per class, label order
 
 Two classes give the ROC curve of class 1; k classes give one one-vs-rest curve for each of the
 MAX_ROC_CLASSES classes with the most test rows (ties: label order) that have a curve. A class that
 has no row in the split, or that every row belongs to, has no curve (its rates would be 0/0): its
-``auc`` is null. When the non-zero cells overflow CONFUSION_BYTES, confusion.json keeps the most
+``auc`` is null. When confusion.json would overflow CONFUSION_BYTES, confusion.json keeps the most
 frequent test classes that fit and counts every other class as FOLDED_CLASSES (its counts still sum
 to the split's rows); when classes.json would overflow CLASSES_BYTES it keeps the most frequent
 classes that fit. Each cut is said in one log line.
@@ -54,7 +54,7 @@ NAMES_IN_A_LINE = 10  # class names a log line lists before "and N more"
 if TYPE_CHECKING:
     import torch
 
-Logits = Union["torch.Tensor", np.ndarray]  # a tensor is read as float64 numpy; torch itself is not needed here
+Logits = Union["torch.Tensor", np.ndarray]  # a tensor is read as numpy; torch itself is not needed here
 
 
 def _as_numpy(logits: Logits) -> np.ndarray:
