@@ -109,7 +109,7 @@ def test_stage_writes_the_metrics_of_the_c_with_the_best_valid_accuracy(tmp_path
     assert len(set(valid_accuracy.values())) > 1, "the data must let C matter"
     best = max(ON["C"], key=valid_accuracy.get)  # the first of the best
     vectorizer, model = reference_fit(directory, best)
-    names = {"accuracy", "loss"} | ({"f1_macro"} if n_classes > 2 else set())
+    names = {"accuracy", "loss", "f1_macro", "majority", "roc_auc" if n_classes == 2 else "roc_auc_macro"}
     assert result["enabled"] is True and result["C"] == best and result["features"] == len(vectorizer.vocabulary_)
     assert set(result) == {"enabled", "C", "features", "train", "valid", "test"}
     for split in ("train", "valid", "test"):
@@ -151,3 +151,20 @@ def test_a_class_missing_from_train_is_refused_and_nothing_is_written(tmp_path):
     with pytest.raises(UserError, match=r"class 2 \('class2'\) has no row in the train split"):
         stage.run(ON, directory, tmp_path / "baseline.json")
     assert not (tmp_path / "baseline.json").exists()
+
+
+def test_a_baseline_that_predicts_one_class_is_warned_about(caplog):
+    # Test words never seen in train: every test text scores the intercept, i.e. train's majority class.
+    texts = {
+        "train": [f"trainword{i} common" for i in range(40)],
+        "valid": ["validword common"] * 10,
+        "test": [f"testword{i}" for i in range(20)],
+    }
+    labels = {"train": np.array([0] * 36 + [1] * 4), "valid": np.array([0] * 9 + [1]), "test": np.array([0, 1] * 10)}
+    result = baseline.fit_and_score(texts, labels, ["neg", "pos"], [1.0])
+    assert result["test"]["accuracy"] == 0.5 and result["test"]["majority"] == 0.5
+    assert result["test"]["roc_auc"] == 0.5  # one score for all: every pair ties
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "baseline: the model predicts 'neg' for 100.0% of the test rows, whose most frequent class 'neg' is "
+        "only 50.0% of them: it has learnt little beyond the class shares (see f1_macro)"
+    ]

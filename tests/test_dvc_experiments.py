@@ -75,7 +75,9 @@ def test_experiment_and_diffs(project):
     changes = diff["metrics/metrics.json"]
     new = json.loads((project / "metrics/metrics.json").read_text())
     assert set(changes) == {
-        f"{split}.{metric}" for split in ("train", "valid", "test") for metric in ("accuracy", "loss")
+        f"{split}.{metric}"
+        for split in ("train", "valid", "test")
+        for metric in ("accuracy", "loss", "f1_macro", "majority", "roc_auc")
     }
     for key, change in changes.items():
         split, metric = key.split(".")

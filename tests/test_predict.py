@@ -160,6 +160,31 @@ def test_more_than_two_classes_give_one_probability_per_label(trained):
         assert result["label"] == names[int(np.argmax(probs(result)))]
 
 
+def test_top_classes_lead_with_the_label_then_descend_with_ties_in_label_order():
+    probs = np.array([[0.1, 0.4, 0.1, 0.4], [0.25, 0.25, 0.25, 0.25], [0.7, 0.1, 0.15, 0.05]], dtype=np.float32)
+    labels = np.array([3, 0, 0])  # row 0: the label ties class 1 (float32 rounding of unequal logits)
+    classes, chosen = textrnn.predict.top_classes(probs, labels, 3)
+    assert classes == [[3, 1, 0], [0, 1, 2], [0, 2, 1]]
+    assert chosen == [[probs[0, 3], probs[0, 1], probs[0, 0]], [0.25] * 3, [probs[2, 0], probs[2, 2], probs[2, 1]]]
+    assert textrnn.predict.top_classes(probs, labels, 9)[0] == [[3, 1, 0, 2], [0, 1, 2, 3], [0, 2, 1, 3]]  # clamped
+
+
+def test_top_k_gives_the_k_most_probable_classes_of_the_full_answer(trained):
+    _, vocab = trained
+    torch.manual_seed(1)
+    model = RNN(ModelConfig(len(vocab), 8, 16, num_classes=5)).eval()
+    names = ["a", "b", "c", "d", "e"]
+    texts = [SHORT, "", "awful film", LONG[0]]
+    full = scored(model, vocab, names, texts)
+    for k in (1, 3, 5, 7):
+        results = scored(model, vocab, names, texts, top=k)
+        for result, whole in zip(results, full, strict=True):
+            assert list(result) == ["index", "label", "top"] and result["label"] == whole["label"]
+            ranked = sorted(whole["probabilities"].items(), key=lambda item: -item[1])  # stable: label order on ties
+            ranked.sort(key=lambda item: item[0] != whole["label"])  # the label leads
+            assert result["top"] == [{"label": name, "probability": p} for name, p in ranked[: min(k, 5)]]
+
+
 def test_split_lines_decodes_invalid_utf8_and_keeps_blank_lines():
     assert split_lines(b"") == []
     assert split_lines(b"one\n") == ["one"]
@@ -272,6 +297,26 @@ def test_cli_prints_one_json_line_per_text_in_order(project, trained):
     for line, want in zip(lines, expected, strict=True):
         assert line["label"] == want["label"]
         assert probs(line) == pytest.approx(probs(want), abs=1e-6)
+
+
+@pytest.mark.slow
+def test_cli_top_prints_the_k_most_probable_classes_and_clamps_k(project, trained):
+    model, vocab = trained
+    texts = ["wonderful superb film", "awful boring waste"]
+    result = cli(["--top", "5", *texts], project)  # 5 > the model's 2 classes: both are listed
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    expected = scored(model, vocab, LABELS, texts, top=2)
+    lines = json_lines(result.stdout)
+    assert [(line["index"], line["label"], [t["label"] for t in line["top"]]) for line in lines] == [
+        (0, "pos", ["pos", "neg"]),
+        (1, "neg", ["neg", "pos"]),
+    ]
+    for line, want in zip(lines, expected, strict=True):
+        assert [t["probability"] for t in line["top"]] == pytest.approx(
+            [t["probability"] for t in want["top"]], abs=1e-6
+        )
+    refused = cli(["--top", "0", SHORT], project)
+    assert refused.returncode == 2 and "argument --top: must be a whole number >= 1, got '0'" in refused.stderr
 
 
 @pytest.mark.slow

@@ -181,7 +181,8 @@ def fit_and_score(
 ) -> dict[str, object]:
     """Fit on ``train``, pick C on ``valid``, score every split: the content of the metrics file.
 
-    ``{"C": the C kept, "features": n-grams seen in train, split: {"accuracy", "loss"[, "f1_macro"]}}``
+    ``{"C": the C kept, "features": n-grams seen in train, split: textrnn.metrics.split_metrics}``;
+    warns in one line when the test predictions are (nearly) one class (metrics.one_class_warning).
     """
     missing = np.setdiff1d(np.arange(len(label_names)), labels["train"])
     if len(missing):
@@ -193,5 +194,9 @@ def fit_and_score(
     features = {"train": vectorizer.fit_transform(texts["train"])}
     features.update({name: vectorizer.transform(split) for name, split in texts.items() if name != "train"})
     model, _ = pick_model(features["train"], labels["train"], features["valid"], labels["valid"], Cs)
-    scores = {name: metrics.split_metrics(decision_logits(model, features[name]), labels[name]) for name in texts}
+    logits = {name: decision_logits(model, features[name]) for name in texts}
+    warning = metrics.one_class_warning(labels["test"], metrics.predicted_labels(logits["test"]), label_names, "test")
+    if warning:
+        log.warning("baseline: %s", warning)
+    scores = {name: metrics.split_metrics(logits[name], labels[name]) for name in texts}
     return {"C": model.C, "features": vectorizer.features, **scores}

@@ -47,6 +47,43 @@ def plot_confusion(path: Path, matrix: np.ndarray, label_names: list[str], title
     _save(figure, path)
 
 
+def plot_confusion_shares(
+    path: Path,
+    shares: np.ndarray,
+    tick_names: list[str] | None,
+    pairs: Sequence[tuple[str, str, int]],
+    title: str,
+) -> None:
+    """Many classes: a heatmap of ``shares`` [actual, predicted] (each row's share of that class's
+    rows, no text in the cells; class names on the axes when ``tick_names`` is given, else class
+    positions) beside a bar chart of the most frequent mistakes ``pairs`` (actual, predicted, count).
+    The figure's size and its number of artists do not grow with the number of classes."""
+    figure = Figure(figsize=(16, 7), layout="constrained")  # constrained: the bars' long names get their room
+    heatmap, bars = figure.subplots(1, 2)
+    image = heatmap.imshow(shares, cmap="Blues", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
+    figure.colorbar(image, ax=heatmap, label="share of the actual class's rows")
+    if tick_names is not None:
+        heatmap.set_xticks(range(len(tick_names)), tick_names, rotation=90, fontsize=6)
+        heatmap.set_yticks(range(len(tick_names)), tick_names, fontsize=6)
+        heatmap.set_xlabel("predicted")
+        heatmap.set_ylabel("actual")
+    else:
+        heatmap.set_xlabel("predicted (classes in label order)")
+        heatmap.set_ylabel("actual (classes in label order)")
+    heatmap.set_title(title, fontsize=10)
+    if pairs:
+        names = [f"{actual} \u2192 {predicted}" for actual, predicted, _ in pairs]
+        bars.barh(range(len(pairs)), [count for _, _, count in pairs], color="tab:blue")
+        bars.set_yticks(range(len(pairs)), names, fontsize=7)
+        bars.invert_yaxis()  # the most frequent mistake on top
+        bars.set_xlabel("test rows")
+        bars.set_title(f"The {len(pairs)} most frequent mistakes (actual \u2192 predicted)", fontsize=10)
+    else:
+        bars.set_axis_off()
+        bars.text(0.5, 0.5, "no mistake", ha="center", va="center")
+    _save(figure, path)
+
+
 def plot_roc(path: Path, curves: Sequence[tuple[str, np.ndarray, np.ndarray, float]], title: str) -> None:
     """ROC curves, one per (class name, fpr, tpr, AUC), on one chart."""
     figure = Figure(figsize=(4.5, 4.5))

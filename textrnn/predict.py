@@ -74,22 +74,45 @@ def predict_texts(
     batch_size: int = DEFAULT_BATCH_SIZE,
     device: torch.device = CPU,
     first_index: int = 0,
+    top: int | None = None,
 ) -> list[dict[str, object]]:
     """One ``{"index", "label", "probabilities"}`` dict per text, in order; independent of batching
     (to float32 rounding: the last bits may differ with how reviews share a batch).
 
-    Indexes count from ``first_index``.
+    Indexes count from ``first_index``. With ``top``, ``"top": [{"label", "probability"}, ...]``
+    (see ``top_classes``) takes the place of ``"probabilities"``.
     """
     logits = predict_logits(
         predictor.model, encode_reviews(texts, predictor.vocab), batch_size, device, predictor.max_tokens
     )
-    probs = probabilities(logits).tolist()
-    labels = predicted_labels(logits).tolist()
+    labels = predicted_labels(logits)
     names = predictor.label_names
+    if top is not None:
+        classes, probs = top_classes(probabilities(logits).numpy(), labels.numpy(), top)
+        return [
+            {
+                "index": first_index + i,
+                "label": names[label],
+                "top": [{"label": names[c], "probability": p} for c, p in zip(row, row_probs, strict=True)],
+            }
+            for i, (label, row, row_probs) in enumerate(zip(labels.tolist(), classes, probs, strict=True))
+        ]
+    probs = probabilities(logits).tolist()
     return [
         {"index": first_index + i, "label": names[label], "probabilities": dict(zip(names, p, strict=True))}
-        for i, (label, p) in enumerate(zip(labels, probs, strict=True))
+        for i, (label, p) in enumerate(zip(labels.tolist(), probs, strict=True))
     ]
+
+
+def top_classes(probs: np.ndarray, labels: np.ndarray, top: int) -> tuple[list[list[int]], list[list[float]]]:
+    """The ``min(top, k)`` most probable classes of each row of ``probs`` [n, k] and their
+    probabilities: the predicted label first (so that it always leads, even where float32 rounding
+    ties its probability with another's), then by descending probability, ties in label order."""
+    n, k = probs.shape
+    order = np.argsort(-probs, axis=1, kind="stable")
+    others = order[order != labels[:, None]].reshape(n, k - 1)
+    classes = np.concatenate([labels[:, None], others], axis=1)[:, : min(top, k)]
+    return classes.tolist(), np.take_along_axis(probs, classes, axis=1).tolist()
 
 
 def score_chunks(
@@ -97,11 +120,12 @@ def score_chunks(
     chunks: Iterable[Sequence[str]],
     batch_size: int = DEFAULT_BATCH_SIZE,
     device: torch.device = CPU,
+    top: int | None = None,
 ) -> Iterator[list[dict[str, object]]]:
     """``predict_texts`` of each chunk as it comes, indexed across all chunks."""
     scored = 0
     for texts in chunks:
-        yield predict_texts(predictor, texts, batch_size, device, first_index=scored)
+        yield predict_texts(predictor, texts, batch_size, device, first_index=scored, top=top)
         scored += len(texts)
 
 
@@ -283,6 +307,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="reviews scored together, grouped by length; results do not depend on it (default: %(default)s)",
     )
     parser.add_argument(
+        "--top",
+        type=_positive_int,
+        metavar="K",
+        help='print the K most probable classes of each text, most probable first, as "top": '
+        '[{"label": NAME, "probability": p}, ...] in place of "probabilities"; a K above the '
+        "model's number of classes lists them all",
+    )
+    parser.add_argument(
         "--threads",
         type=_non_negative_int,
         default=1,
@@ -294,7 +326,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 DESCRIPTION = """\
 Print one JSON object per review on stdout, in input order:
-{"index": i, "label": NAME, "probabilities": {NAME: p, ...}} with the checkpoint's label names.
+{"index": i, "label": NAME, "probabilities": {NAME: p, ...}} with the checkpoint's label names;
+with --top K, "top": [{"label": NAME, "probability": p}, ...] (the K most probable) in its place.
 Input bytes are decoded as UTF-8 with invalid bytes replaced by U+FFFD; blank lines are reviews.
 An empty or whitespace-only review has no tokens, so the hidden state stays zero and the
 answer is V's bias; a review of unknown words only is scored as that many <unk> tokens.
@@ -334,5 +367,5 @@ def run(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     predictor = load_predictor(args.model, args.vocab)
     chunks = input_chunks(args.texts, args.file)
-    for results in score_chunks(predictor, chunks, args.batch_size):
+    for results in score_chunks(predictor, chunks, args.batch_size, top=args.top):
         _write("".join(_json_line(result, args.model) for result in results))

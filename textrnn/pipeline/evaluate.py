@@ -1,4 +1,7 @@
-"""The evaluate stage's work: a checkpoint + vectors -> train/valid/test metrics and the test split's plots."""
+"""The evaluate stage's work: a checkpoint + vectors -> train/valid/test metrics and the test split's plots.
+
+The logits of one split are held at a time ([n] or [n, k] float32); the test split's are kept for its plots.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from typing import Any
 from textrnn.data.splits import SPLITS
 from textrnn.data.vectors import open_split, read_meta
 from textrnn.errors import UserError
-from textrnn.evaluation import split_metrics, write_test_plots
+from textrnn.evaluation import one_class_warning, split_metrics, write_test_plots
 from textrnn.inference import predict_logits, resolve_device
 from textrnn.io import atomic_dir, write_json
 from textrnn.model import load_checkpoint
@@ -48,6 +51,9 @@ def run(
         metrics[name] = split_metrics(logits, split.labels)
         test = (logits, split.labels)
         log.info("evaluate: %s: %s", name, metrics[name])
+    warning = one_class_warning(*test, checkpoint.label_names, "test")
+    if warning:
+        log.warning("evaluate: %s", warning)
     with atomic_dir(plot_data_dir) as data_dir, atomic_dir(png_dir) as pngs:
         write_test_plots(data_dir, pngs, *test, checkpoint.label_names)
     write_json(metrics_path, metrics, indent=4)  # DVCLive's layout, as metrics.json always had
