@@ -363,7 +363,9 @@ def test_params_yaml_that_is_a_folder_or_unreadable(tmp_path, monkeypatch):
         raise PermissionError(errno.EACCES, "Permission denied", str(file))
 
     monkeypatch.setattr(textrnn.params, "open", open_, raising=False)
-    assert fails(path) == f"{path}: cannot read it (Permission denied); check its permissions"
+    assert fails(path) == (
+        f"cannot read {path}: permission denied; make it readable (chmod/chown) or run as a user who may read it"
+    )
 
 
 @pytest.mark.slow

@@ -8,7 +8,6 @@ twice is an error. The stages read it with the same parser, so a param means wha
 from __future__ import annotations
 
 import difflib
-import errno
 import math
 import re
 import sys
@@ -21,6 +20,7 @@ from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from textrnn.errors import UserError
+from textrnn.io import read_fault
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -230,8 +230,7 @@ def _parse(path: Path) -> Any:
             f"{path}: not UTF-8 (byte 0x{error.object[error.start]:02x} on line {line}); save it as UTF-8"
         ) from None
     except OSError as error:
-        advice = "; check its permissions" if error.errno in (errno.EACCES, errno.EPERM) else ""
-        raise UserError(f"{path}: cannot read it ({error.strerror or error}){advice}") from None
+        raise read_fault(path, error) from None
     try:
         return YAML(typ="safe").load(text)  # DVC's parse_yaml: dvc/utils/serialize/_yaml.py
     except DuplicateKeyError as error:
