@@ -26,7 +26,12 @@ PARAMS_FILE = Path("params.yaml")
 
 # Upper bounds that keep every integer param inside the integer types it meets downstream.
 SEED_MAX = 2**32 - 1  # numpy's legacy RandomState (sklearn's random_state) takes seeds in [0, 2**32 - 1]
-COUNT_MAX = 2**31 - 1  # a C int: torch.set_num_threads and the like take nothing wider
+COUNT_MAX = 2**31 - 1  # a C int: torch's sizes and the like take nothing wider
+# Threads, worker processes and ranks on one machine. A fixed number, so a params check means the same
+# on every machine: above the hardware threads of the largest single machines (8 sockets x 60 cores x 2,
+# or 2 x 192 x 2), and small enough that the per-thread tables of OpenMP fit in memory (libgomp asks
+# for 463856469096 bytes at 2**31 - 1 threads; 1024 threads run a matmul in a few hundred MB).
+PARALLEL_MAX = 1024
 # A weight of size x size (or vocabulary x size, vocabulary < 2**31) float32s must count its bytes in 64 bits.
 SIZE_MAX = 2**24
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -104,7 +109,7 @@ def _positive_numbers(value) -> str | None:
 def _workers(value) -> str | None:
     if value == "auto":
         return None
-    allowed = _integer(1)(value)
+    allowed = _integer(1, PARALLEL_MAX)(value)
     return None if allowed is None else f"'auto' or {allowed}"
 
 
@@ -162,8 +167,8 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "clip_grad_norm": _number(0.0, nullable=True),
         "max_tokens": _integer(1, nullable=True),
         "valid_batch_size": _integer(1),
-        "threads": _integer(0),
-        "nproc": _integer(1),
+        "threads": _integer(0, PARALLEL_MAX),
+        "nproc": _integer(1, PARALLEL_MAX),
         "recurrent_init": _choice("default", "orthogonal"),
         "embedding_init_std": _number(0.0),
         "cell": _choice("rnn", "gru", "lstm"),
