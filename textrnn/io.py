@@ -80,6 +80,17 @@ def read_fault(path: Path, error: OSError) -> UserError:
     return UserError(place_fault(error, path, "read") or f"cannot read {path}: {error.strerror or error}")
 
 
+def access_fault(path: Path, error: BaseException) -> UserError | None:
+    """``read_fault`` when reading ``path`` failed for a fault of the place (permissions, a folder where the
+    file belongs, open files), None for a fault of the content: for readers whose library (pyarrow) raises
+    one OSError for both."""
+    if Path(path).is_dir():
+        error = IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if isinstance(error, OSError) and error.errno in _PLACE_FAULTS:
+        return read_fault(path, error)
+    return None
+
+
 # The temporary folders of the atomic_dir blocks now open -> their outputs: a fault names what the user knows.
 _folders_in_progress: dict[Path, Path] = {}
 
@@ -207,7 +218,15 @@ def atomic_dir(path: Path) -> Iterator[Path]:
         old = target.with_name(f".{target.name}.old")
         with interrupts_held():  # a Ctrl-C between the two renames would leave no ``path`` at all
             _remove(old)
-            if target.exists() or target.is_symlink():
-                os.replace(target, old)
-            os.replace(tmp, target)
+            moved = False
+            try:
+                if target.exists() or target.is_symlink():
+                    os.replace(target, old)
+                    moved = True
+                os.replace(tmp, target)
+            except BaseException:  # a rename refused (permissions): the old output goes back, the new one away
+                if moved:
+                    os.replace(old, target)
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
             _remove(old)

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from textrnn.data import arrow
 from textrnn.errors import UserError
-from textrnn.io import write_json
+from textrnn.io import access_fault, write_json
 
 SPLITS = ("train", "valid", "test")
 LABELS_FILE = "labels.json"
@@ -80,7 +80,7 @@ def _open(path: Path) -> pq.ParquetFile:
     except FileNotFoundError:
         raise UserError(f"{path}: not found; run the stage that writes it (`dvc repro`)") from None
     except (OSError, pa.ArrowException) as error:
-        raise UserError(
+        raise access_fault(path, error) or UserError(
             f"{path}: not a readable parquet file ({type(error).__name__}); rerun the stage that writes it"
         ) from None
     missing = [c for c in ("text", "label") if c not in handle.schema_arrow.names]
@@ -96,8 +96,7 @@ def num_rows(path: Path) -> int:
 def read_split_labels(path: Path, n_classes: int) -> np.ndarray:
     """The ``label`` column of a split file, checked against the classes."""
     labels = np.concatenate(
-        [arrow.to_numpy(batch.column(0)) for batch in iter_batches(path, ["label"])]
-        or [np.zeros(0, np.int64)]
+        [arrow.to_numpy(batch.column(0)) for batch in iter_batches(path, ["label"])] or [np.zeros(0, np.int64)]
     )
     if labels.dtype.kind not in "iu" or (len(labels) and (labels.min() < 0 or labels.max() >= n_classes)):
         bad = labels[~np.isin(labels, np.arange(n_classes))][0] if labels.dtype.kind in "iuf" else labels[0]
