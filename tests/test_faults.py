@@ -1012,7 +1012,7 @@ def test_an_unreadable_checkpoint_is_not_called_corrupt(saved_checkpoint, monkey
     )
 
 
-def test_an_unreadable_or_folder_vocabulary_is_one_line(saved_checkpoint, tmp_path, monkeypatch, capsys):
+def test_an_unreadable_or_folder_vocabulary_or_input_is_one_line(saved_checkpoint, tmp_path, monkeypatch, capsys):
     from textrnn import cli
 
     folder = tmp_path / "vocab.txt"
@@ -1025,6 +1025,18 @@ def test_an_unreadable_or_folder_vocabulary_is_one_line(saved_checkpoint, tmp_pa
     _deny(monkeypatch, Path, "read_text", when=lambda self, *args, **kwargs: self == path)
     with pytest.raises(UserError) as error:
         Vocab.load(path)
+    assert str(error.value) == (
+        f"cannot read {path}: {DENIED}; make it readable (chmod/chown) or run as a user who may read it"
+    )
+    # predict's --file, unreadable.
+    from textrnn import predict
+
+    def open_(file, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(file))
+
+    monkeypatch.setattr(predict, "open", open_, raising=False)
+    with pytest.raises(UserError) as error:
+        predict.read_inputs([], str(path))
     assert str(error.value) == (
         f"cannot read {path}: {DENIED}; make it readable (chmod/chown) or run as a user who may read it"
     )

@@ -37,6 +37,7 @@ from textrnn.data.vectors import EncodedSplit
 from textrnn.encoding import encode_texts
 from textrnn.errors import UserError
 from textrnn.inference import predict_logits
+from textrnn.io import read_fault
 from textrnn.model import RNN, load_checkpoint, predicted_labels, probabilities
 from textrnn.params import COUNT_MAX, PARALLEL_MAX
 from textrnn.vocab import Vocab
@@ -227,10 +228,8 @@ def input_chunks(texts: Sequence[str], file: str | None, stdin=None) -> Iterator
         raise UserError(f"{path}: input file not found") from None
     except IsADirectoryError:
         raise UserError(f"{path}: is a folder; --file takes a text file with one review per line") from None
-    except PermissionError:
-        raise UserError(f"{path}: permission denied") from None
     except OSError as error:
-        raise UserError(f"{path}: cannot open it ({error.strerror or error})") from None
+        raise read_fault(path, error) from None
     with stream:
         yield from read_reviews(stream, str(path))
 
