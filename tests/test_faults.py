@@ -506,8 +506,14 @@ def test_a_signal_inside_interrupts_held_waits_for_the_end_of_the_block(capsys):
             "interrupted by SIGTERM: stopped before finishing; the previous outputs are intact and "
             "no temporary file is left",
         ),
+        (
+            signal.SIGHUP,
+            129,
+            "interrupted by SIGHUP: stopped before finishing; the previous outputs are intact and "
+            "no temporary file is left",
+        ),
     ],
-    ids=["SIGINT", "SIGTERM"],
+    ids=["SIGINT", "SIGTERM", "SIGHUP"],
 )
 def test_a_signal_during_training_keeps_the_previous_checkpoint_and_curves(project, signum, code, line):
     set_param(project, "train", "epochs", 100000)  # far more than the test waits for
@@ -891,6 +897,29 @@ def _deny(monkeypatch, module, name: str, errno_: int = errno.EACCES, when=lambd
 def _write_folder(path: Path) -> None:
     with atomic_dir(path) as tmp:
         (tmp / "curve.png").write_text("new")
+
+
+READ_ONLY_MODELS_RUN = r"""
+import subprocess, sys
+subprocess.run(["mount", "--bind", "models", "models"], check=True)
+subprocess.run(["mount", "-o", "remount,bind,ro", "models"], check=True)
+result = subprocess.run([sys.executable, "stages/train.py"], capture_output=True, text=True)
+sys.stderr.write(result.stderr)
+sys.exit(result.returncode)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not private_mounts_allowed(), reason="needs unshare -rm for a read-only bind mount")
+def test_train_with_a_read_only_models_folder_stops_before_the_first_epoch(project):
+    """A real read-only models/ (a read-only bind mount in a private mount namespace): one line, no epoch run."""
+    before = snapshot(project)
+    result = run(["unshare", "-rm", sys.executable, "-c", READ_ONLY_MODELS_RUN], project, check=False)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [
+        "error: cannot write models/model.pt: read-only file system; run from a writable checkout"
+    ]
+    assert snapshot(project) == before and leftovers(project) == []
 
 
 @pytest.mark.parametrize("call", ["mkstemp", "mkdtemp", "replace"])
