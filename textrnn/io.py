@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Atomic file writes (a reader sees the old file or the new one, never half of one), and the one map
+from a file system fault (permissions, a full disk, a folder where a file belongs, ...) to its sentence."""
 
 from __future__ import annotations
 
