@@ -27,13 +27,14 @@ import torch
 import yaml
 from conftest import ROOT, make_dataset_dir, make_project, run, synthetic_reviews, write_hf_parquet
 
+import textrnn.params
 from textrnn import memory
 from textrnn.data.raw import write_raw
 from textrnn.data.sources import local_source
 from textrnn.data.splits import stratified_indices
 from textrnn.data.vectors import EncodedSplit, SplitVectorsWriter, open_split, read_meta, write_meta
 from textrnn.errors import UserError
-from textrnn.io import atomic_dir, atomic_path
+from textrnn.io import atomic_dir, atomic_path, check_writable, write_json
 from textrnn.model import RNN, ModelConfig, load_checkpoint, save_checkpoint
 from textrnn.runtime import cli_main
 from textrnn.signals import interrupts_held
@@ -505,8 +506,14 @@ def test_a_signal_inside_interrupts_held_waits_for_the_end_of_the_block(capsys):
             "interrupted by SIGTERM: stopped before finishing; the previous outputs are intact and "
             "no temporary file is left",
         ),
+        (
+            signal.SIGHUP,
+            129,
+            "interrupted by SIGHUP: stopped before finishing; the previous outputs are intact and "
+            "no temporary file is left",
+        ),
     ],
-    ids=["SIGINT", "SIGTERM"],
+    ids=["SIGINT", "SIGTERM", "SIGHUP"],
 )
 def test_a_signal_during_training_keeps_the_previous_checkpoint_and_curves(project, signum, code, line):
     set_param(project, "train", "epochs", 100000)  # far more than the test waits for
@@ -865,3 +872,437 @@ def test_every_test_that_docs_faults_md_names_exists():
         if not (any(d.startswith(name[:-3]) for d in defined) if name.endswith("...") else name in defined)
     ]
     assert missing == []
+
+
+# ---------------------------------------------------------------- the file system: permissions, folders, links, limits
+#
+# The tests run as root, whom chmod does not stop: a permission fault is simulated by making the call that
+# meets it (mkstemp, os.replace, open, np.load, ...) raise the PermissionError the kernel would give.
+
+DENIED = "permission denied"
+
+
+def _deny(monkeypatch, module, name: str, errno_: int = errno.EACCES, when=lambda *args, **kwargs: True):
+    """Make ``module.name`` fail as the kernel would for a user who lacks the permission."""
+    real = getattr(module, name)
+
+    def denied(*args, **kwargs):
+        if when(*args, **kwargs):
+            raise OSError(errno_, os.strerror(errno_), str(args[0]) if args else None)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, denied)
+
+
+def _write_folder(path: Path) -> None:
+    with atomic_dir(path) as tmp:
+        (tmp / "curve.png").write_text("new")
+
+
+READ_ONLY_MODELS_RUN = r"""
+import subprocess, sys
+subprocess.run(["mount", "--bind", "models", "models"], check=True)
+subprocess.run(["mount", "-o", "remount,bind,ro", "models"], check=True)
+result = subprocess.run([sys.executable, "stages/train.py"], capture_output=True, text=True)
+sys.stderr.write(result.stderr)
+sys.exit(result.returncode)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not private_mounts_allowed(), reason="needs unshare -rm for a read-only bind mount")
+def test_train_with_a_read_only_models_folder_stops_before_the_first_epoch(project):
+    """A real read-only models/ (a read-only bind mount in a private mount namespace): one line, no epoch run."""
+    before = snapshot(project)
+    result = run(["unshare", "-rm", sys.executable, "-c", READ_ONLY_MODELS_RUN], project, check=False)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [
+        "error: cannot write models/model.pt: read-only file system; run from a writable checkout"
+    ]
+    assert snapshot(project) == before and leftovers(project) == []
+
+
+@pytest.mark.parametrize("call", ["mkstemp", "mkdtemp", "replace"])
+@pytest.mark.parametrize("errno_", [errno.EACCES, errno.EPERM], ids=["EACCES", "EPERM"])
+def test_a_permission_fault_on_any_write_is_one_line_naming_the_folder(tmp_path, monkeypatch, call, errno_):
+    """A read-only models/ (or project): every writer says which folder to make writable; nothing is left."""
+    import tempfile
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "model.pt").write_text("old")
+    module = os if call == "replace" else tempfile
+    _deny(monkeypatch, module, call, errno_)
+    folder = tmp_path / "models"
+    advice = f"{DENIED} in {folder}/; make that folder writable (chmod/chown) or run from a checkout you own"
+    writers = {
+        "file": (folder / "model.pt", lambda: write_json(folder / "model.pt", 1)),
+        "folder": (folder / "plots", lambda: _write_folder(folder / "plots")),
+    }
+    for name, (path, write) in writers.items():
+        if (call, name) in (("mkstemp", "folder"), ("mkdtemp", "file")):
+            continue  # each writer meets only its own call
+        with pytest.raises(UserError) as error:
+            write()
+        assert str(error.value) == f"cannot write {path}: {advice}"
+    assert sorted(p.name for p in folder.iterdir()) == ["model.pt"]
+    assert (folder / "model.pt").read_text() == "old"
+
+
+def test_a_read_only_file_system_and_a_read_only_project_are_one_line(tmp_path, monkeypatch):
+    import tempfile
+
+    _deny(monkeypatch, tempfile, "mkstemp", errno.EROFS)
+    with pytest.raises(UserError) as error:
+        write_json(tmp_path / "metrics" / "metrics.json", {})
+    assert str(error.value) == (
+        f"cannot write {tmp_path / 'metrics' / 'metrics.json'}: read-only file system; run from a writable checkout"
+    )
+    # A project whose own folder is read-only (plots/ not made yet): the folder named is the nearest that exists.
+    monkeypatch.undo()
+    _deny(monkeypatch, os, "mkdir", errno.EACCES)
+    with pytest.raises(UserError) as error:
+        write_json(tmp_path / "plots" / "metrics.json", {})
+    assert str(error.value) == (
+        f"cannot write {tmp_path / 'plots' / 'metrics.json'}: {DENIED} in {tmp_path}/; "
+        f"make that folder writable (chmod/chown) or run from a checkout you own"
+    )
+
+
+def test_a_folder_where_a_file_belongs_and_a_file_where_a_folder_belongs(tmp_path):
+    (tmp_path / "models" / "model.pt").mkdir(parents=True)
+    for write in (
+        lambda: check_writable(tmp_path / "models" / "model.pt"),
+        lambda: write_json(tmp_path / "models" / "model.pt", 1),
+    ):
+        with pytest.raises(UserError) as error:
+            write()
+        assert str(error.value) == (
+            f"cannot write {tmp_path / 'models' / 'model.pt'}: a folder stands where a file belongs; "
+            f"remove or rename that folder"
+        )
+    (tmp_path / "plots").write_text("a file")
+    for write in (
+        lambda: check_writable(tmp_path / "plots" / "training", folder=True),
+        lambda: _write_folder(tmp_path / "plots" / "training"),
+    ):
+        with pytest.raises(UserError) as error:
+            write()
+        assert str(error.value) == (
+            f"cannot write {tmp_path / 'plots' / 'training'}: {tmp_path / 'plots'} is a file where a folder belongs; "
+            f"remove or rename it"
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "plots"]
+    assert list((tmp_path / "models" / "model.pt").iterdir()) == []
+    # A file where an output folder itself belongs is an old output: replaced, nothing left beside it.
+    (tmp_path / "metrics").write_text("a file")
+    with atomic_dir(tmp_path / "metrics") as tmp:
+        (tmp / "m.json").write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics", "models", "plots"]
+    assert [p.name for p in (tmp_path / "metrics").iterdir()] == ["m.json"]
+
+
+def test_train_checks_that_its_outputs_are_writable_before_the_first_epoch(tmp_path, monkeypatch):
+    """The model is saved after the last epoch: a read-only models/ must stop the run before the first.
+
+    No vocabulary or vectors exist here: had train read them first, it would have said so instead.
+    """
+    import tempfile
+
+    from textrnn.pipeline import train
+
+    models = tmp_path / "models"
+    models.mkdir()
+    _deny(monkeypatch, tempfile, "mkstemp", when=lambda *args, dir=None, **kwargs: Path(dir) == models)
+    paths = {
+        "vectors_dir": tmp_path / "data" / "vectors",
+        "vocab_path": tmp_path / "data" / "vocab.txt",
+        "model_path": models / "model.pt",
+        "plots_dir": tmp_path / "plots" / "training",
+    }
+    with pytest.raises(UserError) as error:
+        train.run({"threads": 0}, **paths)
+    assert str(error.value) == (
+        f"cannot write {models / 'model.pt'}: {DENIED} in {models}/; "
+        f"make that folder writable (chmod/chown) or run from a checkout you own"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]  # the check created nothing
+    monkeypatch.undo()
+    with pytest.raises(UserError, match="vocabulary not found"):  # writable: the run goes on to its inputs
+        train.run({"threads": 0}, **paths)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]
+
+
+def test_an_unreadable_checkpoint_is_not_called_corrupt(saved_checkpoint, monkeypatch):
+    _deny(monkeypatch, torch, "load")
+    with pytest.raises(UserError) as error:
+        load_checkpoint(saved_checkpoint)
+    assert str(error.value) == (
+        f"cannot read {saved_checkpoint}: {DENIED}; make it readable (chmod/chown) or run as a user who may read it"
+    )
+
+
+def test_an_unreadable_or_folder_vocabulary_or_input_is_one_line(saved_checkpoint, tmp_path, monkeypatch, capsys):
+    from textrnn import cli
+
+    folder = tmp_path / "vocab.txt"
+    folder.mkdir()
+    with pytest.raises(UserError) as error:
+        Vocab.load(folder)
+    assert str(error.value) == f"{folder}: is a folder; a vocabulary is a text file, one token per line"
+    path = tmp_path / "locked.txt"
+    Vocab(["<unk>", "<pad>", "good"]).save(path)
+    _deny(monkeypatch, Path, "read_text", when=lambda self, *args, **kwargs: self == path)
+    with pytest.raises(UserError) as error:
+        Vocab.load(path)
+    assert str(error.value) == (
+        f"cannot read {path}: {DENIED}; make it readable (chmod/chown) or run as a user who may read it"
+    )
+    # predict's --file, unreadable.
+    from textrnn import predict
+
+    def open_(file, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(file))
+
+    monkeypatch.setattr(predict, "open", open_, raising=False)
+    with pytest.raises(UserError) as error:
+        predict.read_inputs([], str(path))
+    assert str(error.value) == (
+        f"cannot read {path}: {DENIED}; make it readable (chmod/chown) or run as a user who may read it"
+    )
+    # Through the command, as `textrnn predict --vocab FOLDER` runs: one line, exit 1.
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["predict", "--model", str(saved_checkpoint), "--vocab", str(folder), "a review"])
+    gc.unfreeze()
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == (
+        f"error: {folder}: is a folder; a vocabulary is a text file, one token per line\n"
+    )
+
+
+def test_unreadable_vectors_and_parquet_files_are_not_called_corrupt(tmp_path, monkeypatch):
+    from textrnn.data import sources, splits
+
+    writer = SplitVectorsWriter(tmp_path / "vectors" / "train")
+    writer.append(np.array([2, 3], np.int32), np.array([2]))
+    writer.close(np.array([0]))
+    write_meta(tmp_path / "vectors", ["neg", "pos"], "ab" * 32, "f" * 16, {})
+    raw = tmp_path / "train.parquet"
+    pd.DataFrame({"text": ["a"], "label": [0]}).to_parquet(raw)
+    advice = f"{DENIED}; make it readable (chmod/chown) or run as a user who may read it"
+    _deny(monkeypatch, np, "load")
+    with pytest.raises(UserError) as error:
+        open_split(tmp_path / "vectors", "train")
+    assert str(error.value) == f"cannot read {tmp_path / 'vectors' / 'train' / 'ids.npy'}: {advice}"
+    _deny(monkeypatch, Path, "read_text", when=lambda self, *args, **kwargs: self.name == "meta.json")
+    with pytest.raises(UserError) as error:
+        read_meta(tmp_path / "vectors")
+    assert str(error.value) == f"cannot read {tmp_path / 'vectors' / 'meta.json'}: {advice}"
+    # pyarrow raises an OSError carrying the errno (its FileNotFoundError carries 2), here EACCES.
+    _deny(monkeypatch, splits.pq, "ParquetFile")
+    with pytest.raises(UserError) as error:
+        splits.num_rows(raw)
+    assert str(error.value) == f"cannot read {raw}: {advice}"
+    monkeypatch.undo()
+    # A folder where a parquet file belongs: pyarrow's OSError carries no errno, the path says what it is.
+    folder = tmp_path / "valid.parquet"
+    folder.mkdir()
+    in_place = "a folder stands where a file belongs; remove or rename that folder"
+    with pytest.raises(UserError) as error:
+        splits.num_rows(folder)
+    assert str(error.value) == f"cannot read {folder}: {in_place}"
+    with pytest.raises(UserError) as error:
+        sources._open_parquet(folder)  # download's reader
+    assert str(error.value) == f"cannot read {folder}: {in_place}"
+
+
+def test_preset_apply_leaves_a_read_only_params_yaml_alone(tmp_path, monkeypatch):
+    from textrnn import presets
+
+    params = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", params)
+    before = params.read_bytes()
+    params.chmod(0o444)  # no write bit for anyone: read-only by intent, even for root
+    preset = {"train": {"cell": "gru"}}
+    with pytest.raises(UserError) as error:
+        presets.apply(preset, params)
+    assert str(error.value) == f"{params}: is read-only; make it writable (chmod u+w {params}) to apply a preset"
+    assert params.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+    params.chmod(0o644)
+
+    def open_(file, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(file))
+
+    monkeypatch.setattr(textrnn.params, "open", open_, raising=False)  # how params.yaml is read
+    with pytest.raises(UserError) as error:
+        presets.apply(preset, params)
+    assert str(error.value) == (
+        f"cannot read {params}: {DENIED}; make it readable (chmod/chown) or run as a user who may read it"
+    )
+    monkeypatch.undo()
+    presets.apply(preset, params)
+    assert yaml.safe_load(params.read_text())["train"]["cell"] == "gru"
+
+
+@pytest.mark.parametrize("kind", ["folder", "file"])
+def test_a_symlinked_output_is_written_in_its_target_and_stays_a_link(tmp_path, kind):
+    """data/vectors moved to another disk and linked back: every run writes there, the link stays."""
+    other = tmp_path / "other-disk" / "vectors"
+    project = tmp_path / "project" / "data"
+    project.mkdir(parents=True)
+    link = project / "vectors"
+    if kind == "folder":
+        other.mkdir(parents=True)
+        (other / "old.txt").write_text("old")
+    else:
+        other.parent.mkdir(parents=True)
+        other.write_text("old")
+    link.symlink_to(other)
+    for run_ in range(3):
+        if kind == "folder":
+            with atomic_dir(link) as tmp:
+                (tmp / "ids.txt").write_text(str(run_))
+        else:
+            write_json(link, run_)
+    assert link.is_symlink() and Path(os.readlink(link)) == other
+    assert (link / "ids.txt" if kind == "folder" else link).read_text().strip() == "2"
+    assert [p.name for p in project.iterdir()] == ["vectors"]  # no .tmp, no .old beside the link
+    assert [p.name for p in other.parent.iterdir()] == ["vectors"]  # nor beside the target
+    if kind == "folder":
+        assert [p.name for p in other.iterdir()] == ["ids.txt"]
+    check_writable(link, folder=kind == "folder")
+
+
+def test_a_link_into_the_dvc_cache_is_replaced_never_written_through(tmp_path):
+    """DVC's `cache.type: symlink` links outputs to its cache: writing through would change the cache."""
+    cached = tmp_path / ".dvc" / "cache" / "files" / "md5" / "ab" / "cdef"
+    cached.parent.mkdir(parents=True)
+    cached.write_text("cached")
+    link = tmp_path / "metrics.json"
+    link.symlink_to(cached)
+    write_json(link, 1)
+    assert cached.read_text() == "cached"
+    assert not link.is_symlink() and link.read_text() == "1\n"
+
+
+def test_sighup_is_handled_like_sigterm(tmp_path, capsys):
+    """The terminal closes (SIGHUP): exit 129, one line, no temporary left, the old output intact."""
+    out = tmp_path / "plots"
+    out.mkdir()
+    (out / "old.png").write_text("old")
+
+    @cli_main
+    def job():
+        with atomic_dir(out) as tmp:
+            (tmp / "new.png").write_text("half")
+            os.kill(os.getpid(), signal.SIGHUP)
+            raise AssertionError("not reached: the signal unwinds")
+
+    previous = signal.getsignal(signal.SIGHUP)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            job()
+    finally:
+        gc.unfreeze()
+    assert exit_.value.code == 129
+    assert capsys.readouterr().err == (
+        "interrupted by SIGHUP: stopped before finishing; the previous outputs are intact "
+        "and no temporary file is left\n"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["plots"] and [p.name for p in out.iterdir()] == ["old.png"]
+    assert signal.getsignal(signal.SIGHUP) is previous
+
+
+def test_a_sighup_ignored_by_nohup_stays_ignored():
+    seen = []
+
+    @cli_main
+    def job():
+        seen.append(signal.getsignal(signal.SIGHUP))
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        job()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+        gc.unfreeze()
+    assert seen == [signal.SIG_IGN]
+
+
+def test_too_many_open_files_names_the_limit(tmp_path):
+    """`ulimit -n 32`: a real limit, so a subprocess; the writer's fault names the output and the limit."""
+    script = (
+        "import resource, sys\n"
+        "from pathlib import Path\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (32, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n"
+        "from textrnn.io import atomic_dir\n"
+        "from textrnn.runtime import cli_main\n"
+        "@cli_main\n"
+        "def main():\n"
+        "    with atomic_dir(Path('out')) as tmp:\n"
+        "        handles = [open(tmp / f'{i}.txt', 'w') for i in range(64)]\n"
+        "main()\n"
+    )
+    result = run([sys.executable, "-c", script], tmp_path, check=False, env={"PYTHONPATH": str(ROOT)})
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: cannot write out: too many open files (this process may open 32: `ulimit -n`); "
+        "raise the limit, e.g. `ulimit -n 4096`, and rerun\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "argv, line",
+    [
+        (
+            ["stages/evaluate.py"],
+            "error: the evaluate stage ran out of memory (MemoryError: drawing the figure); lower "
+            "evaluate.batch_size, free memory (close other programs), or use a machine with more memory",
+        ),
+        (
+            ["stages/split.py"],
+            "error: the split stage ran out of memory (MemoryError: drawing the figure); free memory "
+            "(close other programs), or use a machine with more memory",
+        ),
+        (
+            ["/x/textrnn/__main__.py", "predict", "--file", "-"],
+            "error: `textrnn predict` ran out of memory (MemoryError: drawing the figure); lower --batch-size, "
+            "free memory (close other programs), or use a machine with more memory",
+        ),
+    ],
+    ids=["evaluate", "split", "predict"],
+)
+def test_out_of_memory_names_the_command_and_its_own_levers(monkeypatch, capsys, argv, line):
+    """A MemoryError can come from anywhere (a figure, a table): name what ran, never a traceback."""
+
+    @cli_main
+    def job():
+        raise MemoryError("drawing the figure")
+
+    monkeypatch.setattr(sys, "argv", argv)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            job()
+    finally:
+        gc.unfreeze()
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == line + "\n"
+
+
+def test_a_permission_fault_nobody_named_still_ends_in_one_line(capsys):
+    """cli_main's last resort, for a read or write no module wraps."""
+
+    @cli_main
+    def job():
+        raise PermissionError(errno.EACCES, "Permission denied", "data/somewhere")
+
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            job()
+    finally:
+        gc.unfreeze()
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == (
+        "error: cannot use data/somewhere: permission denied; make it readable (writable, for an output) "
+        "(chmod/chown) or run as a user who may use it\n"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import errno
 import json
 import re
@@ -363,7 +364,9 @@ def test_params_yaml_that_is_a_folder_or_unreadable(tmp_path, monkeypatch):
         raise PermissionError(errno.EACCES, "Permission denied", str(file))
 
     monkeypatch.setattr(textrnn.params, "open", open_, raising=False)
-    assert fails(path) == f"{path}: cannot read it (Permission denied); check its permissions"
+    assert fails(path) == (
+        f"cannot read {path}: permission denied; make it readable (chmod/chown) or run as a user who may read it"
+    )
 
 
 @pytest.mark.slow
@@ -436,6 +439,7 @@ def test_an_integer_too_long_for_python_is_one_line(tmp_path):
 SEED = 2**32 - 1
 COUNT = 2**31 - 1
 SIZE = 2**24
+PARALLEL = 1024
 
 
 @pytest.mark.parametrize(
@@ -449,8 +453,8 @@ SIZE = 2**24
         ("train", "valid_batch_size", 1, COUNT),
         ("train", "epochs", 1, COUNT),
         ("train", "max_tokens", 1, COUNT),
-        ("train", "threads", 0, COUNT),
-        ("train", "nproc", 1, COUNT),
+        ("train", "threads", 0, PARALLEL),
+        ("train", "nproc", 1, PARALLEL),
         ("vocab", "min_freq", 1, COUNT),
         ("vocab", "max_size", 3, COUNT),
         ("evaluate", "batch_size", 1, COUNT),
@@ -470,9 +474,38 @@ def test_each_integer_param_has_an_upper_bound(section, key, low, high, excess):
 
 @pytest.mark.parametrize("section", ["vocab", "vectorize"])
 def test_workers_have_an_upper_bound(section):
-    assert validate(section, {**good(section), "workers": COUNT})["workers"] == COUNT
-    with pytest.raises(UserError, match=rf"= {COUNT + 1} is not allowed; use 'auto' or an integer in \[1, {COUNT}\]$"):
-        validate(section, {**good(section), "workers": COUNT + 1})
+    assert validate(section, {**good(section), "workers": PARALLEL})["workers"] == PARALLEL
+    for value in (PARALLEL + 1, COUNT):
+        with pytest.raises(UserError) as error:
+            validate(section, {**good(section), "workers": value})
+        assert str(error.value) == (
+            f"params.yaml: {section}.workers = {value} is not allowed; use 'auto' or an integer in [1, {PARALLEL}]"
+        )
+
+
+def test_thread_counts_share_one_bound_with_predict(capsys):
+    """train.threads 2**31 - 1 once reached libgomp, which asked for 463856469096 bytes; predict --threads
+    2**31 overflowed torch's C int. Both stop at PARALLEL_MAX, one constant."""
+    from textrnn.params import PARALLEL_MAX
+    from textrnn.predict import add_arguments
+
+    assert PARALLEL_MAX == PARALLEL
+    with pytest.raises(UserError) as error:
+        validate("train", {**good("train"), "threads": COUNT})
+    assert str(error.value) == f"params.yaml: train.threads = {COUNT} is not allowed; use an integer in [0, {PARALLEL}]"
+    parser = argparse.ArgumentParser(prog="textrnn predict")
+    add_arguments(parser)
+    assert parser.parse_args(["--threads", str(PARALLEL), "--batch-size", str(COUNT)]).threads == PARALLEL
+    for option, value, bound in [
+        ("--threads", PARALLEL + 1, f"[0, {PARALLEL}]"),
+        ("--threads", 2**31, f"[0, {PARALLEL}]"),
+        ("--batch-size", COUNT + 1, f"[1, {COUNT}]"),
+        ("--batch-size", 10**20, f"[1, {COUNT}]"),
+    ]:
+        with pytest.raises(SystemExit):
+            parser.parse_args([option, str(value)])
+        last = capsys.readouterr().err.splitlines()[-1]
+        assert last == f"textrnn predict: error: argument {option}: must be a whole number in {bound}, got '{value}'"
 
 
 @pytest.mark.parametrize(

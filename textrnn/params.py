@@ -8,7 +8,6 @@ twice is an error. The stages read it with the same parser, so a param means wha
 from __future__ import annotations
 
 import difflib
-import errno
 import math
 import re
 import sys
@@ -21,12 +20,18 @@ from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from textrnn.errors import UserError
+from textrnn.io import read_fault
 
 PARAMS_FILE = Path("params.yaml")
 
 # Upper bounds that keep every integer param inside the integer types it meets downstream.
 SEED_MAX = 2**32 - 1  # numpy's legacy RandomState (sklearn's random_state) takes seeds in [0, 2**32 - 1]
-COUNT_MAX = 2**31 - 1  # a C int: torch.set_num_threads and the like take nothing wider
+COUNT_MAX = 2**31 - 1  # a C int: torch's sizes and the like take nothing wider
+# Threads, worker processes and ranks on one machine. A fixed number, so a params check means the same
+# on every machine: above the hardware threads of the largest single machines (8 sockets x 60 cores x 2,
+# or 2 x 192 x 2), and small enough that the per-thread tables of OpenMP fit in memory (libgomp asks
+# for 463856469096 bytes at 2**31 - 1 threads; 1024 threads run a matmul in a few hundred MB).
+PARALLEL_MAX = 1024
 # A weight of size x size (or vocabulary x size, vocabulary < 2**31) float32s must count its bytes in 64 bits.
 SIZE_MAX = 2**24
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -104,7 +109,7 @@ def _positive_numbers(value) -> str | None:
 def _workers(value) -> str | None:
     if value == "auto":
         return None
-    allowed = _integer(1)(value)
+    allowed = _integer(1, PARALLEL_MAX)(value)
     return None if allowed is None else f"'auto' or {allowed}"
 
 
@@ -163,8 +168,8 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "clip_grad_norm": _number(0.0, nullable=True),
         "max_tokens": _integer(1, nullable=True),
         "valid_batch_size": _integer(1),
-        "threads": _integer(0),
-        "nproc": _integer(1),
+        "threads": _integer(0, PARALLEL_MAX),
+        "nproc": _integer(1, PARALLEL_MAX),
         "recurrent_init": _choice("default", "orthogonal"),
         "embedding_init_std": _number(0.0),
         "cell": _choice("rnn", "gru", "lstm"),
@@ -231,8 +236,7 @@ def _parse(path: Path) -> Any:
             f"{path}: not UTF-8 (byte 0x{error.object[error.start]:02x} on line {line}); save it as UTF-8"
         ) from None
     except OSError as error:
-        advice = "; check its permissions" if error.errno in (errno.EACCES, errno.EPERM) else ""
-        raise UserError(f"{path}: cannot read it ({error.strerror or error}){advice}") from None
+        raise read_fault(path, error) from None
     try:
         return YAML(typ="safe").load(text)  # DVC's parse_yaml: dvc/utils/serialize/_yaml.py
     except DuplicateKeyError as error:

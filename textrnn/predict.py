@@ -37,7 +37,9 @@ from textrnn.data.vectors import EncodedSplit
 from textrnn.encoding import encode_texts
 from textrnn.errors import UserError
 from textrnn.inference import predict_logits
+from textrnn.io import read_fault
 from textrnn.model import RNN, load_checkpoint, predicted_labels, probabilities
+from textrnn.params import COUNT_MAX, PARALLEL_MAX
 from textrnn.vocab import Vocab
 
 DEFAULT_MODEL = Path("models/model.pt")
@@ -250,10 +252,8 @@ def input_chunks(texts: Sequence[str], file: str | None, stdin=None) -> Iterator
         raise UserError(f"{path}: input file not found") from None
     except IsADirectoryError:
         raise UserError(f"{path}: is a folder; --file takes a text file with one review per line") from None
-    except PermissionError:
-        raise UserError(f"{path}: permission denied") from None
     except OSError as error:
-        raise UserError(f"{path}: cannot open it ({error.strerror or error})") from None
+        raise read_fault(path, error) from None
     with stream:
         yield from read_reviews(stream, str(path))
 
@@ -263,22 +263,22 @@ def read_inputs(texts: Sequence[str], file: str | None, stdin=None) -> list[str]
     return [text for chunk in input_chunks(texts, file, stdin) for text in chunk]
 
 
-def _whole_number(value: str, minimum: int) -> int:
+def _whole_number(value: str, minimum: int, maximum: int) -> int:
     try:
         number = int(value)
     except ValueError:
         number = minimum - 1
-    if number < minimum:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got {value!r}")
+    if not minimum <= number <= maximum:
+        raise argparse.ArgumentTypeError(f"must be a whole number in [{minimum}, {maximum}], got {value!r}")
     return number
 
 
 def _positive_int(value: str) -> int:
-    return _whole_number(value, 1)
+    return _whole_number(value, 1, COUNT_MAX)  # as the params' counts (evaluate.batch_size)
 
 
-def _non_negative_int(value: str) -> int:
-    return _whole_number(value, 0)
+def _threads(value: str) -> int:
+    return _whole_number(value, 0, PARALLEL_MAX)  # as train.threads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -316,7 +316,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--threads",
-        type=_non_negative_int,
+        type=_threads,
         default=1,
         metavar="N",
         help="CPU threads for torch; 0 = torch's default (default: %(default)s: one "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +77,13 @@ def apply(preset: dict[str, dict[str, Any]], params_path: Path = PARAMS_FILE) ->
     """Write the preset's values into ``params_path``, keeping its comments and order."""
     from ruamel.yaml import YAML
 
+    params_path = Path(params_path)
+    read_params(params_path)  # a missing, unreadable or broken params.yaml is named in one line
+    if not os.access(params_path, os.W_OK) or not params_path.stat().st_mode & 0o222:
+        # Renaming the new file over it would succeed in a writable folder: respect the read-only mark.
+        raise UserError(f"{params_path}: is read-only; make it writable (chmod u+w {params_path}) to apply a preset")
     yaml = YAML()  # round-trip: comments and key order survive
-    document = yaml.load(Path(params_path).read_text(encoding="utf-8"))
+    document = yaml.load(params_path.read_text(encoding="utf-8"))
     for section, values in preset.items():
         for key, value in values.items():
             document[section][key] = value

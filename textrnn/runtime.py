@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import gc
 import logging
@@ -11,18 +10,49 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from textrnn import signals
 from textrnn.errors import UserError
+from textrnn.io import place_fault
 
 F = TypeVar("F", bound=Callable[..., object])
 
 # Set for processes launched by another textrnn process (DDP ranks): the launcher reports an interrupt.
 RELAUNCHED = "TEXTRNN_RELAUNCHED"
 
-# Write faults the user fixes by freeing or choosing another place, not by changing code.
-NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+# What sizes each command's memory, for the line that says it ran out. Keyed by the stage script's
+# name (stages/<name>.py) or the `textrnn` command.
+MEMORY_LEVERS = {
+    "build_vocab": "lower vocab.workers (each holds a chunk of texts)",
+    "vectorize": "lower vectorize.workers (each holds a chunk of texts)",
+    "train": "lower train.batch_size / train.valid_batch_size / train.embedding_size / train.hidden_size, "
+    "or set train.max_tokens",
+    "evaluate": "lower evaluate.batch_size",
+    "baseline": "set baseline.enabled: false (its TF-IDF matrix grows with the reviews and their words)",
+    "predict": "lower --batch-size",
+}
+
+
+def _running() -> tuple[str, str]:
+    """What runs, as a MEMORY_LEVERS key and in words: ``python stages/train.py`` is ("train", "the train
+    stage"), ``python -m textrnn predict`` is ("predict", "`textrnn predict`")."""
+    script = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else ""
+    if script in ("__main__", "textrnn") and len(sys.argv) > 1:
+        return sys.argv[1], f"`textrnn {sys.argv[1]}`"
+    return script, f"the {script} stage" if script else "the command"
+
+
+def _out_of_memory(error: MemoryError) -> str:
+    name, words = _running()
+    detail = f": {' '.join(str(error).split())}" if str(error) else ""
+    lever = MEMORY_LEVERS.get(name)
+    levers = f"{lever}, free memory" if lever else "free memory"
+    return (
+        f"error: {words} ran out of memory (MemoryError{detail}); "
+        f"{levers} (close other programs), or use a machine with more memory"
+    )
 
 
 def _say(line: str) -> None:
@@ -58,16 +88,14 @@ def cli_main(func: F) -> F:
                 )
             sys.exit(128 + signum)
         except OSError as error:
-            if error.errno not in NO_SPACE:
+            # The last resort: the readers and writers name their own faults; this catches what they missed.
+            message = place_fault(error, error.filename)
+            if message is None:
                 raise
-            where = f" ({error.filename})" if error.filename else ""
-            _say(f"error: no space left on the device{where}: {os.strerror(error.errno)}; free some space and rerun")
+            _say("error: " + message)
             sys.exit(1)
-        except MemoryError:
-            _say(
-                "error: out of memory; lower the batch sizes or the model sizes in params.yaml, "
-                "or use a machine with more memory"
-            )
+        except MemoryError as error:
+            _say(_out_of_memory(error))
             sys.exit(1)
         finally:
             signals.restore(previous)

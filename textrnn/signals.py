@@ -1,4 +1,4 @@
-"""SIGINT and SIGTERM as an exception in the main process, held during renames, default in workers."""
+"""SIGINT, SIGTERM and SIGHUP as an exception in the main process, held during renames, default in workers."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import signal
 import threading
 from collections.abc import Iterator
 
-HANDLED = (signal.SIGINT, signal.SIGTERM)
+# SIGHUP: the terminal closed, or an ssh session dropped; its default action would leave every temporary behind.
+HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM: unwinds like Ctrl-C, so every temporary output is deleted on the way."""
+    """SIGINT, SIGTERM or SIGHUP: unwinds like Ctrl-C, so every temporary output is deleted on the way."""
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
@@ -42,10 +43,12 @@ def _handler(signum, frame):
 
 
 def install() -> dict[int, object] | None:
-    """Make SIGINT and SIGTERM raise Interrupted in this process; return the previous handlers."""
+    """Make SIGINT, SIGTERM and SIGHUP raise Interrupted in this process; return the previous handlers."""
     if threading.current_thread() is not threading.main_thread():
         return None
-    return {signum: signal.signal(signum, _handler) for signum in HANDLED}
+    # A SIGHUP ignored on purpose (`nohup`) stays ignored: the run is meant to outlive its terminal.
+    keep = {signal.SIGHUP} if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN else set()
+    return {signum: signal.signal(signum, _handler) for signum in HANDLED if signum not in keep}
 
 
 def restore(previous: dict[int, object] | None) -> None:
@@ -61,4 +64,5 @@ def default_in_worker() -> None:
     With the default action, the signal simply ends it.
     """
     for signum in HANDLED:
-        signal.signal(signum, signal.SIG_DFL)
+        if signal.getsignal(signum) is _handler:  # an ignored SIGHUP (`nohup`) stays ignored
+            signal.signal(signum, signal.SIG_DFL)

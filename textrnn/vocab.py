@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from textrnn.errors import UserError
-from textrnn.io import atomic_path
+from textrnn.io import atomic_path, read_fault
 
 UNK = "<unk>"
 PAD = "<pad>"
@@ -71,8 +71,12 @@ class Vocab:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise UserError(f"{path}: vocabulary not found; run `dvc repro build_vocab` first") from None
+        except IsADirectoryError:
+            raise UserError(f"{path}: is a folder; a vocabulary is a text file, one token per line") from None
         except UnicodeDecodeError:
             raise UserError(f"{path}: not a UTF-8 text file; rebuild it with `dvc repro -f build_vocab`") from None
+        except OSError as error:
+            raise read_fault(path, error) from None
         # Tokens never hold whitespace (the tokenizer splits on it), so '\n' is a safe separator.
         tokens = text.split("\n")
         if tokens and tokens[-1] == "":

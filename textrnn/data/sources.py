@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from textrnn.errors import UserError
+from textrnn.io import access_fault
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,9 @@ def _open_parquet(path: Path) -> pq.ParquetFile:
     try:
         return pq.ParquetFile(path, pre_buffer=False)  # pre-buffered row groups stay cached to the end
     except (OSError, pa.ArrowException) as error:
-        raise UserError(f"{path}: not a readable parquet file ({type(error).__name__}); replace it") from None
+        raise access_fault(path, error) or UserError(
+            f"{path}: not a readable parquet file ({type(error).__name__}); replace it"
+        ) from None
 
 
 def local_source(folder: Path, label_column: str) -> Source:

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from textrnn.data import arrow
 from textrnn.errors import UserError
-from textrnn.io import write_json
+from textrnn.io import access_fault, write_json
 
 SPLITS = ("train", "valid", "test")
 LABELS_FILE = "labels.json"
@@ -86,7 +86,7 @@ def _open(path: Path) -> pq.ParquetFile:
     except FileNotFoundError:
         raise UserError(f"{path}: not found; run the stage that writes it (`dvc repro`)") from None
     except (OSError, pa.ArrowException) as error:
-        raise UserError(
+        raise access_fault(path, error) or UserError(
             f"{path}: not a readable parquet file ({type(error).__name__}); rerun the stage that writes it"
         ) from None
     missing = [c for c in ("text", "label") if c not in handle.schema_arrow.names]

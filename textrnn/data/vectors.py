@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from textrnn.errors import UserError
-from textrnn.io import write_json
+from textrnn.io import read_fault, write_json
 
 META_FILE = "meta.json"
 _HEADER_BYTES = 128  # a 1-D array's .npy header always fits: magic, version, length, dict, padding
@@ -113,6 +113,8 @@ def read_meta(directory: Path) -> dict[str, object]:
             raise ValueError
     except FileNotFoundError:
         raise UserError(f"{path}: not found; run `dvc repro vectorize`") from None
+    except OSError as error:
+        raise read_fault(path, error) from None
     except (ValueError, UnicodeDecodeError):
         raise UserError(f"{path}: not a textrnn vectors file; rerun `dvc repro -f vectorize`") from None
     return meta
@@ -123,7 +125,13 @@ def _load(path: Path, dtype, mmap: bool) -> np.ndarray:
         array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except FileNotFoundError:
         raise UserError(f"{path}: not found; run `dvc repro vectorize`") from None
-    except (ValueError, OSError, EOFError) as error:
+    except OSError as error:
+        if error.errno is not None:  # the file is there but cannot be read: rerunning vectorize would not help
+            raise read_fault(path, error) from None
+        raise UserError(
+            f"{path}: corrupt or not a textrnn vector file ({type(error).__name__}); rerun `dvc repro -f vectorize`"
+        ) from None
+    except (ValueError, EOFError) as error:
         raise UserError(
             f"{path}: corrupt or not a textrnn vector file ({type(error).__name__}); rerun `dvc repro -f vectorize`"
         ) from None

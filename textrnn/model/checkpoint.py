@@ -18,7 +18,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from textrnn.errors import UserError
-from textrnn.io import atomic_path
+from textrnn.io import atomic_path, read_fault
 from textrnn.model.classifier import RNN, ModelConfig
 
 CHECKPOINT_FORMAT = "textrnn-checkpoint-v2"
@@ -110,6 +110,12 @@ def load_checkpoint(path: Path, map_location: str = "cpu") -> Checkpoint:
         raise UserError(f"{path}: checkpoint not found; train one with `dvc repro train`") from None
     except IsADirectoryError:
         raise UserError(f"{path}: is a folder, not a checkpoint") from None
+    except OSError as error:
+        if error.errno is None:  # an error of the content, with no errno of the file system
+            raise UserError(
+                f"{path}: corrupt or truncated checkpoint ({type(error).__name__}); retrain with `dvc repro -f train`"
+            ) from None
+        raise read_fault(path, error) from None  # the file is there but cannot be read: retraining would not help
     except pickle.UnpicklingError as error:
         if "unsupported global" not in str(error).lower():  # a foreign object, not mere garbage
             raise UserError(

@@ -13,7 +13,7 @@ from textrnn import distributed, memory, tokenizer
 from textrnn.data.vectors import open_split, read_meta
 from textrnn.errors import UserError
 from textrnn.inference import resolve_device
-from textrnn.io import atomic_dir
+from textrnn.io import atomic_dir, check_writable
 from textrnn.model import RNN, ModelConfig, initialize, save_checkpoint
 from textrnn.reporting import EpochReporter, plot_history
 from textrnn.training import TrainConfig, train_model
@@ -53,6 +53,9 @@ def check_vectors(vectors_dir: Path, vocab: Vocab, vocab_path: Path) -> dict[str
 
 
 def run(params: dict[str, Any], vectors_dir: Path, vocab_path: Path, model_path: Path, plots_dir: Path) -> None:
+    # The outputs are written after the last epoch: a folder that refuses them must say so before the first.
+    check_writable(model_path)
+    check_writable(plots_dir, folder=True)
     if params["threads"]:
         torch.set_num_threads(params["threads"])
     vocab = Vocab.load(vocab_path)
