@@ -179,9 +179,11 @@ def queue_and_run(
         options += preset if configuration == "recommended" else []
         for seed in seeds:
             name = experiment_name(tag, dataset, configuration, seed)
-            experiments.dvc("exp", "run", "--queue", "--force", "-n", name, "-S", f"train.seed={seed}", *options)
+            experiments.dvc(
+                "exp", "run", "--queue", "--force", "-n", name, "-S", f"train.seed={seed}", *options, capture=True
+            )
             print(f"queued {name}", file=sys.stderr)
-    experiments.dvc("queue", "start", "-j", str(jobs))
+    experiments.dvc("queue", "start", "-j", str(jobs), capture=True)
     reported: set[str] = set()
     while True:
         status = experiments.dvc("queue", "status", capture=True)
