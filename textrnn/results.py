@@ -51,9 +51,9 @@ def _configuration(cell: str) -> str | None:
         return "baseline"
     if "recommended" in text:
         return "recommended"
-    if "defaults" in text and "notebook (" not in text:
+    if "defaults" in text:
         return "defaults"
-    return None  # e.g. the notebook's own run: a figure of the notebook, not regenerated here
+    return None  # the notebook's own run: a figure of the notebook, not regenerated here
 
 
 def parse_readme_table(text: str) -> dict[tuple[str, str], tuple[str, str, str]]:
@@ -69,7 +69,8 @@ def parse_readme_table(text: str) -> dict[tuple[str, str], tuple[str, str, str]]
     dataset = None
     for line in section.group(1).splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else []
-        if len(cells) != 6 or cells[0].startswith("dataset") or set(cells[0]) <= {"-"} and cells[0]:
+        header_or_rule = cells[:1] and (cells[0].startswith("dataset") or cells[0].startswith("---"))
+        if len(cells) != 6 or header_or_rule:
             continue
         if cells[0]:
             dataset = cells[0].split()[0].lower()
