@@ -62,7 +62,7 @@ def parse_readme_table(text: str) -> dict[tuple[str, str], tuple[str, str, str]]
     A row with an empty dataset cell belongs to the dataset named above it; the dataset is the
     first word of its cell, lower-cased ("IMDB (20,000 / ...)" -> "imdb").
     """
-    section = re.search(r"^## Results\n(.*?)(?=^## )", text, flags=re.M | re.S)
+    section = re.search(r"^## Results\n(.*?)(?=^## |\Z)", text, flags=re.M | re.S)
     if section is None:
         raise UserError("README.md has no '## Results' section; run from the project's root")
     table: dict[tuple[str, str], tuple[str, str, str]] = {}
