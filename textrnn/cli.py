@@ -46,6 +46,12 @@ def run_seeds(args: argparse.Namespace) -> None:
     run_summary(args)
 
 
+def run_results(args: argparse.Namespace) -> None:
+    from textrnn import results
+
+    results.run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="textrnn", description="textrnn: a hand-written RNN text classifier.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -115,6 +121,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_arguments(report_parser)
     report_parser.set_defaults(run=report.run)
+
+    results = commands.add_parser(
+        "results",
+        help="regenerate README.md's Results table through the DVC queue and say which cells differ",
+        description="For each dataset and configuration (the defaults, presets/recommended.yaml): seeds 1, 2, 3 "
+        "queued with --force, run, then printed as README.md's rows (mean ± sample std) beside the cells that "
+        "differ from README.md. IMDB is download.dataset's default; sst2 and trec6 are folders (--dataset).",
+    )
+    results.add_argument(
+        "--dataset",
+        action="append",
+        metavar="NAME=PATH",
+        help="the folder of sst2 or trec6 (parquet files), e.g. trec6=/data/trec6 (repeatable)",
+    )
+    results.add_argument(
+        "--only",
+        action="append",
+        metavar="DATASET[:CONFIG]",
+        help="only these rows, e.g. trec6 or trec6:recommended (repeatable; default: IMDB and every --dataset)",
+    )
+    results.add_argument("-j", "--jobs", type=int, default=1, help="queue workers (default: 1)")
+    results.add_argument("--tag", help="print the table of an earlier run's experiments (its tag); run nothing")
+    results.set_defaults(run=run_results)
     return parser
 
 
