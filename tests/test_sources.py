@@ -127,11 +127,24 @@ def test_which_files_make_each_split(tmp_path, names, expected):
             "download.dataset: cannot tell which split extra.parquet belongs to; name each file after its split "
             "(train, validation, test)",
         ),
-        (["train_test.parquet"], "train_test.parquet: its name fits the splits ['train', 'test']; rename it"),
+        (
+            ["train_test.parquet"],
+            "download.dataset: train_test.parquet: its name fits the splits ['train', 'test']; rename it",
+        ),
     ],
-    ids=["nested", "dev and validation", "two train names", "mixed formats", "empty", "no data", "two levels",
-         "missing shard", "unnamed", "two splits in a name"],
-)  # fmt: skip
+    ids=[
+        "nested",
+        "dev and validation",
+        "two train names",
+        "mixed formats",
+        "empty",
+        "no data",
+        "two levels",
+        "missing shard",
+        "unnamed",
+        "two splits in a name",
+    ],
+)
 def test_an_ambiguous_folder_is_refused_in_one_line(tmp_path, names, message):
     with pytest.raises(UserError) as error:
         find_split_files(touch(tmp_path, *names))

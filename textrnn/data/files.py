@@ -72,7 +72,9 @@ def _split_of(relative: Path, split_words: dict[str, tuple[str, ...]]) -> str | 
     words = set(_words(relative))
     found = [split for split, names in split_words.items() if words & set(names)]
     if len(found) > 1:
-        raise UserError(f"{relative}: its name fits the splits {found}; rename it so that it names one")
+        raise UserError(
+            f"download.dataset: {relative}: its name fits the splits {found}; rename it so that it names one"
+        )
     return found[0] if found else None
 
 
