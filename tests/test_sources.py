@@ -262,6 +262,18 @@ def test_a_malformed_file_is_one_line(tmp_path, name, content, message):
     assert "\n" not in str(error.value)
 
 
+def test_the_files_of_a_split_have_the_same_columns(tmp_path):
+    frame = synthetic_reviews(10)
+    frame.to_parquet(tmp_path / "train-00000-of-00002.parquet", index=False)
+    frame.rename(columns={"text": "review"}).to_parquet(tmp_path / "train-00001-of-00002.parquet", index=False)
+    with pytest.raises(UserError) as error:
+        local_source(tmp_path, "label")
+    assert str(error.value) == (
+        f"{tmp_path / 'train-00001-of-00002.parquet'}: columns ['review', 'label'] differ from "
+        f"train-00000-of-00002.parquet's ['text', 'label']; give every file of a split the same columns"
+    )
+
+
 def test_json_lines_fields_may_come_late_be_null_or_be_missing(tmp_path):
     """pyarrow's own inference fixes the fields and types from the first block; the scan reads the whole file."""
     lines = [{"text": f"review {i}", "label": None} for i in range(3000)]  # a first block of null labels

@@ -159,14 +159,12 @@ def _check_one_name(split: str, members: list[Path]) -> None:
         )
     shards = [SHARD.search(relative.name) for relative in members]
     if all(shards):
-        counts = {int(match.group(2)) for match in shards}
-        present = {int(match.group(1)) for match in shards}
-        expected = set(range(max(counts)))
-        if len(counts) > 1 or present != expected:
-            missing = sorted(expected - present)
+        total = max(int(match.group(2)) for match in shards)
+        missing = sorted(set(range(total)) - {int(match.group(1)) for match in shards})
+        if missing:
             raise UserError(
                 f"download.dataset: the {split} split's shards are incomplete ({members[0]}: "
-                f"{len(present)} of {max(counts)} present, missing index {missing[:5]}); fetch every shard"
+                f"{total - len(missing)} of {total} present, missing index {missing[:5]}); fetch every shard"
             )
 
 
@@ -196,7 +194,7 @@ class DataFile:
             if column in self.mixed:
                 raise UserError(f"{self.path}: field {column!r} holds {self.mixed[column]}; give it one JSON type")
         reader = _csv_batches if self.format == "CSV" else _json_batches
-        return _rechunk(reader(self, columns), columns, batch_rows, self.path)
+        return _rechunk(reader(self, columns), batch_rows)
 
 
 def open_parquet(path: Path) -> pq.ParquetFile:
@@ -355,9 +353,7 @@ def _json_batches(data: DataFile, columns: list[str]) -> Iterator[pa.RecordBatch
         raise _unreadable(data.path, "JSON lines", error) from None
 
 
-def _rechunk(
-    batches: Iterator[pa.RecordBatch], columns: list[str], batch_rows: int, path: Path
-) -> Iterator[pa.RecordBatch]:
+def _rechunk(batches: Iterator[pa.RecordBatch], batch_rows: int) -> Iterator[pa.RecordBatch]:
     """``batches`` (blocks of any size) as batches of exactly ``batch_rows`` rows, the last one smaller."""
     held: list[pa.RecordBatch] = []
     count = 0
