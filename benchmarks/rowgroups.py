@@ -10,11 +10,13 @@ buffers; not the mapped libraries and files).
 
     python benchmarks/rowgroups.py                   # 1x and 8x
     python benchmarks/rowgroups.py --sizes 1 8 16
+    python benchmarks/rowgroups.py --format csv      # the same rows as CSV (or jsonl): read in blocks too
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import platform
 import shutil
@@ -23,13 +25,14 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("download", "split")
 
 
-def pandas_dataset(source: Path, target: Path, times: int) -> list[str]:
+def pandas_dataset(source: Path, target: Path, times: int, format_: str) -> list[str]:
     """``source``'s parquet files with every row ``times`` times, written by pandas at its defaults; their layouts."""
     import pandas as pd
     import pyarrow.parquet as pq
@@ -37,10 +40,18 @@ def pandas_dataset(source: Path, target: Path, times: int) -> list[str]:
     target.mkdir(parents=True, exist_ok=True)
     layouts = []
     for path in sorted(source.glob("*.parquet")):
-        frame = pd.read_parquet(path)
-        pd.concat([frame] * times, ignore_index=True).to_parquet(target / path.name, index=False)
-        metadata = pq.ParquetFile(target / path.name).metadata
-        layouts.append(f"{path.name}: {metadata.num_rows} rows in {metadata.num_row_groups} row group(s)")
+        frame = pd.concat([pd.read_parquet(path)] * times, ignore_index=True)
+        written = target / path.with_suffix(f".{format_}").name
+        if format_ == "parquet":
+            frame.to_parquet(written, index=False)
+            metadata = pq.ParquetFile(written).metadata
+            layouts.append(f"{written.name}: {metadata.num_rows} rows in {metadata.num_row_groups} row group(s)")
+        else:
+            if format_ == "csv":
+                frame.to_csv(written, index=False)
+            else:
+                frame.to_json(written, orient="records", lines=True, force_ascii=False)
+            layouts.append(f"{written.name}: {len(frame)} rows, {written.stat().st_size / 2**20:.0f} MB")
     return layouts
 
 
@@ -94,6 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--dataset", type=Path, default=REPO / "datasets" / "imdb")
+    parser.add_argument("--format", choices=["parquet", "csv", "jsonl"], default="parquet")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="textrnn-rowgroups-"))
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}", flush=True)
@@ -101,7 +113,10 @@ def main() -> None:
     try:
         for size in args.sizes:
             dataset = work / f"imdb-{size}x"
-            for layout in pandas_dataset(args.dataset, dataset, size):
+            # in a fresh process: a stage forked from a large benchmark process would count its pages in ru_maxrss
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as writer:
+                layouts = writer.submit(pandas_dataset, args.dataset, dataset, size, args.format).result()
+            for layout in layouts:
                 print(f"{size:>3}x {layout}", flush=True)
             project = work / f"project-{size}x"
             left_out = top_level(".git", ".venv", ".dvc", "data", "models", "plots", "datasets")
