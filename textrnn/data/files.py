@@ -26,7 +26,9 @@ they are decoded, so memory does not grow with a row group's size), CSV and JSON
 CSV cells are read as text: every column but the label is a string column (a column of digits
 stays text), and the label column is int64 when every label of the folder is an integer, float64
 when every one is a number, else text; an empty cell is missing. A JSON lines file is scanned once
-for its fields' JSON types: a field keeps one type (integers and numbers together are numbers).
+for its fields' JSON types (pyarrow's own reader takes them from its first block, and fails on a
+field that comes later or is null there), then read by pyarrow with those types: a field keeps one
+type (integers and numbers together are numbers).
 """
 
 from __future__ import annotations
