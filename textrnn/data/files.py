@@ -141,9 +141,10 @@ def find_split_files(folder: Path, split_words: dict[str, tuple[str, ...]]) -> d
     if not splits:  # as datasets does: when no file names a split, every file is train
         return {"train": [folder / relative for relative in relatives]}
     if unnamed:
+        names = ", ".join(words[0] for words in split_words.values())
         raise UserError(
             f"download.dataset: cannot tell which split {unnamed[0]} belongs to; "
-            f"name each file after its split (train, validation, test)"
+            f"name each file after its split ({names})"
         )
     for split, members in splits.items():
         _check_one_name(split, members)
