@@ -15,7 +15,7 @@ from conftest import synthetic_reviews
 
 from textrnn.data import files, splits
 from textrnn.data.raw import write_raw
-from textrnn.data.sources import BATCH_ROWS, find_split_files, local_source
+from textrnn.data.sources import BATCH_ROWS, SPLIT_WORDS, find_split_files, local_source
 from textrnn.errors import UserError
 
 
@@ -125,7 +125,7 @@ def test_which_files_make_each_split(tmp_path, names, expected):
         (
             ["train.parquet", "extra.parquet"],
             "download.dataset: cannot tell which split extra.parquet belongs to; name each file after its split "
-            "(train, validation, test)",
+            "({splits})",
         ),
         (
             ["train_test.parquet"],
@@ -148,7 +148,8 @@ def test_which_files_make_each_split(tmp_path, names, expected):
 def test_an_ambiguous_folder_is_refused_in_one_line(tmp_path, names, message):
     with pytest.raises(UserError) as error:
         find_split_files(touch(tmp_path, *names))
-    assert str(error.value).startswith(message.format(folder=tmp_path))
+    splits = ", ".join(words[0] for words in SPLIT_WORDS.values())  # train, validation, test, ...
+    assert str(error.value).startswith(message.format(folder=tmp_path, splits=splits))
     assert "\n" not in str(error.value)
 
 
@@ -226,12 +227,17 @@ def test_a_column_of_digits_stays_text_and_integer_labels_keep_their_order(tmp_p
 
 
 def test_csv_labels_are_read_as_one_type_across_the_folder(tmp_path):
-    """Integers in train and a word in test: every label is text, sorted as text."""
-    pd.DataFrame({"text": ["a", "b", "c"], "label": [1, 2, 10]}).to_csv(tmp_path / "train.csv", index=False)
-    pd.DataFrame({"text": ["d", "e"], "label": ["x", "1"]}).to_csv(tmp_path / "test.csv", index=False)
-    write_raw(local_source(tmp_path, "label"), "text", "label", tmp_path / "raw")
+    """A word among train's labels, integers alone in test: every label is text, sorted as text."""
+    pd.DataFrame({"text": ["a", "b", "c", "d"], "label": ["1", "2", "10", "x"]}).to_csv(
+        tmp_path / "train.csv", index=False
+    )
+    pd.DataFrame({"text": ["e", "f"], "label": [10, 1]}).to_csv(tmp_path / "test.csv", index=False)
+    source = local_source(tmp_path, "label")
+    assert next(source.splits["test"].batches(["label"])).column(0).to_pylist() == ["10", "1"]
+    write_raw(source, "text", "label", tmp_path / "raw")
     assert json.loads((tmp_path / "raw" / "labels.json").read_text()) == {"names": ["1", "10", "2", "x"]}
-    assert pd.read_parquet(tmp_path / "raw" / "train.parquet")["label"].tolist() == [0, 2, 1]
+    assert pd.read_parquet(tmp_path / "raw" / "train.parquet")["label"].tolist() == [0, 2, 1, 3]
+    assert pd.read_parquet(tmp_path / "raw" / "test.parquet")["label"].tolist() == [1, 0]
 
 
 @pytest.mark.parametrize(
