@@ -18,47 +18,14 @@ from sklearn.model_selection import train_test_split
 
 from textrnn.data import arrow, raw, splits
 from textrnn.data.raw import write_raw
-from textrnn.data.sources import find_split_files, hub_source, local_source
+from textrnn.data.sources import hub_source, local_source
 from textrnn.data.vectors import SplitVectorsWriter, open_split, write_meta
 from textrnn.errors import UserError
 
 # ---------------------------------------------------------------- a local folder
 
 
-def test_split_files_are_found_by_the_words_in_their_names(tmp_path):
-    for name in (
-        "train-00000-of-00002.parquet",
-        "train-00001-of-00002.parquet",
-        "validation.parquet",
-        "data/test_set.parquet",
-        "README.md",
-    ):
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_bytes(b"")
-    found = {
-        split: [p.relative_to(tmp_path).as_posix() for p in files]
-        for split, files in find_split_files(tmp_path).items()
-    }
-    assert found == {
-        "train": ["train-00000-of-00002.parquet", "train-00001-of-00002.parquet"],
-        "valid": ["validation.parquet"],
-        "test": ["data/test_set.parquet"],
-    }
-
-
-def test_files_that_name_no_split_are_all_train_and_an_odd_one_out_is_refused(tmp_path):
-    (tmp_path / "a.parquet").write_bytes(b"")
-    (tmp_path / "b.parquet").write_bytes(b"")
-    assert list(find_split_files(tmp_path)) == ["train"]
-    (tmp_path / "test.parquet").write_bytes(b"")
-    with pytest.raises(UserError, match="cannot tell which split a.parquet belongs to"):
-        find_split_files(tmp_path)
-
-
-def test_a_folder_without_parquet_files_says_what_it_found(tmp_path):
-    (tmp_path / "train.csv").write_text("text,label\n")
-    with pytest.raises(UserError, match=r"holds no \.parquet files \(found \['train.csv'\]\)"):
-        find_split_files(tmp_path)
+# Which files make each split, and the formats: tests/test_sources.py.
 
 
 def read_raw(directory, name):

@@ -1080,7 +1080,7 @@ def test_an_unreadable_or_folder_vocabulary_or_input_is_one_line(saved_checkpoin
 
 
 def test_unreadable_vectors_and_parquet_files_are_not_called_corrupt(tmp_path, monkeypatch):
-    from textrnn.data import sources, splits
+    from textrnn.data import files, splits
 
     writer = SplitVectorsWriter(tmp_path / "vectors" / "train")
     writer.append(np.array([2, 3], np.int32), np.array([2]))
@@ -1102,6 +1102,9 @@ def test_unreadable_vectors_and_parquet_files_are_not_called_corrupt(tmp_path, m
     with pytest.raises(UserError) as error:
         splits.num_rows(raw)
     assert str(error.value) == f"cannot read {raw}: {advice}"
+    with pytest.raises(UserError) as error:
+        files.open_parquet(raw)  # download's reader
+    assert str(error.value) == f"cannot read {raw}: {advice}"
     monkeypatch.undo()
     # A folder where a parquet file belongs: pyarrow's OSError carries no errno, the path says what it is.
     folder = tmp_path / "valid.parquet"
@@ -1111,7 +1114,7 @@ def test_unreadable_vectors_and_parquet_files_are_not_called_corrupt(tmp_path, m
         splits.num_rows(folder)
     assert str(error.value) == f"cannot read {folder}: {in_place}"
     with pytest.raises(UserError) as error:
-        sources._open_parquet(folder)  # download's reader
+        files.open_parquet(folder)  # download's reader
     assert str(error.value) == f"cannot read {folder}: {in_place}"
 
 

@@ -1,24 +1,23 @@
-"""Where the data comes from: a local folder of parquet files, or a dataset on the Hugging Face Hub.
+"""Where the data comes from: a local folder of data files, or a dataset on the Hugging Face Hub.
 
 Both are read in record batches, so a dataset of any size streams through in bounded memory.
-A local folder is read from its files every time (no cache keyed on path or time can serve
-old rows); its splits are found by file name, as Hugging Face ``datasets`` finds them.
+A local folder (parquet, CSV or JSON lines) is read from its files every time (no cache keyed on
+path or time can serve old rows); which files make each split, and how each format is read, is
+``textrnn.data.files``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from textrnn.data import files as data_files
 from textrnn.errors import UserError
-from textrnn.io import access_fault
 
 log = logging.getLogger(__name__)
 
@@ -70,39 +69,9 @@ class Source:
     splits: dict[str, SplitSource]
 
 
-def _split_of(relative: Path) -> str | None:
-    words = set(re.split(r"[-._ /0-9]+", relative.with_suffix("").as_posix().lower()))
-    found = [split for split, names in SPLIT_WORDS.items() if words & set(names)]
-    if len(found) > 1:
-        raise UserError(f"{relative}: its name fits the splits {found}; rename it so that it names one")
-    return found[0] if found else None
-
-
 def find_split_files(folder: Path) -> dict[str, list[Path]]:
-    """The parquet files of each split, by the words in their paths (``train-0000.parquet``, ``data/test.parquet``)."""
-    files = sorted(p for p in folder.rglob("*.parquet") if p.is_file() and not p.name.startswith("."))
-    if not files:
-        others = sorted(p.name for p in folder.iterdir())[:5]
-        raise UserError(
-            f"download.dataset: {folder} holds no .parquet files (found {others}); give a folder of "
-            f"parquet files such as train.parquet and test.parquet"
-        )
-    splits: dict[str, list[Path]] = {}
-    unnamed = []
-    for path in files:
-        split = _split_of(path.relative_to(folder))
-        if split is None:
-            unnamed.append(path)
-        else:
-            splits.setdefault(split, []).append(path)
-    if not splits:  # as datasets does: files that name no split are all train
-        return {"train": files}
-    if unnamed:
-        raise UserError(
-            f"download.dataset: cannot tell which split {unnamed[0].relative_to(folder)} belongs to; "
-            f"name each file after its split (train, validation, test; unsupervised for texts without labels)"
-        )
-    return splits
+    """The data files of each split, by the words in their paths (``train-0000.parquet``, ``data/test.csv``)."""
+    return data_files.find_split_files(Path(folder), SPLIT_WORDS)
 
 
 def _class_label_names(schema: pa.Schema, label_column: str) -> object:
@@ -118,43 +87,27 @@ def _class_label_names(schema: pa.Schema, label_column: str) -> object:
         return None
 
 
-def _open_parquet(path: Path) -> pq.ParquetFile:
-    try:
-        return pq.ParquetFile(path, pre_buffer=False)  # pre-buffered row groups stay cached to the end
-    except (OSError, pa.ArrowException) as error:
-        raise access_fault(path, error) or UserError(
-            f"{path}: not a readable parquet file ({type(error).__name__}); replace it"
-        ) from None
+def _read_batches(files: list[data_files.DataFile]) -> Callable[[list[str], int], Iterator[pa.RecordBatch]]:
+    def read_batches(columns_wanted: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+        for data in files:
+            yield from data.batches(columns_wanted, batch_rows)
+
+    return read_batches
 
 
 def local_source(folder: Path, label_column: str) -> Source:
-    """A folder of parquet files, read from disk on every call."""
+    """A folder of parquet, CSV or JSON lines files, read from disk on every call."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise UserError(f"download.dataset: local folder '{folder}' does not exist")
     splits = {}
-    for name, files in find_split_files(folder).items():
-        handles = [_open_parquet(path) for path in files]
-        columns = handles[0].schema_arrow.names
-        for path, handle in zip(files[1:], handles[1:], strict=True):
-            if handle.schema_arrow.names != columns:
-                raise UserError(f"{path}: columns {handle.schema_arrow.names} differ from {files[0]}'s {columns}")
-        parts = [
-            LabelPart(str(path), handle.metadata.num_rows, _class_label_names(handle.schema_arrow, label_column))
-            for path, handle in zip(files, handles, strict=True)
-        ]
-
-        def read_batches(columns_wanted, batch_rows, files=files):
-            for path in files:
-                try:
-                    yield from _open_parquet(path).iter_batches(batch_size=batch_rows, columns=columns_wanted)
-                except (OSError, pa.ArrowException) as error:
-                    raise UserError(
-                        f"{path}: not a readable parquet file ({type(error).__name__}: {str(error)[:200]}); replace it"
-                    ) from None
-
-        rows = sum(h.metadata.num_rows for h in handles)
-        splits[name] = SplitSource(name, rows, list(columns), read_batches, files, parts)
+    for name, files in data_files.open_split_files(folder, SPLIT_WORDS, label_column).items():
+        parts = [LabelPart(str(d.path), d.num_rows, _class_label_names(d.schema, label_column)) for d in files]
+        log.info(data_files.describe_split(folder, name, files))
+        rows = sum(d.num_rows for d in files)
+        splits[name] = SplitSource(
+            name, rows, files[0].column_names, _read_batches(files), [d.path for d in files], parts
+        )
     return Source(str(folder), splits)
 
 

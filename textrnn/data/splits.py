@@ -78,11 +78,16 @@ class SplitWriter:
         self.close()
 
 
+# Parquet is read through a buffered stream of this many bytes: its pages are read as they are
+# decoded, not a whole column chunk (a row group's column) at once.
+READ_BUFFER_BYTES = 1 << 20
+
+
 def _open(path: Path) -> pq.ParquetFile:
     try:
         # pre_buffer (pyarrow's default) keeps every row group it has read cached until the file is
-        # closed: memory that grows with the file.
-        handle = pq.ParquetFile(path, pre_buffer=False)
+        # closed: memory that grows with the file. buffer_size bounds a row group's read to a page.
+        handle = pq.ParquetFile(path, pre_buffer=False, buffer_size=READ_BUFFER_BYTES)
     except FileNotFoundError:
         raise UserError(f"{path}: not found; run the stage that writes it (`dvc repro`)") from None
     except (OSError, pa.ArrowException) as error:
@@ -313,7 +318,8 @@ def write_reordered(source: Path, outputs: dict[Path, np.ndarray], reorder_rows:
                 for part in range(first_part[k], first_part[k + 1]):
                     if part not in writers:
                         continue
-                    table = pa.ipc.open_file(str(part_paths[part])).read_all()
+                    # memory-mapped: the part's pages are file-backed, not anonymous memory that grows with the part
+                    table = pa.ipc.open_file(pa.memory_map(str(part_paths[part]))).read_all()
                     table = table.take(arrow.int64_array(np.argsort(arrow.to_numpy(table.column("position")))))
                     out.write_table(table)
                     part_paths[part].unlink()
