@@ -494,3 +494,56 @@ def test_dvc_repro_on_a_glue_style_folder_trains_two_classes(tmp_path):
     assert data["test"] == {"rows": 30, "duplicates_of_train": 0, "duplicate_share": 0.0}
     shown = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], project).stdout
     assert "duplicates_of_train" in shown
+
+
+def test_the_hubs_glue_sst2_is_two_classes_with_validation_as_test(tmp_path, monkeypatch):
+    """nyu-mll/glue's sst2 as the Hub serves it (no network: a DatasetDict built here): a configuration to
+    name, train and validation labelled, test all -1 under the ClassLabel names."""
+    import datasets
+    from textrnn.pipeline import download
+
+    features = datasets.Features(
+        {"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["negative", "positive"])}
+    )
+
+    def split_of(texts, labels):
+        return datasets.Dataset.from_dict({"sentence": texts, "label": labels}, features=features)
+
+    texts, labels = reviews(100, 0)
+    valid_texts, valid_labels = reviews(30, 1)
+    test_texts, _ = reviews(30, 2)
+    loaded = datasets.DatasetDict(
+        train=split_of(texts, labels),
+        validation=split_of(valid_texts, valid_labels),
+        test=split_of(test_texts, [-1] * 30),
+    )
+    asked = []
+
+    def load_dataset(dataset_id, *config, revision=None):
+        if not config:
+            raise ValueError("Config name is missing.\nPlease pick one among the available configs: ['cola', 'sst2']")
+        asked.append((dataset_id, *config, revision))
+        return loaded
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    params = {
+        "dataset": "unused",
+        "hub": "nyu-mll/glue",
+        "config": None,
+        "revision": None,
+        "text_column": "sentence",
+        "label_column": "label",
+    }
+    with pytest.raises(UserError) as error:
+        download.run(params, tmp_path / "raw")
+    assert str(error.value) == (
+        "cannot load dataset 'nyu-mll/glue': ValueError: Config name is missing.; name one with download.config "
+        "(e.g. `-S download.config=sst2` for nyu-mll/glue)"
+    )
+    assert not (tmp_path / "raw").exists()
+    assert download.run({**params, "config": "sst2"}, tmp_path / "raw") == {"train": 100, "valid": 30}
+    assert asked == [("nyu-mll/glue", "sst2", None)]
+    assert names_of(tmp_path / "raw") == ["negative", "positive"]
+    sizes = split.run(SPLIT_PARAMS, tmp_path / "raw", tmp_path / "split", tmp_path / "data.json")
+    assert sizes == {"train": 80, "valid": 20, "test": 30}
+    assert read(tmp_path / "split/test.parquet")["label"].tolist() == valid_labels

@@ -138,6 +138,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
     "download": {
         "dataset": _text(),
         "hub": _text(nullable=True),
+        "config": _text(nullable=True),
         "revision": _text(nullable=True),
         "text_column": _text(),
         "label_column": _text(),

@@ -111,8 +111,9 @@ def local_source(folder: Path, label_column: str) -> Source:
     return Source(str(folder), splits)
 
 
-def hub_source(dataset_id: str, revision: str | None, label_column: str) -> Source:
-    """A Hugging Face Hub dataset, downloaded (and cached) by ``datasets`` at ``revision``."""
+def hub_source(dataset_id: str, revision: str | None, label_column: str, config: str | None = None) -> Source:
+    """A Hugging Face Hub dataset (its configuration ``config``, for datasets that have several, such as
+    GLUE's tasks), downloaded (and cached) by ``datasets`` at ``revision``."""
     from huggingface_hub.utils import logging as hub_logging
 
     import datasets  # slow to import: only the Hub path needs it
@@ -121,15 +122,21 @@ def hub_source(dataset_id: str, revision: str | None, label_column: str) -> Sour
     datasets.disable_progress_bars()  # "Generating train split" bars would bury a one-line error
     hub_logging.set_verbosity_error()
     try:
-        loaded = datasets.load_dataset(dataset_id, revision=revision)
+        if config is None:
+            loaded = datasets.load_dataset(dataset_id, revision=revision)
+        else:
+            loaded = datasets.load_dataset(dataset_id, config, revision=revision)
     except ConnectionError:
         raise UserError(
-            f"cannot reach the Hugging Face Hub for {dataset_id!r}; use a local folder of parquet files "
-            f"instead: `dvc exp run -S download.hub=null -S download.dataset=path/to/folder`"
+            f"cannot reach the Hugging Face Hub for {dataset_id!r}; use a local folder of parquet, CSV or JSON "
+            f"lines files instead: `dvc exp run -S download.hub=null -S download.dataset=path/to/folder`"
         ) from None
     except Exception as error:  # datasets raises many types; each is the user's data problem here
         detail = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
-        raise UserError(f"cannot load dataset {dataset_id!r}: {type(error).__name__}: {detail}") from None
+        advice = ""
+        if "config name is missing" in detail.lower():  # datasets' words for a dataset of several configurations
+            advice = "; name one with download.config (e.g. `-S download.config=sst2` for nyu-mll/glue)"
+        raise UserError(f"cannot load dataset {dataset_id!r}: {type(error).__name__}: {detail}{advice}") from None
     splits = {}
     for hub_name, split in loaded.items():
         ours = next((s for s, words in SPLIT_WORDS.items() if hub_name.lower() in words), None)
@@ -148,4 +155,5 @@ def hub_source(dataset_id: str, revision: str | None, label_column: str) -> Sour
                 yield from table.to_batches()
 
         splits[ours] = SplitSource(ours, split.num_rows, list(split.column_names), read_batches, label_parts=[part])
-    return Source(f"{dataset_id}@{revision or 'latest'}", splits)
+    name = dataset_id if config is None else f"{dataset_id} ({config})"
+    return Source(f"{name}@{revision or 'latest'}", splits)

@@ -29,7 +29,7 @@ def _warn_if_outside(dataset: str) -> None:
 def run(params: dict[str, Any], out_dir: Path) -> dict[str, int]:
     """The dataset (a local folder of parquet files, or ``params["hub"]``) as standardized split files."""
     if params["hub"] is not None:
-        source = hub_source(params["hub"], params["revision"], params["label_column"])
+        source = hub_source(params["hub"], params["revision"], params["label_column"], params["config"])
     else:
         _warn_if_outside(params["dataset"])
         source = local_source(Path(params["dataset"]), params["label_column"])
