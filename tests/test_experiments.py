@@ -94,97 +94,159 @@ def test_long_params_wrap_under_the_table():
     ]
 
 
-def experiment(name, state, seed, accuracy=None, rev=None):
-    data = {"params": {"params.yaml": {"data": {"train": {"seed": seed}}}}, "metrics": {}}
-    if accuracy is not None:
-        split = {"accuracy": accuracy, "loss": 0.5}
-        data["metrics"] = {"metrics/metrics.json": {"data": {"train": split, "valid": split, "test": split}}}
-    return {
-        "name": name,
-        "executor": {"state": state},
-        "revs": [{"rev": rev or name.ljust(40, "0"), "name": name, "error": None, "data": data}],
-    }
-
-
-def exp_show_document(*experiments_):
-    return [{"rev": "workspace", "experiments": None}, {"rev": "c" * 40, "experiments": list(experiments_)}]
-
-
 class FakeDvc:
-    """`dvc` as textrnn seeds calls it: records each command, answers `exp show` from a list of documents."""
+    """`dvc` as textrnn calls it: records each command."""
 
-    def __init__(self, documents):
-        self.documents = list(documents)
+    def __init__(self):
         self.calls = []
 
     def __call__(self, *args, capture=False):
         self.calls.append(args)
-        if args[:2] == ("exp", "show"):
-            return json.dumps(self.documents.pop(0))
         return ""
 
 
-def test_seeds_follow_only_their_own_experiments(tmp_path, monkeypatch):
-    """An old failed experiment in the queue decides nothing; a line as each of this run's ends."""
-    monkeypatch.chdir(tmp_path)  # no dvc.lock: nothing to prepare
-    old = experiment("old-failure", "failed", 7, 0.5)
-    fake = FakeDvc(
-        [
-            exp_show_document(old),
-            exp_show_document(old, experiment("seed1-beef", "running", 1), experiment("seed2-beef", "queued", 2)),
-            exp_show_document(
-                old, experiment("seed1-beef", "success", 1, 0.75), experiment("seed2-beef", "running", 2)
-            ),
-            exp_show_document(
-                old, experiment("seed1-beef", "success", 1, 0.75), experiment("seed2-beef", "failed", 2, 0.5)
-            ),
-        ]
-    )
-    said, now = [], iter([0.0, 20.0, 95.0])
+BASELINE = "b" * 40
+
+
+class FakeGit:
+    """git as the queue leaves it, one state per poll: refs of the experiments that succeeded, the failed
+    stash's reflog, the queued stash's reflog; `git show COMMIT:PATH` from the experiments' files."""
+
+    def __init__(self, states):
+        self.states = list(states)  # (succeeded {name: test accuracy}, failed names, queued names)
+
+    def __call__(self, *args):
+        succeeded, failed, queued = self.states[0]
+        if args[0] == "for-each-ref":
+            return "".join(f"{name:0<40} refs/exps/bb/{BASELINE[2:]}/{name}\n" for name in succeeded)
+        if args[0] == "log":
+            names = failed if args[-1] == "refs/exps/celery/failed" else queued
+            return "".join(f"commit: dvc-exp:{name:0<40}:{BASELINE}:{name}\n" for name in names)
+        assert args[0] == "show"
+        commit, path = args[1].split(":")
+        if path == "dvc.yaml":
+            return "stages:\n  evaluate:\n    metrics:\n      - metrics/metrics.json:\n          cache: false\n"
+        name = commit.rstrip("0")
+        seed = int(name[4 : name.index("-")])
+        if path == "params.yaml":
+            return f"train:\n  seed: {seed}\n  cell: gru\n"
+        split = {"accuracy": succeeded[name], "loss": 0.5}
+        return json.dumps({"train": split, "valid": split, "test": split})
+
+    def poll(self):
+        if len(self.states) > 1:
+            self.states.pop(0)
+
+
+def seeds_run(git_states, monkeypatch, alive=True, token="beef"):
+    fake_git = FakeGit(git_states)
+    fake_dvc = FakeDvc()
+    said, now = [], iter(float(t) for t in range(0, 1000, 20))
     result = queue_seeds(
         [1, 2],
         ["-S", "train.cell=gru"],
         4,
-        run_dvc=fake,
+        run_dvc=fake_dvc,
+        run_git=fake_git,
+        alive=lambda: alive,
         say=said.append,
         clock=lambda: next(now),
-        sleep=lambda _: None,
-        token=lambda: "beef",
+        sleep=lambda _: fake_git.poll(),
+        token=lambda: token,
     )
-    assert fake.calls[1:4] == [
+    return result, fake_dvc.calls, said
+
+
+def test_seeds_follow_only_their_own_experiments(tmp_path, monkeypatch):
+    """An old failed experiment decides nothing; a line as each of this run's ends, read from git's refs."""
+    monkeypatch.chdir(tmp_path)  # no dvc.lock: nothing to prepare
+    old = {"old-failure"}
+    result, calls, said = seeds_run(
+        [
+            ({}, old, set()),
+            ({}, old, {"seed1-beef", "seed2-beef"}),
+            ({"seed1-beef": 0.75}, old, {"seed2-beef"}),
+            ({"seed1-beef": 0.75}, old | {"seed2-beef"}, set()),
+        ],
+        monkeypatch,
+    )
+    assert calls == [
         ("exp", "run", "--queue", "--name", "seed1-beef", "-S", "train.cell=gru", "-S", "train.seed=1"),
         ("exp", "run", "--queue", "--name", "seed2-beef", "-S", "train.cell=gru", "-S", "train.seed=2"),
         ("queue", "start", "-j", "2"),  # no more workers than experiments
     ]
     assert said == [
-        "seeds: queued seed1-beef, seed2-beef; 2 workers; a line as each ends "
-        "(meanwhile: `dvc queue status`, `dvc queue logs NAME -f`)",
+        "seeds: queued seed1-beef, seed2-beef with 2 workers; a line as each ends (`dvc queue logs NAME -f` "
+        "follows one)",
         "seed 1 (seed1-beef) after 0:20: test 0.750  valid 0.750  train 0.750",
-        "seed 2 (seed2-beef) after 1:35: failed; `dvc queue logs seed2-beef` shows why",
+        "seed 2 (seed2-beef) after 0:40: failed; `dvc queue logs seed2-beef` shows why",
     ]
-    assert [run.name for run in result.runs] == ["seed1-beef"] and result.failed == ["seed2-beef"]
+    assert result.failed == ["seed2-beef"]
+    [run] = result.runs
+    assert (run.name, run.params, run.metrics["metrics.json:test.accuracy"]) == (
+        "seed1-beef",
+        {"train.seed": 1, "train.cell": "gru"},
+        0.75,
+    )
+
+
+def test_a_stopped_worker_is_started_again(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    queued = ({}, set(), {"seed1-beef", "seed2-beef"})
+    done = ({"seed1-beef": 0.5, "seed2-beef": 0.5}, set(), set())
+    result, calls, said = seeds_run([({}, set(), set()), queued, queued, queued, done], monkeypatch, alive=False)
+    assert calls[2:] == [("queue", "start", "-j", "2"), ("queue", "start", "-j", "2")]
+    assert said[1] == "seeds: the queue has no worker left (see .dvc/tmp/exps/celery/*.out); starting it again"
+    assert result.failed == [] and len(result.runs) == 2
 
 
 def test_a_seeds_name_is_never_one_already_taken(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    taken = experiment("seed1-0001", "success", 1, 0.5)
     tokens = iter(["0001", "0002"])
-    fake = FakeDvc([exp_show_document(taken), exp_show_document(taken, experiment("seed1-0002", "success", 1, 0.6))])
-    result = queue_seeds([1], [], 1, run_dvc=fake, say=lambda _: None, sleep=lambda _: None, token=lambda: next(tokens))
+    fake_git = FakeGit([({"seed1-0001": 0.5}, set(), set()), ({"seed1-0001": 0.5, "seed1-0002": 0.6}, set(), set())])
+    result = queue_seeds(
+        [1],
+        [],
+        1,
+        run_dvc=FakeDvc(),
+        run_git=fake_git,
+        alive=lambda: True,
+        say=lambda _: None,
+        sleep=lambda _: fake_git.poll(),
+        token=lambda: next(tokens),
+    )
     assert [run.name for run in result.runs] == ["seed1-0002"] and result.failed == []
 
 
 def test_the_cli_exits_0_with_the_summary_of_its_runs_despite_an_old_failure(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    old = experiment("old-failure", "failed", 7, 0.5)
-    done = [experiment("seed1-cafe", "success", 1, 0.75), experiment("seed2-cafe", "success", 2, 0.85)]
-    monkeypatch.setattr(experiments, "dvc", FakeDvc([exp_show_document(old), exp_show_document(old, *done)]))
+    old = {"old-failure"}
+    fake_git = FakeGit([({}, old, set()), ({"seed1-cafe": 0.75, "seed2-cafe": 0.85}, old, set())])
+    monkeypatch.setattr(experiments, "git", fake_git)
+    monkeypatch.setattr(experiments, "dvc", FakeDvc())
+    monkeypatch.setattr(experiments, "workers_alive", lambda: True)
     monkeypatch.setattr(experiments.secrets, "token_hex", lambda _: "cafe")
-    monkeypatch.setattr(experiments.time, "sleep", lambda _: None)
+    monkeypatch.setattr(experiments.time, "sleep", lambda _: fake_git.poll())
     cli.main(["seeds", "--seeds", "1,2"])
     assert capsys.readouterr().out == (
         "group  runs  test           valid          train\n1      2     0.800 ± 0.071  0.800 ± 0.071  0.800 ± 0.071\n"
     )
+
+
+def test_the_cli_exits_1_naming_the_failed_runs_after_the_summary(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    fake_git = FakeGit([({}, set(), set()), ({"seed1-cafe": 0.75}, {"seed2-cafe"}, set())])
+    monkeypatch.setattr(experiments, "git", fake_git)
+    monkeypatch.setattr(experiments, "dvc", FakeDvc())
+    monkeypatch.setattr(experiments, "workers_alive", lambda: True)
+    monkeypatch.setattr(experiments.secrets, "token_hex", lambda _: "cafe")
+    monkeypatch.setattr(experiments.time, "sleep", lambda _: fake_git.poll())
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["seeds", "--seeds", "1,2"])
+    assert exit_.value.code == 1
+    out, err = capsys.readouterr()
+    assert out == "group  runs  test   valid  train\n1      1     0.750  0.750  0.750\n"
+    assert err.splitlines()[-1] == "error: 1 of 2 experiments failed (seed2-cafe); `dvc queue logs NAME` shows why"
 
 
 @pytest.mark.parametrize(
@@ -207,7 +269,7 @@ def test_the_cli_exits_0_with_the_summary_of_its_runs_despite_an_old_failure(tmp
 )
 def test_seeds_refuse_a_seed_among_the_params_before_calling_dvc(argv, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(experiments, "dvc", FakeDvc([]))  # any call would fail: no document to answer
+    monkeypatch.setattr(experiments, "dvc", None)  # any call would fail
     with pytest.raises(SystemExit) as exit_:
         cli.main(argv)
     assert exit_.value.code == 1
@@ -364,7 +426,7 @@ def test_preset_prints_words_and_warns_of_shell_patterns(tmp_path, monkeypatch, 
 @pytest.mark.parametrize("flag, queue", [("--run", []), ("--queue", ["--queue"])])
 def test_preset_run_and_queue_call_dvc_with_the_words_intact(flag, queue, tmp_path, monkeypatch):
     preset_project(tmp_path, monkeypatch)
-    fake = FakeDvc([])
+    fake = FakeDvc()
     monkeypatch.setattr(experiments, "dvc", fake)
     cli.main(["preset", "wide", flag])
     assert fake.calls == [("exp", "run", *queue, "-S", "baseline.C=[1,4]", "-S", "train.hidden_size=128")]

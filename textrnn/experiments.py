@@ -348,12 +348,91 @@ def _clock(seconds: float) -> str:
 def progress_line(seed: int, run: Run | None, name: str, elapsed: float) -> str:
     """One line for an experiment that ended: its accuracies, or where to read why it failed."""
     head = f"seed {seed} ({name}) after {_clock(elapsed)}:"
-    if run is not None and run.done:
+    if run is not None and run.metrics:
         cells = [f"{title} {run.metrics[metric]:.3f}" for title, metric in MODEL_COLUMNS if metric in run.metrics]
         return f"{head} {'  '.join(cells)}"
-    if run is None:
-        return f"{head} no longer in `dvc exp show` (removed from the queue?)"
     return f"{head} failed; `dvc queue logs {name}` shows why"
+
+
+# ---- the queue, read from git ------------------------------------------------------------------------------
+# `dvc queue status` and `dvc exp show` ask the queue's workers through kombu's filesystem broker, which can
+# hand a worker a message file before it is written: the worker stops ("Unrecoverable error:
+# JSONDecodeError" in .dvc/tmp/exps/celery/dvc-exp-worker-N.out) and the experiments behind it stay queued.
+# So textrnn seeds watches git instead, where DVC (3.x) records each experiment as it ends: a ref
+# refs/exps/<baseline[:2]>/<baseline[2:]>/<name> for one that succeeded, a reflog entry
+# "dvc-exp:<rev>:<baseline>:<name>" of refs/exps/celery/failed for one that failed (and of
+# refs/exps/celery/stash while queued).
+FAILED_REF = "refs/exps/celery/failed"
+STASH_REF = "refs/exps/celery/stash"
+WORKER_PIDS = ".dvc/tmp/exps/celery/dvc-exp-worker-*.pid"
+
+
+def git(*args: str) -> str:
+    """``git ARGS``'s stdout; empty where it fails (a ref that does not exist yet)."""
+    result = subprocess.run(["git", *args], capture_output=True, text=True)
+    return result.stdout if result.returncode == 0 else ""
+
+
+@dataclass
+class QueueState:
+    succeeded: dict[str, str]  # name -> the experiment's commit
+    failed: set[str]
+    queued: set[str]
+
+    @property
+    def names(self) -> set[str]:
+        return set(self.succeeded) | self.failed | self.queued
+
+
+def _stash_names(text: str) -> set[str]:
+    """The names in `git log -g --format=%gs REF`'s lines ("commit: dvc-exp:<rev>:<baseline>:<name>")."""
+    return {line.rsplit(":", 1)[1] for line in text.splitlines() if "dvc-exp:" in line}
+
+
+def queue_state(run_git: Callable[..., str]) -> QueueState:
+    succeeded = {}
+    for line in run_git("for-each-ref", "--format=%(objectname) %(refname)", "refs/exps").splitlines():
+        commit, _, ref = line.partition(" ")
+        parts = ref.split("/")
+        if len(parts) == 5 and parts[2] != "celery":
+            succeeded[parts[4]] = commit
+    failed = _stash_names(run_git("log", "-g", "--format=%gs", FAILED_REF))
+    queued = _stash_names(run_git("log", "-g", "--format=%gs", STASH_REF))
+    return QueueState(succeeded, failed, queued)
+
+
+def run_from_commit(name: str, commit: str, run_git: Callable[..., str]) -> Run:
+    """An experiment's params (params.yaml) and metrics (dvc.yaml's metrics files) as its commit holds them,
+    keyed as `dvc exp show` is read above."""
+    from ruamel.yaml import YAML
+
+    def load(path: str) -> Any:
+        text = run_git("show", f"{commit}:{path}")
+        return YAML(typ="safe").load(text) if text else None
+
+    params = _flatten(load(PARAMS_FILE) or {})
+    metrics: dict[str, float] = {}
+    for stage in ((load("dvc.yaml") or {}).get("stages") or {}).values():
+        for entry in stage.get("metrics") or []:
+            path = entry if isinstance(entry, str) else next(iter(entry))
+            for key, value in _flatten(load(path) or {}).items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    metrics[f"{path.rsplit('/', 1)[-1]}:{key}"] = float(value)
+    return Run(name, commit, "success", params, metrics)
+
+
+def workers_alive(pattern: str = WORKER_PIDS) -> bool:
+    """Whether a queue worker's process is running (by its pid file)."""
+    import glob
+    import os
+
+    for path in glob.glob(pattern):
+        try:
+            os.kill(int(Path(path).read_text().strip()), 0)
+            return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 @dataclass
@@ -366,8 +445,10 @@ def queue_seeds(
     seeds: list[int],
     set_options: list[str],
     jobs: int,
-    poll_seconds: float = 10.0,
+    poll_seconds: float = 5.0,
     run_dvc: Callable[..., str] | None = None,
+    run_git: Callable[..., str] | None = None,
+    alive: Callable[[], bool] | None = None,
     say: Callable[[str], None] = _say,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] | None = None,
@@ -375,41 +456,46 @@ def queue_seeds(
 ) -> SeedsResult:
     """Queue one named experiment per seed with ``set_options``, run the queue with ``jobs`` workers, say a
     line as each of them ends, and return them: only this call's experiments, whatever else is queued."""
-    run_dvc = run_dvc or dvc
-    sleep = sleep or time.sleep
+    run_dvc, run_git = run_dvc or dvc, run_git or git
+    alive, sleep = alive or workers_alive, sleep or time.sleep
     check_set_options(set_options)
     prepare_shared_outputs(run_dvc, say)
-    taken = {run.name for run in runs_from_exp_show(exp_show(run_dvc=run_dvc))}
-    names = experiment_names(seeds, taken, token)
+    names = experiment_names(seeds, queue_state(run_git).names, token)
     for seed, name in names.items():
         run_dvc("exp", "run", "--queue", "--name", name, *set_options, "-S", f"{SEED_KEY}={seed}", capture=True)
     workers = min(jobs, len(seeds))
     run_dvc("queue", "start", "-j", str(workers))
     say(
-        f"seeds: queued {', '.join(names.values())}; {workers} worker{'s' if workers > 1 else ''}; a line as each "
-        f"ends (meanwhile: `dvc queue status`, `dvc queue logs NAME -f`)"
+        f"seeds: queued {', '.join(names.values())} with {workers} worker{'s' if workers > 1 else ''}; "
+        f"a line as each ends (`dvc queue logs NAME -f` follows one)"
     )
     start = clock()
     pending = dict(names)
     ended: dict[int, Run | None] = {}
-    errors = 0
+    idle_polls, restarts = 0, 0
     while pending:
         sleep(poll_seconds)
-        try:
-            runs = {run.name: run for run in runs_from_exp_show(exp_show(run_dvc=run_dvc))}
-        except UserError:
-            errors += 1  # a worker may hold the repository as it saves an experiment: try again
-            if errors >= 6:
-                raise
-            continue
-        errors = 0
+        state = queue_state(run_git)
         for seed, name in list(pending.items()):
-            run = runs.get(name)
-            if run is not None and run.state not in DONE_STATES and run.state != FAILED_STATE:
-                continue  # queued or running
-            ended[seed] = run
+            if name in state.succeeded:
+                ended[seed] = run_from_commit(name, state.succeeded[name], run_git)
+            elif name in state.failed:
+                ended[seed] = None
+            else:
+                continue
             del pending[seed]
-            say(progress_line(seed, run, name, clock() - start))
-    done = [ended[seed] for seed in seeds if ended[seed] is not None and ended[seed].done]
-    failed = [names[seed] for seed in seeds if ended[seed] is None or not ended[seed].done]
+            say(progress_line(seed, ended[seed], name, clock() - start))
+        idle_polls = 0 if not pending or alive() else idle_polls + 1
+        if idle_polls >= 3:  # no worker left, and experiments of this run not ended: a worker stopped
+            restarts += 1
+            if restarts > 3:
+                raise UserError(
+                    f"the DVC queue's workers keep stopping with {', '.join(pending.values())} not run; "
+                    f"see .dvc/tmp/exps/celery/*.out, then `dvc queue start`"
+                )
+            say("seeds: the queue has no worker left (see .dvc/tmp/exps/celery/*.out); starting it again")
+            run_dvc("queue", "start", "-j", str(min(workers, len(pending))))
+            idle_polls = 0
+    done = [run for seed in seeds if (run := ended[seed]) is not None]
+    failed = [names[seed] for seed in seeds if ended[seed] is None]
     return SeedsResult(done, failed)
