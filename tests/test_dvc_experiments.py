@@ -120,7 +120,7 @@ def test_seeds_in_a_fresh_clone_run_every_seed_and_count_each_once(tmp_path):
     listing as the committed dvc.lock records it. textrnn seeds reproduces those stages once first."""
     make_dataset_dir(tmp_path / "origin/datasets/mine")
     origin = make_project(tmp_path / "origin", Path("datasets/mine"), {"train": {"epochs": 1}})
-    run(DVC + ["repro", "vectorize"], origin)  # the lock records data/split and data/vectors
+    run(DVC + ["repro", "split"], origin)  # the lock records data/split, which holds build_vocab's deps
     run(["git", "add", "-A"], origin)
     run(["git", "commit", "-qm", "dvc.lock"], origin)
     run(["git", "clone", "-q", str(origin), "clone"], tmp_path)
@@ -140,3 +140,5 @@ def test_seeds_in_a_fresh_clone_run_every_seed_and_count_each_once(tmp_path):
     assert table[1].split()[:2] == ["1", "2"] and table[2].split()[:2] == ["baseline", "-"]
     assert len(table) == 3
     assert run(["git", "status", "--porcelain"], clone).stdout == ""  # params.yaml, dvc.lock as committed
+    summary = run([sys.executable, "-m", "textrnn", "summary"], clone).stdout
+    assert summary.splitlines()[1].split()[:2] == ["1", "2"]  # each run once
