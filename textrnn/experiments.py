@@ -60,15 +60,6 @@ class Group:
     params: dict[str, Any]
     runs: list[Run] = field(default_factory=list)
 
-    def stats(self, metric: str) -> tuple[float, float, int]:
-        """Mean, sample standard deviation (n - 1) and count of ``metric`` over the group's runs."""
-        values = self.values(metric)
-        if not values:
-            return math.nan, math.nan, 0
-        mean = sum(values) / len(values)
-        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-        return mean, std, len(values)
-
     def values(self, metric: str) -> list[float]:
         return [run.metrics[metric] for run in self.runs if metric in run.metrics]
 
