@@ -200,6 +200,31 @@ def test_a_stopped_worker_is_started_again(tmp_path, monkeypatch):
     assert result.failed == [] and len(result.runs) == 2
 
 
+def test_ctrl_c_says_the_queue_goes_on(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    said = []
+
+    def interrupt(_):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        queue_seeds(
+            [1, 2],
+            [],
+            1,
+            run_dvc=FakeDvc(),
+            run_git=FakeGit([({}, set(), set())]),
+            alive=lambda: True,
+            say=said.append,
+            sleep=interrupt,
+            token=lambda: "beef",
+        )
+    assert said[-1] == (
+        "seeds: the queue goes on without textrnn (seed1-beef, seed2-beef not ended): `dvc queue kill NAME` "
+        "stops one, `textrnn summary` shows the finished"
+    )
+
+
 def test_a_seeds_name_is_never_one_already_taken(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     tokens = iter(["0001", "0002"])

@@ -463,6 +463,21 @@ def queue_seeds(
     start = clock()
     pending = dict(names)
     ended: dict[int, Run | None] = {}
+    try:
+        _wait(pending, ended, workers, poll_seconds, run_dvc, run_git, alive, say, clock, sleep, start)
+    except KeyboardInterrupt:
+        say(
+            f"seeds: the queue goes on without textrnn ({', '.join(pending.values())} not ended): "
+            f"`dvc queue kill NAME` stops one, `textrnn summary` shows the finished"
+        )
+        raise
+    done = [run for seed in seeds if (run := ended[seed]) is not None]
+    failed = [names[seed] for seed in seeds if ended[seed] is None]
+    return SeedsResult(done, failed)
+
+
+def _wait(pending, ended, workers, poll_seconds, run_dvc, run_git, alive, say, clock, sleep, start) -> None:
+    """Poll git until every experiment of ``pending`` (seed -> name) has ended, moving each into ``ended``."""
     idle_polls, restarts = 0, 0
     while pending:
         sleep(poll_seconds)
@@ -487,6 +502,3 @@ def queue_seeds(
             say("seeds: the queue has no worker left (see .dvc/tmp/exps/celery/*.out); starting it again")
             run_dvc("queue", "start", "-j", str(min(workers, len(pending))))
             idle_polls = 0
-    done = [run for seed in seeds if (run := ended[seed]) is not None]
-    failed = [names[seed] for seed in seeds if ended[seed] is None]
-    return SeedsResult(done, failed)
