@@ -20,6 +20,7 @@ from textrnn.experiments import (
     queue_seeds,
     runs_from_exp_show,
     shared_outputs_missing,
+    stage_deps,
 )
 
 DOCUMENT = json.loads((Path(__file__).parent / "exp_show.json").read_text())
@@ -352,6 +353,11 @@ LOCK["stages"]["download"] = {
 def test_the_outputs_queued_experiments_look_into_are_found_missing(tmp_path):
     """Directory outputs holding another stage's dependency (data/split holds build_vocab's); not plots/training."""
     assert shared_outputs_missing(LOCK, tmp_path) == {"split": ["data/split"]}
+    # a lock of download and split alone: build_vocab's deps come from dvc.yaml
+    lock = {"stages": {name: LOCK["stages"][name] for name in ("download", "split")}}
+    assert shared_outputs_missing(lock, tmp_path) == {}
+    pipeline = {"stages": {"build_vocab": {"deps": ["stages/build_vocab.py", "data/split/train.parquet"]}}}
+    assert shared_outputs_missing(lock, tmp_path, stage_deps(pipeline)) == {"split": ["data/split"]}
     listing = tmp_path / "files/md5/ab" / ("1" * 30 + ".dir")
     listing.parent.mkdir(parents=True)
     listing.write_text("[]")

@@ -244,9 +244,20 @@ def check_set_options(options: list[str]) -> None:
             raise UserError(f"-S {option}: textrnn seeds sets {SEED_KEY} itself; give the seeds with --seeds instead")
 
 
-def shared_outputs_missing(lock: dict, cache_dir: Path) -> dict[str, list[str]]:
+def stage_deps(document: dict) -> list[tuple[str, str]]:
+    """(stage, dependency path) of every stage of a dvc.yaml or dvc.lock document."""
+    stages = (document or {}).get("stages") or {}
+    return [
+        (name, dep if isinstance(dep, str) else str(dep.get("path", "")))
+        for name, stage in stages.items()
+        for dep in (stage or {}).get("deps") or []
+    ]
+
+
+def shared_outputs_missing(lock: dict, cache_dir: Path, deps: list[tuple[str, str]] = ()) -> dict[str, list[str]]:
     """Stage -> its directory outputs, as ``lock`` (dvc.lock) records them, that hold another stage's
-    dependency and whose listing (``.dir`` object) is in no local cache.
+    dependency (of ``deps``, dvc.yaml's, or of the lock) and whose listing (``.dir`` object) is in no
+    local cache.
 
     A queued experiment starts from dvc.lock as committed in its stash. When one of its stages comes from
     the run cache, DVC (3.x) looks up that stage's dependencies in dvc.lock's directory outputs as it
@@ -255,7 +266,7 @@ def shared_outputs_missing(lock: dict, cache_dir: Path) -> dict[str, list[str]]:
     no cache; the first seed runs every stage and so passes, the next restore from the run cache and fail.
     """
     stages = (lock or {}).get("stages") or {}
-    deps = [(name, dep.get("path", "")) for name, stage in stages.items() for dep in stage.get("deps") or []]
+    deps = [*deps, *stage_deps(lock)]
     missing: dict[str, list[str]] = {}
     for name, stage in stages.items():
         for out in stage.get("outs") or []:
@@ -299,8 +310,9 @@ def prepare_shared_outputs(run_dvc: Callable[..., str], say: Callable[[str], Non
     from ruamel.yaml import YAML
 
     lock = YAML(typ="safe").load(lock_path.read_text(encoding="utf-8")) or {}
+    pipeline = YAML(typ="safe").load(Path("dvc.yaml").read_text(encoding="utf-8")) if Path("dvc.yaml").is_file() else {}
     cache_dir = Path(run_dvc("cache", "dir", capture=True).strip())
-    missing = shared_outputs_missing(lock, cache_dir)
+    missing = shared_outputs_missing(lock, cache_dir, stage_deps(pipeline))
     if not missing:
         return []
     stages = sorted(missing)
