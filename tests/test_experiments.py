@@ -1,9 +1,10 @@
-"""textrnn seeds / summary / preset without DVC running: `dvc exp show --json` documents, a fake `dvc`.
+"""textrnn seeds / summary / preset without DVC running: `dvc exp show --json` documents, a fake `dvc` and git.
 
-tests/exp_show.json is a document that `dvc exp show --json` printed for a tiny project (deps, outs and
-meta trimmed) with experiments in each state DVC reports: two seeds that ended well, a failed, a queued
-and a running one (these three carry their baseline commit's metrics, as DVC gives them), and one run
-in the workspace at another hidden_size (no executor). Their accuracies were set by hand to round figures.
+tests/exp_show.json was built from a document that `dvc exp show --json` printed for a tiny project:
+its workspace and commit entries as printed (deps, outs and meta trimmed), and experiments made from
+its entries, one per state DVC reports: two seeds that ended well, a failed, a queued and a running
+one (these three with their baseline commit's metrics, as DVC gives them), and one run in the
+workspace at another hidden_size (no executor). Their accuracies were set by hand to round figures.
 """
 
 import json
@@ -199,6 +200,18 @@ def test_a_stopped_worker_is_started_again(tmp_path, monkeypatch):
     assert calls[2:] == [("queue", "start", "-j", "2"), ("queue", "start", "-j", "2")]
     assert said[1] == "seeds: the queue has no worker left (see .dvc/tmp/exps/celery/*.out); starting it again"
     assert result.failed == [] and len(result.runs) == 2
+
+
+def test_an_experiment_removed_from_the_queue_ends_the_wait(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    queued = ({"seed1-beef": 0.5}, set(), {"seed2-beef"})
+    removed = ({"seed1-beef": 0.5}, set(), set())
+    result, calls, said = seeds_run([({}, set(), set()), queued, removed], monkeypatch, alive=False)
+    assert said[2] == (
+        "seed 2 (seed2-beef) after 0:40: no longer queued, and no worker runs it (`dvc queue remove`, or a "
+        "worker killed?)"
+    )
+    assert calls[2:] == [("queue", "start", "-j", "2")] and result.failed == ["seed2-beef"]
 
 
 def test_ctrl_c_says_the_queue_goes_on(tmp_path, monkeypatch):

@@ -348,12 +348,14 @@ def _clock(seconds: float) -> str:
     return f"{minutes}:{seconds:02d}"
 
 
-def progress_line(seed: int, run: Run | None, name: str, elapsed: float) -> str:
+def progress_line(seed: int, run: Run | None, name: str, elapsed: float, gone: bool = False) -> str:
     """One line for an experiment that ended: its accuracies, or where to read why it failed."""
     head = f"seed {seed} ({name}) after {_clock(elapsed)}:"
     if run is not None and run.metrics:
         cells = [f"{title} {run.metrics[metric]:.3f}" for title, metric in MODEL_COLUMNS if metric in run.metrics]
         return f"{head} {'  '.join(cells)}"
+    if gone:
+        return f"{head} no longer queued, and no worker runs it (`dvc queue remove`, or a worker killed?)"
     return f"{head} failed; `dvc queue logs {name}` shows why"
 
 
@@ -504,7 +506,15 @@ def _wait(pending, ended, workers, poll_seconds, run_dvc, run_git, alive, say, c
             del pending[seed]
             say(progress_line(seed, ended[seed], name, clock() - start))
         idle_polls = 0 if not pending or alive() else idle_polls + 1
-        if idle_polls >= 3:  # no worker left, and experiments of this run not ended: a worker stopped
+        if idle_polls < 3:
+            continue
+        # no worker left, and experiments of this run not ended: those no longer queued are gone
+        for seed, name in list(pending.items()):
+            if name not in state.queued:
+                ended[seed] = None
+                del pending[seed]
+                say(progress_line(seed, None, name, clock() - start, gone=True))
+        if pending:  # still queued: a worker stopped
             restarts += 1
             if restarts > 3:
                 raise UserError(
