@@ -114,3 +114,33 @@ def test_experiment_and_diffs(project):
     found = series(plots_diff["Loss"], "loss")
     assert set(found) == {(rev, f"{split}/loss.tsv") for rev in ("HEAD", "workspace") for split in ("train", "valid")}
     assert found[("HEAD", "train/loss.tsv")] != found[("workspace", "train/loss.tsv")]
+
+
+def test_seeds_in_a_fresh_clone_run_every_seed_and_count_each_once(tmp_path):
+    """A clone with the committed dvc.lock but no cache (no earlier `dvc repro`), seeds on another dataset:
+    the second seed restores the shared stages from the run cache, where DVC looks up data/split's
+    listing as the committed dvc.lock records it. textrnn seeds reproduces those stages once first."""
+    make_dataset_dir(tmp_path / "origin/datasets/mine")
+    origin = make_project(tmp_path / "origin", Path("datasets/mine"), {"train": {"epochs": 1}})
+    run(DVC + ["repro", "split"], origin)  # the lock records data/split, which holds build_vocab's deps
+    run(["git", "add", "-A"], origin)
+    run(["git", "commit", "-qm", "dvc.lock"], origin)
+    run(["git", "clone", "-q", str(origin), "clone"], tmp_path)
+    clone = tmp_path / "clone"
+    other = make_dataset_dir(tmp_path / "other", n_train=200, n_test=80)
+
+    result = run([sys.executable, "-m", "textrnn", "seeds", "--seeds", "1,2", "-S", f"download.dataset={other}"], clone)
+    assert (
+        "seeds: dvc.lock records data/split, which queued experiments read and no local cache holds "
+        "(a fresh clone); reproducing them once first: dvc repro split"
+    ) in result.stderr
+    ended = [line for line in result.stderr.splitlines() if line.startswith("seed ")]
+    assert [line.split(" (")[0] for line in sorted(ended)] == ["seed 1", "seed 2"]
+    assert all(" test 0." in line and "  valid 0." in line and "  train 0." in line for line in ended), ended
+    table = result.stdout.splitlines()
+    assert table[0].split() == ["group", "runs", "test", "valid", "train"]
+    assert table[1].split()[:2] == ["1", "2"] and table[2].split()[:2] == ["baseline", "-"]
+    assert len(table) == 3
+    assert run(["git", "status", "--porcelain"], clone).stdout == ""  # params.yaml, dvc.lock as committed
+    summary = run([sys.executable, "-m", "textrnn", "summary"], clone).stdout
+    assert summary.splitlines()[1].split()[:2] == ["1", "2"]  # each run once

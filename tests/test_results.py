@@ -1,5 +1,6 @@
 """`textrnn results`: README.md's Results table read, the runs' figures as its cells, and the cells that differ."""
 
+import hashlib
 import subprocess
 from argparse import Namespace
 
@@ -69,7 +70,8 @@ def experiment(name: str, seed: int, accuracy: tuple[float, float, float], basel
     if baseline is not None:
         metrics["metrics/baseline.json"] = {"data": baseline}
     params = {"params.yaml": {"data": {"train": {"seed": seed}, "download": {"dataset": "/data/trec6"}}}}
-    return {"revs": [{"rev": "f" * 40, "name": name, "data": {"params": params, "metrics": metrics}}]}
+    rev = hashlib.sha1(name.encode()).hexdigest()  # each experiment its own commit, as DVC makes them
+    return {"revs": [{"rev": rev, "name": name, "data": {"params": params, "metrics": metrics}}]}
 
 
 def exp_show_document(tag: str = TAG, baseline: dict | None = BASELINE) -> list:

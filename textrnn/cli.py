@@ -18,32 +18,76 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
+def _jobs(text: str) -> int:
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return jobs
+
+
 def run_preset(args: argparse.Namespace) -> None:
-    from textrnn import presets
+    from textrnn import experiments, presets
 
     preset = presets.load_preset(presets.preset_path(args.name))
     if args.apply:
         presets.apply(preset)
         print(f"params.yaml: applied presets/{args.name}.yaml; run `dvc repro` (or `dvc exp run`)", file=sys.stderr)
-    else:
-        print(" ".join(presets.as_set_options(preset)))
+        return
+    options = presets.as_set_options(preset)
+    if args.exp_run or args.queue:
+        experiments.dvc("exp", "run", *(["--queue"] if args.queue else []), *options)
+        return
+    for word in presets.glob_words(options):
+        print(
+            f"note: {word} holds a shell pattern character ([, * or ?); unquoted in `$(...)` a shell may "
+            f"expand it to file names: `textrnn preset {args.name} --run` (or --queue) passes it intact",
+            file=sys.stderr,
+        )
+    print(" ".join(options))
 
 
 def run_summary(args: argparse.Namespace) -> None:
     from textrnn import experiments
 
-    runs = experiments.runs_from_exp_show(experiments.exp_show())
-    print(experiments.format_summary(experiments.group_by_params(runs), args.metric or None))
+    document = experiments.exp_show(*(["--all-commits"] if args.all_commits else []))
+    runs = experiments.finished(experiments.runs_from_exp_show(document))
+    print(experiments.format_summary(experiments.group_by_params(runs), args.metric, all_metrics=args.all_metrics))
 
 
 def run_seeds(args: argparse.Namespace) -> None:
     from textrnn import experiments, presets
+    from textrnn.errors import UserError
 
-    options = presets.as_set_options(presets.load_preset(presets.preset_path(args.preset))) if args.preset else []
+    preset = presets.load_preset(presets.preset_path(args.preset)) if args.preset else {}
+    if "seed" in preset.get("train", {}):
+        raise UserError(
+            f"preset {args.preset}: sets {experiments.SEED_KEY}, which textrnn seeds sets itself; "
+            f"remove it from the preset, or give the seeds with --seeds"
+        )
+    options = presets.as_set_options(preset)
     for item in args.set_param or []:
         options += ["-S", item]
-    experiments.queue_seeds(args.seeds, options, args.jobs)
-    run_summary(args)
+    result = experiments.queue_seeds(args.seeds, options, args.jobs)
+    groups = experiments.group_by_params(result.runs)
+    print(experiments.format_summary(groups, args.metric, all_metrics=args.all_metrics))
+    if result.failed:
+        raise UserError(
+            f"{len(result.failed)} of {len(args.seeds)} experiments failed ({', '.join(result.failed)}); "
+            f"`dvc queue logs NAME` shows why"
+        )
+
+
+def _summary_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metric",
+        action="append",
+        metavar="FILE:KEY",
+        help="a column of this metric instead, e.g. metrics.json:test.loss (repeatable)",
+    )
+    parser.add_argument("--all-metrics", action="store_true", help="a column per metric (a wide table)")
 
 
 def run_results(args: argparse.Namespace) -> None:
@@ -69,32 +113,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     preset = commands.add_parser(
         "preset",
-        help="print a preset as `-S` options for `dvc exp run`, or apply it to params.yaml",
-        description="Print presets/NAME.yaml as DVC's -S options: dvc exp run $(textrnn preset recommended)",
+        help="print a preset as `-S` options for `dvc exp run`, run or queue it, or apply it to params.yaml",
+        description="Print presets/NAME.yaml as DVC's -S options, one shell word each (no spaces): "
+        "dvc exp run $(textrnn preset recommended). --run and --queue call dvc exp run themselves.",
     )
     preset.add_argument("name", metavar="NAME", help="a preset in presets/ (without .yaml), or a path to one")
-    preset.add_argument("--apply", action="store_true", help="write it into params.yaml instead (comments kept)")
+    action = preset.add_mutually_exclusive_group()
+    action.add_argument("--apply", action="store_true", help="write it into params.yaml instead (comments kept)")
+    action.add_argument(
+        "--run", dest="exp_run", action="store_true", help="run `dvc exp run -S ...` at the preset (the workspace)"
+    )
+    action.add_argument("--queue", action="store_true", help="queue it: `dvc exp run --queue -S ...`")
     preset.set_defaults(run=run_preset)
 
     summary = commands.add_parser(
         "summary",
-        help="mean ± std of every metric over experiments that differ only in their seed",
-        description="Group `dvc exp show`'s experiments by their params (train.seed left out) and print the mean "
-        "and the sample standard deviation of each metric.",
+        help="mean ± std of test/valid/train accuracy over experiments that differ only in their seed",
+        description="Group the finished experiments of `dvc exp show` (HEAD's; queued, running and failed ones "
+        "left out) by their params, train.seed left out, and print each group's runs and the mean ± sample "
+        "standard deviation of the RNN's test, valid and train accuracy, the baseline's once.",
     )
+    _summary_options(summary)
     summary.add_argument(
-        "--metric",
-        action="append",
-        metavar="FILE:KEY",
-        help="only this metric, e.g. metrics.json:test.accuracy (repeatable)",
+        "-A", "--all-commits", action="store_true", help="the experiments of every commit, not only HEAD's"
     )
     summary.set_defaults(run=run_summary)
 
     seeds = commands.add_parser(
         "seeds",
-        help="run one experiment per seed through the DVC queue, then print the summary",
-        description="dvc exp run --queue -S train.seed=S1,S2,... [preset and -S options], dvc queue start, "
-        "wait, then `textrnn summary`.",
+        help="run one experiment per seed through the DVC queue, then print their summary",
+        description="dvc exp run --queue --name seedS-XXXX -S train.seed=S [preset and -S options] for each "
+        "seed, dvc queue start, a line as each experiment ends, then the summary of these experiments.",
     )
     seeds.add_argument(
         "--seeds", type=_seeds, default=[1, 2, 3], metavar="S1,S2,...", help="the seeds (default: 1,2,3)"
@@ -105,10 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--set-param",
         action="append",
         metavar="SECTION.KEY=VALUE",
-        help="another param for every seed's run, as dvc exp run -S (repeatable)",
+        help="another param for every seed's run, as dvc exp run -S (repeatable; not train.seed)",
     )
-    seeds.add_argument("-j", "--jobs", type=int, default=1, help="queue workers (default: 1)")
-    seeds.add_argument("--metric", action="append", metavar="FILE:KEY", help="as for summary")
+    seeds.add_argument("-j", "--jobs", type=_jobs, default=1, help="queue workers, at least 1 (default: 1)")
+    _summary_options(seeds)
     seeds.set_defaults(run=run_seeds)
 
     from textrnn import report

@@ -1,8 +1,9 @@
 """Presets: files ``presets/<name>.yaml`` with params.yaml's sections and keys, holding only what they change.
 
-``textrnn preset NAME`` prints them as DVC's ``-S`` options, so that one command runs an
-experiment at a preset: ``dvc exp run $(textrnn preset recommended)``. ``--apply`` writes them
-into params.yaml instead (its comments kept), for plain ``dvc repro``.
+``textrnn preset NAME`` prints them as DVC's ``-S`` options, one shell word each, so that one command
+runs an experiment at a preset: ``dvc exp run $(textrnn preset recommended)``. ``--run`` and ``--queue``
+call ``dvc exp run`` themselves (no shell in between), ``--apply`` writes them into params.yaml
+instead (its comments kept), for plain ``dvc repro``.
 """
 
 from __future__ import annotations
@@ -45,17 +46,19 @@ def load_preset(path: Path, params_path: Path = PARAMS_FILE) -> dict[str, dict[s
     return preset
 
 
-def _yaml_scalar(value: Any) -> str:
-    """``value`` as DVC's -S reads it (YAML 1.2): numbers, true/false, null; strings plain or quoted."""
-    if isinstance(value, str):
-        text = value if value and value.strip() == value and read_scalar(value) == value else json.dumps(value)
-        if any(c.isspace() for c in text):
-            raise UserError(
-                f"the preset value {value!r} holds whitespace, which a shell splits in `$(...)`; "
-                f"use `textrnn preset NAME --apply` instead"
-            )
-        return text
-    return json.dumps(value)
+def _yaml_value(value: Any) -> str:
+    """``value`` as DVC's -S reads it (YAML 1.2), in one shell word: numbers, true/false, null; strings plain
+    or JSON-quoted; lists and mappings as compact JSON (``[1,4,16]``, a YAML flow collection)."""
+    if isinstance(value, str) and value and value.strip() == value and read_scalar(value) == value:
+        text = value
+    else:
+        text = json.dumps(value, separators=(",", ":"))
+    if any(c.isspace() for c in text):
+        raise UserError(
+            f"the preset value {value!r} holds whitespace, which a shell splits in `$(...)`; "
+            f"use `textrnn preset NAME --run` (or --queue, or --apply) instead"
+        )
+    return text
 
 
 def read_scalar(text: str) -> Any:
@@ -69,8 +72,14 @@ def as_set_options(preset: dict[str, dict[str, Any]]) -> list[str]:
     options = []
     for section, values in preset.items():
         for key, value in values.items():
-            options += ["-S", f"{section}.{key}={_yaml_scalar(value)}"]
+            options += ["-S", f"{section}.{key}={_yaml_value(value)}"]
     return options
+
+
+def glob_words(options: list[str]) -> list[str]:
+    """The words of ``options`` that hold a shell pattern character: unquoted in ``$(...)`` a shell
+    expands them to the names of matching files, where any exist."""
+    return [word for word in options if any(c in word for c in "*?[")]
 
 
 def apply(preset: dict[str, dict[str, Any]], params_path: Path = PARAMS_FILE) -> None:

@@ -214,7 +214,7 @@ def run(args) -> None:
         tag = f"results-{_git('rev-parse', '--short', 'HEAD')}-{time.strftime('%Y%m%d%H%M%S')}"
         print(f"run {tag}: {len(picked) * len(SEEDS)} experiments, {args.jobs} at a time", file=sys.stderr)
         queue_and_run(tag, picked, folders, args.jobs)
-    runs = {run.name: run for run in experiments.runs_from_exp_show(experiments.exp_show())}
+    runs = {run.name: run for run in experiments.finished(experiments.runs_from_exp_show(experiments.exp_show()))}
     rows = rows_from_runs(runs, tag, picked)
     print(format_rows(rows))
     diff = differences(rows, readme)
