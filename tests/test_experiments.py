@@ -338,6 +338,26 @@ def test_seeds_refuse_fewer_than_one_worker(jobs, capsys):
     )
 
 
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["seeds", "-j", "1025"],
+            "argument -j/--jobs: must be at most 1024 (the bound of every thread count), got '1025'",
+        ),
+        (
+            ["seeds", "--seeds", "1,4294967296"],
+            "argument --seeds: distinct integers in [0, 4294967295] (train.seed's range), got '1,4294967296'",
+        ),
+    ],
+)
+def test_seeds_refuse_what_no_run_could_take(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"textrnn seeds: error: {message}"
+
+
 LOCK = {
     "schema": "2.0",
     "stages": {

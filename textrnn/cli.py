@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from textrnn.params import PARALLEL_MAX, SEED_MAX
 from textrnn.runtime import cli_main
 
 
@@ -13,8 +14,8 @@ def _seeds(text: str) -> list[int]:
         seeds = [int(part) for part in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"a comma-separated list of integers, got {text!r}") from None
-    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"distinct integers >= 0, got {text!r}")
+    if not seeds or min(seeds) < 0 or max(seeds) > SEED_MAX or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"distinct integers in [0, {SEED_MAX}] (train.seed's range), got {text!r}")
     return seeds
 
 
@@ -25,6 +26,10 @@ def _jobs(text: str) -> int:
         jobs = 0
     if jobs < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    if jobs > PARALLEL_MAX:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {PARALLEL_MAX} (the bound of every thread count), got {text!r}"
+        )
     return jobs
 
 
@@ -190,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DATASET[:CONFIG]",
         help="only these rows, e.g. trec6 or trec6:recommended (repeatable; default: IMDB and every --dataset)",
     )
-    results.add_argument("-j", "--jobs", type=int, default=1, help="queue workers (default: 1)")
+    results.add_argument("-j", "--jobs", type=_jobs, default=1, help="queue workers, at least 1 (default: 1)")
     results.add_argument("--tag", help="print the table of an earlier run's experiments (its tag); run nothing")
     results.set_defaults(run=run_results)
     return parser
