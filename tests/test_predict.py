@@ -178,8 +178,9 @@ def test_top_k_gives_the_k_most_probable_classes_of_the_full_answer(trained):
     full = scored(model, vocab, names, texts)
     for k in (1, 3, 5, 7):
         results = scored(model, vocab, names, texts, top=k)
-        for result, whole in zip(results, full, strict=True):
-            assert list(result) == ["index", "label", "top"] and result["label"] == whole["label"]
+        for result, whole, text in zip(results, full, texts, strict=True):
+            keys = ["index", "label", "top", *(["empty"] if text == "" else [])]
+            assert list(result) == keys and result["label"] == whole["label"]
             ranked = sorted(whole["probabilities"].items(), key=lambda item: -item[1])  # stable: label order on ties
             ranked.sort(key=lambda item: item[0] != whole["label"])  # the label leads
             assert result["top"] == [{"label": name, "probability": p} for name, p in ranked[: min(k, 5)]]
