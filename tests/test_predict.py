@@ -399,7 +399,7 @@ def corrupt_checkpoint(directory: Path) -> list:
         (lambda d: ["--file", "missing.txt"], r"missing\.txt: input file not found"),
         (
             lambda d: ["--file", "models"],
-            r"^error: models: is a folder; --file takes a text file with one review per line$",
+            r"^error: models: is a folder; --file takes one file \(of lines, JSON lines, CSV or parquet\)$",
         ),
     ],
     ids=[
@@ -1061,3 +1061,31 @@ def test_an_unreadable_record_file_is_one_line(project, tmp_path, monkeypatch, c
     assert str(error.value) == (
         f"cannot read {path}: permission denied; make it readable (chmod/chown) or run as a user who may read it"
     )
+
+
+@pytest.mark.slow
+def test_cli_scores_a_csv_file_into_an_output_and_warns_about_empty_texts_on_stderr(project, trained, tmp_path):
+    (tmp_path / "test.csv").write_text('id,text\na7,wonderful superb film\nb8,"awful boring\nwaste of time"\nc9,\n')
+    result = cli(
+        [
+            "--model",
+            str(project / "models/model.pt"),
+            "--vocab",
+            str(project / "data/vocab.txt"),
+            "--file",
+            "test.csv",
+            "--output",
+            "out/predictions.jsonl",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == (
+        'predict: 1 of 3 texts are empty or whitespace-only (marked "empty": true); their answer is the '
+        "model's bias, not a reading of any text\n"
+    )
+    fields = [{"id": "a7"}, {"id": "b8"}, {"id": "c9"}]
+    want = expected_lines(trained, ["wonderful superb film", "awful boring\nwaste of time", ""], fields)
+    assert (tmp_path / "out/predictions.jsonl").read_text() == "".join(f"{line}\n" for line in want)
+    assert os.listdir(tmp_path / "out") == ["predictions.jsonl"]
