@@ -1,20 +1,29 @@
-"""Score reviews with a trained checkpoint: one JSON object per review, in input order.
+"""Score texts with a trained checkpoint: one JSON object per text, in input order.
+
+Inputs: TEXT arguments; or a file or stdin of lines (one text per line), or of records: JSON lines,
+CSV (TSV) or parquet (``--format``, by default from the suffix), whose ``--text-column`` holds the
+text. A record's other fields follow its answer as ``"fields": {...}``, under their own names and
+apart from the answer's keys (a labelled file's ``label`` stays beside the predicted one), with
+values made JSON (``jsonable``). Answers go to stdout or, with ``--output``, to a file written whole
+or not at all (``atomic_path``).
 
 Defined answers for odd inputs:
 
-- An empty or whitespace-only review has no tokens: the RNN's state stays at its initial
-  value (zeros), so its logits are V's bias. A review of unknown words only is a run of
-  ``<unk>`` ids and gets the model's answer for that run.
+- An empty or whitespace-only text (a blank line, an empty CSV cell, a null) has no tokens: the RNN's
+  state stays at its initial value (zeros), so its logits are V's bias. Its answer is marked
+  ``"empty": true`` and the command counts them in one warning line at the end. A text of unknown
+  words only is a run of ``<unk>`` ids and gets the model's answer for that run.
 - Bytes from ``--file`` or stdin are decoded as UTF-8 with ``errors="replace"``: an invalid
   byte becomes U+FFFD (scored like any other character), never a decoding error.
-- A review longer than the training run's ``max_tokens`` (recorded in the checkpoint) keeps its
-  last ``max_tokens`` tokens, as in training; with ``max_tokens`` null the whole review is scored.
+- A text longer than the training run's ``max_tokens`` (recorded in the checkpoint) keeps its
+  last ``max_tokens`` tokens, as in training; with ``max_tokens`` null the whole text is scored.
 
 Input is read as a stream, in pieces of at most READ_SIZE bytes, and scored in chunks of at most
-CHUNK_REVIEWS reviews or CHUNK_BYTES bytes; each chunk's JSON lines are printed as soon as it is
+CHUNK_REVIEWS texts or CHUNK_BYTES bytes; each chunk's JSON lines are printed as soon as it is
 scored. Memory stays bounded however long the input runs, and Ctrl-C is seen between reads.
-One review (one line, without its '\n') may have at most MAX_REVIEW_BYTES bytes: a longer line
-(or an endless one, such as /dev/zero) is refused with its line number.
+One line (a text, or a JSON record, without its '\n') may have at most MAX_REVIEW_BYTES bytes: a
+longer line (or an endless one, such as /dev/zero) is refused with its line number. CSV is read in
+blocks of ``files.BLOCK_BYTES`` and parquet in batches of CHUNK_REVIEWS rows.
 """
 
 from __future__ import annotations
