@@ -318,7 +318,10 @@ def test_cli_top_prints_the_k_most_probable_classes_and_clamps_k(project, traine
             [t["probability"] for t in want["top"]], abs=1e-6
         )
     refused = cli(["--top", "0", SHORT], project)
-    assert refused.returncode == 2 and "argument --top: must be a whole number in [1, 2147483647], got '0'" in refused.stderr
+    assert (
+        refused.returncode == 2
+        and "argument --top: must be a whole number in [1, 2147483647], got '0'" in refused.stderr
+    )
 
 
 @pytest.mark.slow
@@ -986,6 +989,17 @@ def write_parquet(path: Path, columns: dict) -> Path:
             ["--file", "{d}/a.csv"],
             "{d}/a.csv: not readable as CSV (CSV parse error: Expected 1 columns, got 2: a,b); fix or replace the file",
         ),
+        (
+            lambda d: (d / "a.csv").write_text("text,id,id\ngood,1,2\n"),
+            ["--file", "{d}/a.csv"],
+            "{d}/a.csv: columns ['id'] appear more than once; give each column its own name",
+        ),
+        (
+            lambda d: (d / "a.txt").write_text("good\n"),
+            ["--file", "{d}/a.txt", "--text-column", "review"],
+            "--text-column names a field of JSON lines, CSV or parquet, but {d}/a.txt is read as lines (one text "
+            "per line); give --format jsonl, csv or parquet, or leave --text-column out",
+        ),
         (lambda d: None, ["--file", "{d}/a.parquet"], "{d}/a.parquet: input file not found"),
         (
             lambda d: (d / "folder.csv").mkdir(),
@@ -1018,6 +1032,8 @@ def write_parquet(path: Path, columns: dict) -> Path:
         "jsonl-not-json",
         "jsonl-text-not-a-string",
         "csv-unreadable-content",
+        "csv-duplicate-columns",
+        "text-column-of-lines",
         "missing-file",
         "folder",
         "csv-from-stdin",

@@ -394,8 +394,14 @@ def read_json_lines(stream: BinaryIO, source: str, text_column: str, **limits: i
             yield Chunk(texts, fields)
 
 
-def _missing_column(path: Path, text_column: str, columns: list[str]) -> UserError:
-    return UserError(f"{path}: no column {text_column!r} (columns: {columns}); name the text column with --text-column")
+def _check_columns(path: Path, text_column: str, columns: list[str]) -> None:
+    if text_column not in columns:
+        raise UserError(
+            f"{path}: no column {text_column!r} (columns: {columns}); name the text column with --text-column"
+        )
+    twice = sorted({name for name in columns if columns.count(name) > 1})
+    if twice:  # pyarrow would read one of them for both, and the carried fields keep one name once
+        raise UserError(f"{path}: columns {twice} appear more than once; give each column its own name")
 
 
 def _is_text(column_type: pa.DataType) -> bool:
@@ -417,16 +423,15 @@ def _batch_chunks(batches: Iterable[pa.RecordBatch], text_column: str) -> Iterat
             part = batch.slice(start, CHUNK_REVIEWS)
             texts = [text or "" for text in part.column(text_column).to_pylist()]
             columns = [[jsonable(value) for value in part.column(name).to_pylist()] for name in others]
-            fields = [dict(zip(others, row, strict=True)) for row in zip(*columns, strict=True)] if others else []
-            yield Chunk(texts, fields or [{} for _ in texts])
+            rows = zip(*columns, strict=True) if others else ([] for _ in texts)
+            yield Chunk(texts, [dict(zip(others, row, strict=True)) for row in rows])
 
 
 def read_csv(path: Path, text_column: str) -> Iterator[Chunk]:
     """A CSV (TSV) file's records, every column read as text, an empty cell missing (``files.read_csv_as_text``)."""
     _check_file(path)
     columns, batches = files.read_csv_as_text(path)
-    if text_column not in columns:
-        raise _missing_column(path, text_column, columns)
+    _check_columns(path, text_column, columns)
     yield from _batch_chunks(batches, text_column)
 
 
@@ -435,8 +440,7 @@ def read_parquet(path: Path, text_column: str) -> Iterator[Chunk]:
     _check_file(path)
     handle = files.open_parquet(path)
     data = files.DataFile(path, "parquet", handle.schema_arrow, handle.metadata.num_rows)
-    if text_column not in data.column_names:
-        raise _missing_column(path, text_column, data.column_names)
+    _check_columns(path, text_column, data.column_names)
     column_type = data.schema.field(text_column).type
     if not _is_text(column_type):
         raise UserError(
@@ -463,6 +467,11 @@ def read_chunks(
     if texts and format not in (None, "lines"):
         raise UserError(f"--format {format} reads --file PATH or stdin; TEXT arguments are texts themselves")
     chosen = input_format(file, format)
+    if chosen == "lines" and text_column != DEFAULT_TEXT_COLUMN:
+        raise UserError(
+            f"--text-column names a field of JSON lines, CSV or parquet, but {file or 'the input'} is read as "
+            f"lines (one text per line); give --format jsonl, csv or parquet, or leave --text-column out"
+        )
     if chosen == "lines":
         yield from input_chunks(texts, file, stdin)
         return
