@@ -916,7 +916,7 @@ def test_empty_texts_are_marked_and_counted_in_one_warning(project, trained, tmp
     assert caplog.messages == []  # nothing said when every text has words
 
 
-def test_output_is_written_whole_or_not_at_all(project, tmp_path, capsys):
+def test_output_is_written_whole_or_not_at_all(project, tmp_path, capsys, monkeypatch):
     source = tmp_path / "in.jsonl"
     good = [json.dumps({"text": f"film {i}", "id": i}) for i in range(1100)]  # more than one chunk (1024)
     source.write_text("\n".join(good) + "\n")
@@ -931,6 +931,39 @@ def test_output_is_written_whole_or_not_at_all(project, tmp_path, capsys):
         predict_out(project, "--file", str(source), "--output", str(output), capsys=capsys)
     assert output.read_text().splitlines() == printed
     assert sorted(p.name for p in output.parent.iterdir()) == ["predictions.jsonl"]
+    # Ctrl-C while the second chunk is scored: the same.
+    source.write_text("\n".join(good) + "\n")
+    real, calls = textrnn.predict.predict_texts, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(textrnn.predict, "predict_texts", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        predict_out(project, "--file", str(source), "--output", str(output), capsys=capsys)
+    assert len(calls) == 2
+    assert output.read_text().splitlines() == printed
+    assert sorted(p.name for p in output.parent.iterdir()) == ["predictions.jsonl"]
+
+
+def test_records_are_read_in_bounded_chunks(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from textrnn.predict import CHUNK_REVIEWS, read_chunks
+
+    texts = [f"film {i}" for i in range(2500)]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps({"text": t, "i": i}) + "\n" for i, t in enumerate(texts)))
+    (tmp_path / "a.csv").write_text("text,i\n" + "".join(f"{t},{i}\n" for i, t in enumerate(texts)))
+    pq.write_table(pa.table({"text": texts, "i": range(2500)}), tmp_path / "a.parquet", row_group_size=2000)
+    for suffix, carried in (("jsonl", lambda i: i), ("csv", str), ("parquet", lambda i: i)):
+        chunks = list(read_chunks([], str(tmp_path / f"a.{suffix}")))
+        assert all(0 < len(chunk.texts) <= CHUNK_REVIEWS for chunk in chunks), suffix
+        assert [t for chunk in chunks for t in chunk.texts] == texts
+        assert [f for chunk in chunks for f in chunk.fields] == [{"i": carried(i)} for i in range(2500)]
 
 
 def write_parquet(path: Path, columns: dict) -> Path:
