@@ -39,14 +39,12 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
-import pyarrow as pa
 import torch
 
 from textrnn import tokenizer
-from textrnn.data import files
 from textrnn.data.vectors import EncodedSplit
 from textrnn.encoding import encode_texts
 from textrnn.errors import UserError
@@ -55,6 +53,9 @@ from textrnn.io import atomic_path, read_fault
 from textrnn.model import RNN, load_checkpoint, predicted_labels, probabilities
 from textrnn.params import COUNT_MAX, PARALLEL_MAX
 from textrnn.vocab import Vocab
+
+if TYPE_CHECKING:  # pyarrow and the readers of files are imported when a file of records is read
+    import pyarrow as pa
 
 DEFAULT_MODEL = Path("models/model.pt")
 DEFAULT_VOCAB = Path("data/vocab.txt")
@@ -330,6 +331,8 @@ def input_format(file: str | None, given: str | None) -> str:
         return given
     if file is None or file == "-":
         return "lines"
+    from textrnn.data import files
+
     return _FORMAT_OF_FILES.get(files.FORMATS.get(Path(file).suffix.lower(), ""), "lines")
 
 
@@ -405,6 +408,8 @@ def _check_columns(path: Path, text_column: str, columns: list[str]) -> None:
 
 
 def _is_text(column_type: pa.DataType) -> bool:
+    import pyarrow as pa
+
     if pa.types.is_dictionary(column_type):
         column_type = column_type.value_type
     return (
@@ -430,6 +435,8 @@ def _batch_chunks(batches: Iterable[pa.RecordBatch], text_column: str) -> Iterat
 def read_csv(path: Path, text_column: str) -> Iterator[Chunk]:
     """A CSV (TSV) file's records, every column read as text, an empty cell missing (``files.read_csv_as_text``)."""
     _check_file(path)
+    from textrnn.data import files
+
     columns, batches = files.read_csv_as_text(path)
     _check_columns(path, text_column, columns)
     yield from _batch_chunks(batches, text_column)
@@ -438,6 +445,8 @@ def read_csv(path: Path, text_column: str) -> Iterator[Chunk]:
 def read_parquet(path: Path, text_column: str) -> Iterator[Chunk]:
     """A parquet file's records, read in batches of CHUNK_REVIEWS rows (``files.DataFile``)."""
     _check_file(path)
+    from textrnn.data import files
+
     handle = files.open_parquet(path)
     data = files.DataFile(path, "parquet", handle.schema_arrow, handle.metadata.num_rows)
     _check_columns(path, text_column, data.column_names)
