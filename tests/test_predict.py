@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import os
@@ -178,8 +179,9 @@ def test_top_k_gives_the_k_most_probable_classes_of_the_full_answer(trained):
     full = scored(model, vocab, names, texts)
     for k in (1, 3, 5, 7):
         results = scored(model, vocab, names, texts, top=k)
-        for result, whole in zip(results, full, strict=True):
-            assert list(result) == ["index", "label", "top"] and result["label"] == whole["label"]
+        for result, whole, text in zip(results, full, texts, strict=True):
+            keys = ["index", "label", "top", *(["empty"] if text == "" else [])]
+            assert list(result) == keys and result["label"] == whole["label"]
             ranked = sorted(whole["probabilities"].items(), key=lambda item: -item[1])  # stable: label order on ties
             ranked.sort(key=lambda item: item[0] != whole["label"])  # the label leads
             assert result["top"] == [{"label": name, "probability": p} for name, p in ranked[: min(k, 5)]]
@@ -316,7 +318,10 @@ def test_cli_top_prints_the_k_most_probable_classes_and_clamps_k(project, traine
             [t["probability"] for t in want["top"]], abs=1e-6
         )
     refused = cli(["--top", "0", SHORT], project)
-    assert refused.returncode == 2 and "argument --top: must be a whole number in [1, 2147483647], got '0'" in refused.stderr
+    assert (
+        refused.returncode == 2
+        and "argument --top: must be a whole number in [1, 2147483647], got '0'" in refused.stderr
+    )
 
 
 @pytest.mark.slow
@@ -397,7 +402,7 @@ def corrupt_checkpoint(directory: Path) -> list:
         (lambda d: ["--file", "missing.txt"], r"missing\.txt: input file not found"),
         (
             lambda d: ["--file", "models"],
-            r"^error: models: is a folder; --file takes a text file with one review per line$",
+            r"^error: models: is a folder; --file takes one file \(of lines, JSON lines, CSV or parquet\)$",
         ),
     ],
     ids=[
@@ -742,3 +747,394 @@ def test_scores_that_overflow_are_refused_and_never_printed_as_nan(project, trai
         f"error: {tmp_path / 'huge.pt'} gave review 0 a non-finite score (its weights overflow); "
         f"retrain with `dvc repro -f train`"
     ]
+
+
+# ---------------------------------------------------------------- files of records: JSON lines, CSV, parquet
+
+
+def predict_args(project: Path, *args: str):
+    """``textrnn predict ARGS`` parsed as the command parses them, with the project's model and vocabulary."""
+    from textrnn.cli import build_parser
+
+    return build_parser().parse_args(
+        ["predict", "--model", str(project / "models/model.pt"), "--vocab", str(project / "data/vocab.txt"), *args]
+    )
+
+
+def predict_out(project: Path, *args: str, capsys=None) -> list:
+    """The lines ``textrnn predict ARGS`` prints, run in this process."""
+    parsed = predict_args(project, *args)
+    parsed.run(parsed)
+    return capsys.readouterr().out.splitlines()
+
+
+def expected_lines(trained, texts: list, fields: list | None) -> list:
+    """The JSON lines of ``texts`` scored in one chunk, each answer followed by its carried fields."""
+    model, vocab = trained
+    results = scored(model, vocab, LABELS, texts)
+    if fields is not None:
+        results = [{**result, "fields": carried} for result, carried in zip(results, fields, strict=True)]
+    return [json.dumps(result) for result in results]
+
+
+RECORD_TEXTS = ["wonderful superb film", "awful boring\nwaste of time", "", SHORT]
+
+
+def test_json_lines_are_scored_as_records_with_their_fields_carried_after_the_answer(
+    project, trained, tmp_path, capsys
+):
+    path = tmp_path / "test.jsonl"
+    path.write_text(
+        '{"id": 1, "text": "wonderful superb film", "label": "pos"}\n'
+        '{"text": "awful boring\\nwaste of time", "label": "neg", "meta": {"source": "a", "scores": [1, 2.5]}}\n'
+        "\n"  # a blank line is no record
+        '{"id": 3, "text": null, "label": "neg"}\r\n'
+        '{"text": "A great film!"}\n'
+    )
+    fields = [{"id": 1, "label": "pos"}, {"label": "neg", "meta": {"source": "a", "scores": [1, 2.5]}}]
+    fields += [{"id": 3, "label": "neg"}, {}]
+    lines = predict_out(project, "--file", str(path), capsys=capsys)
+    assert lines == expected_lines(trained, RECORD_TEXTS, fields)
+    # The prediction's "label" and the record's own stay apart: a labelled test file can be compared.
+    assert json.loads(lines[0])["fields"]["label"] == "pos" and set(json.loads(lines[0])) == {
+        "index",
+        "label",
+        "probabilities",
+        "fields",
+    }
+    assert json.loads(lines[2])["empty"] is True  # null: no text
+    data = path.read_bytes()[:-1]  # stdin reads JSON lines with --format jsonl; the last line may lack its break
+    chunks = list(textrnn.predict.read_chunks([], "-", "jsonl", stdin=FakeStdin(data, False)))
+    assert [text for chunk in chunks for text in chunk.texts] == RECORD_TEXTS
+
+
+def test_csv_and_tsv_records_read_every_column_as_text_and_keep_newlines_in_quoted_cells(
+    project, trained, tmp_path, capsys
+):
+    (tmp_path / "test.csv").write_text(
+        'id,label,review\n007,pos,wonderful superb film\n8,neg,"awful boring\nwaste of time"\n9,,\n'
+        "10,pos,A great film!\n"
+    )
+    fields = [{"id": "007", "label": "pos"}, {"id": "8", "label": "neg"}, {"id": "9", "label": None}]
+    fields += [{"id": "10", "label": "pos"}]
+    want = expected_lines(trained, RECORD_TEXTS, fields)
+    assert predict_out(project, "--file", str(tmp_path / "test.csv"), "--text-column", "review", capsys=capsys) == want
+    (tmp_path / "test.tsv").write_text(
+        'id\tlabel\treview\n007\tpos\twonderful superb film\n8\tneg\t"awful boring\nwaste of time"\n9\t\t\n'
+        "10\tpos\tA great film!\n"
+    )
+    assert predict_out(project, "--file", str(tmp_path / "test.tsv"), "--text-column", "review", capsys=capsys) == want
+
+
+def test_parquet_records_carry_dates_bytes_and_decimals_as_strings(project, trained, tmp_path, capsys):
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "day": pa.array([datetime.date(2024, 2, 29), None, datetime.date(2000, 1, 1), datetime.date(1999, 12, 31)]),
+            "text": RECORD_TEXTS[:2] + [None, SHORT],
+            "raw": pa.array([b"ok", b"\xff", b"", None], pa.binary()),
+            "price": pa.array([decimal.Decimal("1.50"), None, None, None], pa.decimal128(5, 2)),
+            "score": [float("nan"), 1.5, float("inf"), 2.0],
+            "at": pa.array([datetime.datetime(2024, 1, 2, 3, 4, 5)] * 4, pa.timestamp("s")),
+        }
+    )
+    pq.write_table(table, tmp_path / "test.parquet", row_group_size=3)
+    at = "2024-01-02T03:04:05"
+    fields = [
+        {"day": "2024-02-29", "raw": "ok", "price": "1.50", "score": None, "at": at},
+        {"day": None, "raw": "\ufffd", "price": None, "score": 1.5, "at": at},
+        {"day": "2000-01-01", "raw": "", "price": None, "score": None, "at": at},
+        {"day": "1999-12-31", "raw": None, "price": None, "score": 2.0, "at": at},
+    ]
+    lines = predict_out(project, "--file", str(tmp_path / "test.parquet"), capsys=capsys)
+    # Two row groups, two batches: the scores are those of one chunk to float32 rounding; the fields exact.
+    model, vocab = trained
+    want = scored(model, vocab, LABELS, RECORD_TEXTS)
+    got = [json.loads(line) for line in lines]
+    assert [line["fields"] for line in got] == fields
+    assert [(line["index"], line["label"], line.get("empty")) for line in got] == [
+        (w["index"], w["label"], w.get("empty")) for w in want
+    ]
+    for line, w in zip(got, want, strict=True):
+        assert probs(line) == pytest.approx(probs(w), abs=1e-6)
+
+
+def test_every_format_gives_the_scores_of_the_same_texts_as_lines(project, tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts = synthetic_reviews(40, seed=8)["text"].tolist() + ["", "zzqx qqzx", 'caf\u00e9 \u00ab quoted \u00bb, "x"']
+    (tmp_path / "texts.txt").write_text("".join(f"{text}\n" for text in texts))
+    (tmp_path / "texts.jsonl").write_text("".join(json.dumps({"text": text}) + "\n" for text in texts))
+    pq.write_table(pa.table({"text": texts}), tmp_path / "texts.parquet")
+    with open(tmp_path / "texts.csv", "w", newline="") as stream:
+        import csv
+
+        writer = csv.writer(stream)
+        writer.writerow(["text"])
+        writer.writerows([text] for text in texts)
+    plain = predict_out(project, "--file", str(tmp_path / "texts.txt"), capsys=capsys)
+    assert all(set(json.loads(line)) <= {"index", "label", "probabilities", "empty"} for line in plain)
+    for suffix in ("jsonl", "csv", "parquet"):
+        lines = predict_out(project, "--file", str(tmp_path / f"texts.{suffix}"), capsys=capsys)
+        assert [line.replace(', "fields": {}}', "}") for line in lines] == plain, suffix  # the very same bytes
+
+
+def test_the_format_comes_from_the_suffix_unless_given():
+    from textrnn.predict import input_format
+
+    assert [input_format(f"a.{suffix}", None) for suffix in ("jsonl", "NDJSON", "json", "csv", "tsv", "parquet")] == [
+        "jsonl",
+        "jsonl",
+        "jsonl",
+        "csv",
+        "csv",
+        "parquet",
+    ]
+    assert [input_format(name, None) for name in ("a.txt", "reviews", None, "-")] == ["lines"] * 4
+    assert input_format("a.csv", "lines") == "lines" and input_format(None, "jsonl") == "jsonl"
+
+
+def test_empty_texts_are_marked_and_counted_in_one_warning(project, trained, tmp_path, capsys, caplog):
+    (tmp_path / "in.txt").write_text(f"{SHORT}\n\n  \t\nawful film\n")
+    with caplog.at_level("WARNING", logger="textrnn"):
+        lines = predict_out(project, "--file", str(tmp_path / "in.txt"), capsys=capsys)
+    assert lines == expected_lines(trained, [SHORT, "", "  \t", "awful film"], None)
+    assert [json.loads(line).get("empty") for line in lines] == [None, True, True, None]
+    # A non-empty text's line is the same bytes as ever: no "empty" key.
+    assert list(json.loads(lines[0])) == ["index", "label", "probabilities"]
+    assert caplog.messages == [
+        'predict: 2 of 4 texts are empty or whitespace-only (marked "empty": true); their answer is the '
+        "model's bias, not a reading of any text"
+    ]
+    caplog.clear()
+    predict_out(project, SHORT, capsys=capsys)
+    assert caplog.messages == []  # nothing said when every text has words
+
+
+def test_output_is_written_whole_or_not_at_all(project, tmp_path, capsys, monkeypatch):
+    source = tmp_path / "in.jsonl"
+    good = [json.dumps({"text": f"film {i}", "id": i}) for i in range(1100)]  # more than one chunk (1024)
+    source.write_text("\n".join(good) + "\n")
+    printed = predict_out(project, "--file", str(source), capsys=capsys)
+    output = tmp_path / "out" / "predictions.jsonl"
+    assert predict_out(project, "--file", str(source), "--output", str(output), capsys=capsys) == []
+    assert output.read_text().splitlines() == printed
+    assert sorted(p.name for p in output.parent.iterdir()) == ["predictions.jsonl"]  # no temporary left
+    # A fault after the first chunk was written: the previous output stays whole, no temporary is left.
+    source.write_text("\n".join([*good, "[1, 2]"]) + "\n")
+    with pytest.raises(UserError, match="line 1101 is not a JSON object"):
+        predict_out(project, "--file", str(source), "--output", str(output), capsys=capsys)
+    assert output.read_text().splitlines() == printed
+    assert sorted(p.name for p in output.parent.iterdir()) == ["predictions.jsonl"]
+    # Ctrl-C while the second chunk is scored: the same.
+    source.write_text("\n".join(good) + "\n")
+    real, calls = textrnn.predict.predict_texts, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(textrnn.predict, "predict_texts", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        predict_out(project, "--file", str(source), "--output", str(output), capsys=capsys)
+    assert len(calls) == 2
+    assert output.read_text().splitlines() == printed
+    assert sorted(p.name for p in output.parent.iterdir()) == ["predictions.jsonl"]
+
+
+def test_records_are_read_in_bounded_chunks(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from textrnn.predict import CHUNK_REVIEWS, read_chunks
+
+    texts = [f"film {i}" for i in range(2500)]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps({"text": t, "i": i}) + "\n" for i, t in enumerate(texts)))
+    (tmp_path / "a.csv").write_text("text,i\n" + "".join(f"{t},{i}\n" for i, t in enumerate(texts)))
+    pq.write_table(pa.table({"text": texts, "i": range(2500)}), tmp_path / "a.parquet", row_group_size=2000)
+    for suffix, carried in (("jsonl", lambda i: i), ("csv", str), ("parquet", lambda i: i)):
+        chunks = list(read_chunks([], str(tmp_path / f"a.{suffix}")))
+        assert all(0 < len(chunk.texts) <= CHUNK_REVIEWS for chunk in chunks), suffix
+        assert [t for chunk in chunks for t in chunk.texts] == texts
+        assert [f for chunk in chunks for f in chunk.fields] == [{"i": carried(i)} for i in range(2500)]
+
+
+def write_parquet(path: Path, columns: dict) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make, args, message",
+    [
+        (
+            lambda d: (d / "a.csv").write_text("id,review\n1,good\n"),
+            ["--file", "{d}/a.csv"],
+            "{d}/a.csv: no column 'text' (columns: ['id', 'review']); name the text column with --text-column",
+        ),
+        (
+            lambda d: write_parquet(d / "a.parquet", {"id": [1], "review": ["good"]}),
+            ["--file", "{d}/a.parquet"],
+            "{d}/a.parquet: no column 'text' (columns: ['id', 'review']); name the text column with --text-column",
+        ),
+        (
+            lambda d: write_parquet(d / "a.parquet", {"text": [1], "review": ["good"]}),
+            ["--file", "{d}/a.parquet"],
+            "{d}/a.parquet: column 'text' holds int64, not text; name the text column with --text-column "
+            "(columns: ['text', 'review'])",
+        ),
+        (
+            lambda d: (d / "a.jsonl").write_text('{"text": "good"}\n{"review": "bad", "id": 2}\n'),
+            ["--file", "{d}/a.jsonl"],
+            "{d}/a.jsonl: line 2 has no field 'text' (its fields: ['review', 'id']); name the text field with "
+            "--text-column",
+        ),
+        (
+            lambda d: (d / "a.jsonl").write_text('{"text": "good"}\n\n["bad"]\n'),
+            ["--file", "{d}/a.jsonl"],
+            '{d}/a.jsonl: line 3 is not a JSON object but an array; give one object per line ({{"text": ..., ...}}): '
+            "JSON lines, not one JSON document",
+        ),
+        (
+            lambda d: (d / "a.json").write_text('{"text": "good",\n'),
+            ["--file", "{d}/a.json"],
+            "{d}/a.json: line 1 is not JSON (Expecting property name enclosed in double quotes); give one JSON "
+            "object per line",
+        ),
+        (
+            lambda d: (d / "a.jsonl").write_text('{"text": 5}\n'),
+            ["--file", "{d}/a.jsonl"],
+            "{d}/a.jsonl: line 1: field 'text' is a number, not a string; name the text field with --text-column, "
+            "or give the text as a JSON string",
+        ),
+        (
+            lambda d: (d / "a.csv").write_text("text\ngood\na,b\n"),
+            ["--file", "{d}/a.csv"],
+            "{d}/a.csv: not readable as CSV (CSV parse error: Expected 1 columns, got 2: a,b); fix or replace the file",
+        ),
+        (
+            lambda d: (d / "a.csv").write_text("text,id,id\ngood,1,2\n"),
+            ["--file", "{d}/a.csv"],
+            "{d}/a.csv: columns ['id'] appear more than once; give each column its own name",
+        ),
+        (
+            lambda d: (d / "a.txt").write_text("good\n"),
+            ["--file", "{d}/a.txt", "--text-column", "review"],
+            "--text-column names a field of JSON lines, CSV or parquet, but {d}/a.txt is read as lines (one text "
+            "per line); give --format jsonl, csv or parquet, or leave --text-column out",
+        ),
+        (lambda d: None, ["--file", "{d}/a.parquet"], "{d}/a.parquet: input file not found"),
+        (
+            lambda d: (d / "folder.csv").mkdir(),
+            ["--file", "{d}/folder.csv"],
+            "{d}/folder.csv: is a folder; --file takes one file (of lines, JSON lines, CSV or parquet)",
+        ),
+        (
+            lambda d: None,
+            ["--format", "csv", "--file", "-"],
+            "--format csv reads a file, not stdin; give --file PATH",
+        ),
+        (
+            lambda d: None,
+            ["--format", "jsonl", "good"],
+            "--format jsonl reads --file PATH or stdin; TEXT arguments are texts themselves",
+        ),
+        (
+            lambda d: None,
+            ["--output", "{d}/out.csv", "good"],
+            "--output {d}/out.csv: predict writes JSON lines, not csv; name the output .jsonl (or read the JSON "
+            "lines with your tools: pandas.read_json(path, lines=True))",
+        ),
+    ],
+    ids=[
+        "csv-no-text-column",
+        "parquet-no-text-column",
+        "parquet-text-not-text",
+        "jsonl-no-text-field",
+        "jsonl-not-an-object",
+        "jsonl-not-json",
+        "jsonl-text-not-a-string",
+        "csv-unreadable-content",
+        "csv-duplicate-columns",
+        "text-column-of-lines",
+        "missing-file",
+        "folder",
+        "csv-from-stdin",
+        "format-with-text-arguments",
+        "csv-output",
+    ],
+)
+def test_a_bad_record_file_is_refused_in_one_line(project, tmp_path, capsys, make, args, message):
+    make(tmp_path)
+    output = tmp_path / "out.jsonl"
+    with pytest.raises(UserError) as error:
+        args = [arg.format(d=tmp_path) for arg in args]
+        predict_out(project, *args, *([] if "--output" in args else ["--output", str(output)]), capsys=capsys)
+    assert str(error.value) == message.format(d=tmp_path)
+    assert not output.exists() and not list(tmp_path.glob(".out.jsonl.*"))
+
+
+def test_an_unknown_format_is_refused_by_the_argument_parser(project, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        predict_args(project, "--format", "xml", "good")
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "textrnn predict: error: argument --format: invalid choice: 'xml' (choose from 'lines', 'jsonl', 'csv', "
+        "'parquet')"
+    )
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "csv", "parquet"])
+def test_an_unreadable_record_file_is_one_line(project, tmp_path, monkeypatch, capsys, suffix):
+    import errno
+
+    path = tmp_path / f"locked.{suffix}"
+    path.write_text("text\n")
+
+    def open_(file, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(file))
+
+    monkeypatch.setattr(textrnn.predict, "open", open_, raising=False)
+    with pytest.raises(UserError) as error:
+        predict_out(project, "--file", str(path), capsys=capsys)
+    assert str(error.value) == (
+        f"cannot read {path}: permission denied; make it readable (chmod/chown) or run as a user who may read it"
+    )
+
+
+@pytest.mark.slow
+def test_cli_scores_a_csv_file_into_an_output_and_warns_about_empty_texts_on_stderr(project, trained, tmp_path):
+    (tmp_path / "test.csv").write_text('id,text\na7,wonderful superb film\nb8,"awful boring\nwaste of time"\nc9,\n')
+    result = cli(
+        [
+            "--model",
+            str(project / "models/model.pt"),
+            "--vocab",
+            str(project / "data/vocab.txt"),
+            "--file",
+            "test.csv",
+            "--output",
+            "out/predictions.jsonl",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == (
+        'predict: 1 of 3 texts are empty or whitespace-only (marked "empty": true); their answer is the '
+        "model's bias, not a reading of any text\n"
+    )
+    fields = [{"id": "a7"}, {"id": "b8"}, {"id": "c9"}]
+    want = expected_lines(trained, ["wonderful superb film", "awful boring\nwaste of time", ""], fields)
+    assert (tmp_path / "out/predictions.jsonl").read_text() == "".join(f"{line}\n" for line in want)
+    assert os.listdir(tmp_path / "out") == ["predictions.jsonl"]

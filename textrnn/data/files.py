@@ -291,6 +291,25 @@ def _csv_batches(data: DataFile, columns: list[str]) -> Iterator[pa.RecordBatch]
         raise _unreadable(data.path, "CSV", error) from None
 
 
+def read_csv_as_text(path: Path) -> tuple[list[str], Iterator[pa.RecordBatch]]:
+    """A CSV file's column names (read now), and its record batches with every column as text and an
+    empty cell missing: this module's CSV dialect, for a reader with no label column to type (predict)."""
+    try:
+        names = pa_csv.open_csv(
+            path, read_options=pa_csv.ReadOptions(block_size=BLOCK_BYTES), parse_options=_csv_options(path)
+        ).schema.names
+    except (OSError, pa.ArrowException) as error:
+        raise _unreadable(path, "CSV", error) from None
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from _open_csv(path, names, {name: pa.string() for name in names})
+        except (OSError, pa.ArrowException) as error:
+            raise _unreadable(path, "CSV", error) from None
+
+    return names, batches()
+
+
 _JSON_KINDS = {str: "strings", bool: "booleans", int: "integers", float: "numbers", list: "arrays", dict: "objects"}
 # What a line holds when it is JSON but not an object.
 _NOT_AN_OBJECT = {str: "a string", bool: "a boolean", int: "a number", float: "a number", list: "an array"}
