@@ -2,12 +2,14 @@
 and on a 95/5 set, balanced finds the minority class that none misses."""
 
 import math
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT, synthetic_reviews, write_hf_parquet
+import yaml
+from conftest import ROOT, make_project, run, synthetic_reviews, write_hf_parquet
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, recall_score
 from sklearn.utils.class_weight import compute_class_weight
@@ -227,3 +229,28 @@ def test_class_weight_takes_none_or_balanced_only(section):
         assert str(error.value) == (
             f"params.yaml: {section}.class_weight = {wrong!r} is not allowed; use 'none' or 'balanced'"
         )
+
+
+# ---------------------------------------------------------------- DDP
+
+
+@pytest.mark.slow  # the train stage under torchrun
+def test_two_gloo_processes_train_the_balanced_weights_of_one_process(tmp_path):
+    """Each rank weighs its rows with the whole train split's weights and divides by the batch's weight on
+    every rank: two processes take one process's steps. Batches of 29 leave the last one a single row."""
+    dataset = tmp_path / "dataset"
+    write_hf_parquet(dataset / "train.parquet", imbalanced_reviews(400, 0), ["neg", "pos"])
+    write_hf_parquet(dataset / "test.parquet", imbalanced_reviews(40, 1), ["neg", "pos"])
+    overrides = {"train": {"epochs": 1, "batch_size": 29, "lr": 0.001, "class_weight": "balanced"}}
+    project = make_project(tmp_path / "project", dataset, overrides, git=False)
+    for stage in ("download", "split", "build_vocab", "vectorize"):
+        run([sys.executable, f"stages/{stage}.py"], project)
+    states = []
+    for nproc in (1, 2):
+        params = yaml.safe_load((project / "params.yaml").read_text())
+        params["train"]["nproc"] = nproc
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        assert f"x{nproc}," in run([sys.executable, "stages/train.py"], project).stderr
+        states.append(torch.load(project / "models" / "model.pt", weights_only=True)["state_dict"])
+    for name in states[0]:
+        torch.testing.assert_close(states[1][name], states[0][name], atol=1e-5, rtol=0, msg=name)
