@@ -1,6 +1,7 @@
 """train.class_weight and baseline.class_weight: balanced weights as sklearn's, the weighted loss by hand,
 and on a 95/5 set, balanced finds the minority class that none misses."""
 
+import json
 import math
 import sys
 
@@ -192,8 +193,10 @@ def test_the_train_stage_passes_class_weight_and_its_checkpoint_loads_as_any(tmp
     train.run(train_params, tmp_path / "vectors", tmp_path / "vocab.txt", tmp_path / "model.pt", tmp_path / "plots")
     checkpoint = load_checkpoint(tmp_path / "model.pt")
     assert checkpoint.model.config == ModelConfig(checkpoint.model.config.vocabulary_size, 8, 16)  # no trace of it
-    summary = (tmp_path / "plots" / "metrics.json").read_text()
-    assert '"weighted_loss"' in summary
+    summary = json.loads((tmp_path / "plots" / "metrics.json").read_text())  # the best epoch's, weighted loss too
+    assert {split: set(summary[split]) for split in ("train", "valid")} == {
+        split: {"loss", "accuracy", "weighted_loss"} for split in ("train", "valid")
+    }
 
 
 # ---------------------------------------------------------------- the baseline

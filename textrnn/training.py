@@ -275,7 +275,8 @@ def train_model(
                     total_weight=None if batch_weights is None else batch_weights[index],
                 )
                 train_loss += batch_loss
-                train_weighted += minimised
+                if objective is not None:
+                    train_weighted += minimised
                 train_correct += correct
                 skipped += not stepped
             progress.close()
