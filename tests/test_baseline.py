@@ -17,7 +17,7 @@ from textrnn.data.splits import SCHEMA, write_labels
 from textrnn.errors import UserError
 from textrnn.pipeline import baseline as stage
 
-ON = {"enabled": True, "C": [1, 4, 16]}
+ON = {"enabled": True, "C": [1, 4, 16], "class_weight": "none"}
 EDGE_TEXTS = ["", "a b c", "I", "Ünïcode wörds, ok ok OK!", "re-run re-run <br /> 3.5 x 10", "the the the the"]
 
 
@@ -132,13 +132,15 @@ def test_c_is_picked_on_valid_never_on_test(tmp_path):
 
 def test_ties_keep_the_first_c_listed(tmp_path):
     directory = write_split_dir(tmp_path / "split", noise=0.0)  # every C classifies valid perfectly
-    assert stage.run({"enabled": True, "C": [16, 1, 4]}, directory, tmp_path / "b.json")["C"] == 16
-    assert stage.run({"enabled": True, "C": [4, 16]}, directory, tmp_path / "b.json")["C"] == 4
+    assert stage.run({**ON, "C": [16, 1, 4]}, directory, tmp_path / "b.json")["C"] == 16
+    assert stage.run({**ON, "C": [4, 16]}, directory, tmp_path / "b.json")["C"] == 4
 
 
 def test_off_switch_writes_a_file_that_says_so_and_reads_nothing(tmp_path):
     path = tmp_path / "metrics/baseline.json"
-    assert stage.run({"enabled": False, "C": [1]}, tmp_path / "no such folder", path) == {"enabled": False}
+    assert stage.run({"enabled": False, "C": [1], "class_weight": "none"}, tmp_path / "no such folder", path) == {
+        "enabled": False
+    }
     assert strict_json(path) == {"enabled": False}
 
 

@@ -145,8 +145,17 @@ def decision_logits(model: LogisticRegression, features: sparse.spmatrix) -> np.
     return model.decision_function(features).astype(np.float64)
 
 
-def fit_model(features: sparse.spmatrix, labels: np.ndarray, C: float) -> LogisticRegression:
-    model = LogisticRegression(C=C, solver=SOLVER, tol=TOLERANCE, max_iter=MAX_ITER)
+def fit_model(
+    features: sparse.spmatrix, labels: np.ndarray, C: float, class_weight: str = "none"
+) -> LogisticRegression:
+    """``class_weight``: none, or balanced (each row weighs n / (k * n_c) of the train labels, sklearn's)."""
+    model = LogisticRegression(
+        C=C,
+        solver=SOLVER,
+        tol=TOLERANCE,
+        max_iter=MAX_ITER,
+        class_weight=None if class_weight == "none" else class_weight,
+    )
     # One thread: on shared cores OpenMP's spinning threads made the fit several times slower,
     # and the result does not depend on the core count.
     with threadpool_limits(limits=1), warnings.catch_warnings(record=True) as caught:
@@ -163,11 +172,12 @@ def pick_model(
     valid_features: sparse.spmatrix,
     valid_labels: np.ndarray,
     Cs: Sequence[float],
+    class_weight: str = "none",
 ) -> tuple[LogisticRegression, dict[float, float]]:
     """One model per C fit on train; the one with the best valid accuracy (the first on ties), and every C's."""
     best, accuracies = None, {}
     for C in Cs:
-        model = fit_model(train_features, train_labels, C)
+        model = fit_model(train_features, train_labels, C, class_weight)
         predicted = metrics.predicted_labels(decision_logits(model, valid_features))
         accuracies[C] = float(np.mean(predicted == valid_labels))
         log.info("baseline: C=%s: valid accuracy %.4f", C, accuracies[C])
@@ -177,7 +187,11 @@ def pick_model(
 
 
 def fit_and_score(
-    texts: dict[str, Sequence[str]], labels: dict[str, np.ndarray], label_names: list[str], Cs: Sequence[float]
+    texts: dict[str, Sequence[str]],
+    labels: dict[str, np.ndarray],
+    label_names: list[str],
+    Cs: Sequence[float],
+    class_weight: str = "none",
 ) -> dict[str, object]:
     """Fit on ``train``, pick C on ``valid``, score every split: the content of the metrics file.
 
@@ -193,7 +207,7 @@ def fit_and_score(
     vectorizer = NgramTfidf()
     features = {"train": vectorizer.fit_transform(texts["train"])}
     features.update({name: vectorizer.transform(split) for name, split in texts.items() if name != "train"})
-    model, _ = pick_model(features["train"], labels["train"], features["valid"], labels["valid"], Cs)
+    model, _ = pick_model(features["train"], labels["train"], features["valid"], labels["valid"], Cs, class_weight)
     logits = {name: decision_logits(model, features[name]) for name in texts}
     warning = metrics.one_class_warning(labels["test"], metrics.predicted_labels(logits["test"]), label_names, "test")
     if warning:

@@ -35,6 +35,9 @@ PARALLEL_MAX = 1024
 # A weight of size x size (or vocabulary x size, vocabulary < 2**31) float32s must count its bytes in 64 bits.
 SIZE_MAX = 2**24
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# train.class_weight and baseline.class_weight: none (every row counts once) or balanced (a row of class c
+# counts n / (k * n_c), n rows and n_c of class c in the train split: sklearn's class_weight="balanced").
+CLASS_WEIGHTS = ("none", "balanced")
 
 # A check returns None when the value is fine, else what is allowed.
 Check = Callable[[Any], str | None]
@@ -181,10 +184,12 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "weight_decay": _number(0.0, closed_low=True),
         "lr_schedule": _choice("constant", "linear", "cosine"),
         "patience": _integer(1, nullable=True),
+        "class_weight": _choice(*CLASS_WEIGHTS),
     },
     "baseline": {
         "enabled": _boolean,
         "C": _positive_numbers,
+        "class_weight": _choice(*CLASS_WEIGHTS),
     },
     "evaluate": {
         "batch_size": _integer(1),

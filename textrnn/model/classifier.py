@@ -293,12 +293,30 @@ def initialize(model: RNN, recurrent: str = "default", embedding_std: float = 1.
             nn.init.normal_(model.embedding.weight, std=embedding_std)
 
 
-def loss_function(num_classes: int, reduction: str = "mean"):
-    """BCE on one logit for two classes (the notebook's), cross-entropy on k logits otherwise."""
-    if num_classes == 2:
+def loss_function(num_classes: int, reduction: str = "mean", class_weights: torch.Tensor | None = None):
+    """BCE on one logit for two classes (the notebook's), cross-entropy on k logits otherwise.
+
+    ``class_weights`` [classes]: row i's loss counts ``class_weights[labels[i]]`` times, as torch's
+    weighted CrossEntropyLoss does for k classes; for two classes (one logit) each row's BCE gets its
+    class's weight, so that, there too, ``mean`` is sum_i w_i loss_i / sum_i w_i (the scale of the
+    unweighted mean), ``sum`` is sum_i w_i loss_i and ``none`` gives the rows' w_i loss_i.
+    """
+    if num_classes == 2 and class_weights is None:
         bce = nn.BCEWithLogitsLoss(reduction=reduction)
         return lambda logits, labels: bce(logits, labels.to(logits.dtype))
-    return nn.CrossEntropyLoss(reduction=reduction)
+    if num_classes == 2:
+
+        def weighted_bce(logits, labels):
+            weights = class_weights[labels].to(logits.dtype)
+            losses = weights * nn.functional.binary_cross_entropy_with_logits(
+                logits, labels.to(logits.dtype), reduction="none"
+            )
+            if reduction == "none":
+                return losses
+            return losses.sum() if reduction == "sum" else losses.sum() / weights.sum()
+
+        return weighted_bce
+    return nn.CrossEntropyLoss(weight=class_weights, reduction=reduction)
 
 
 def probabilities(logits: torch.Tensor) -> torch.Tensor:

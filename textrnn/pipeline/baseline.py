@@ -35,7 +35,8 @@ def run(params: dict[str, Any], split_dir: Path, metrics_path: Path) -> dict[str
             raise UserError(f"{path}: no rows; the baseline needs every split; rerun `dvc repro split`")
         texts[name] = list(split_files.iter_texts(path))
     started = time.perf_counter()
-    result = {"enabled": True, **baseline.fit_and_score(texts, labels, label_names, params["C"])}
+    scores = baseline.fit_and_score(texts, labels, label_names, params["C"], params["class_weight"])
+    result = {"enabled": True, **scores}
     write_json(metrics_path, result)
     log.info(
         "baseline: TF-IDF (%d word 1-2 grams) + logistic regression, C=%s picked on valid: test accuracy %.4f "

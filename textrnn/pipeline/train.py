@@ -34,6 +34,7 @@ TRAIN_KEYS = (
     "weight_decay",
     "lr_schedule",
     "patience",
+    "class_weight",
 )
 
 
