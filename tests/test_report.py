@@ -259,6 +259,8 @@ def _write_metrics(project: Path, model: dict, baseline: dict) -> None:
     (project / "metrics").mkdir(exist_ok=True)
     (project / "metrics" / "metrics.json").write_text(json.dumps(model))
     (project / "metrics" / "baseline.json").write_text(json.dumps(baseline))
+    data = {"valid": {"rows": 4, "duplicates_of_train": 0, "duplicate_share": 0.0}}  # the split stage's, unchanged
+    (project / "metrics" / "data.json").write_text(json.dumps(data))
 
 
 @pytest.mark.slow  # four subprocesses (two dvc, git, the command with torch's import): about 5 s of CPU
@@ -290,7 +292,7 @@ def test_the_command_on_a_project_whose_commit_changed_a_param_and_the_metrics(t
         "| metrics/metrics.json | train.accuracy | 0.8000 | 0.8500 | +0.0500 |\n"
         "| metrics/metrics.json | train.loss | 0.4500 | 0.4000 | -0.0500 |\n"
         "| metrics/metrics.json | test.accuracy | 0.7500 | 0.7812 | +0.0312 |\n\n"
-        "5 other metrics unchanged.\n\n"
+        "8 other metrics unchanged.\n\n"
         "### Params\n\n"
         "| param | old | new | change |\n"
         "|---|---|---|---:|\n"
