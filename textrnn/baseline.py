@@ -11,7 +11,7 @@ import itertools
 import logging
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -98,8 +98,8 @@ class NgramTfidf:
     def _ids(self, words: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
         """Every word's id (-1 when unseen in fit), and each text's number of words."""
         lengths = np.fromiter(map(len, words), np.int64, len(words))
-        words = itertools.chain.from_iterable(words)
-        ids = np.fromiter(map(self.word_ids.get, words, itertools.repeat(-1)), np.int64, int(lengths.sum()))
+        every_word = itertools.chain.from_iterable(words)
+        ids = np.fromiter(map(self.word_ids.get, every_word, itertools.repeat(-1)), np.int64, int(lengths.sum()))
         return ids, lengths
 
     def _pairs(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -187,7 +187,7 @@ def pick_model(
 
 
 def fit_and_score(
-    texts: dict[str, Sequence[str]],
+    texts: Mapping[str, Sequence[str]],
     labels: dict[str, np.ndarray],
     label_names: list[str],
     Cs: Sequence[float],

@@ -72,5 +72,6 @@ def make_batches(
         tensors = [torch.from_numpy(a) for a in (tokens, lengths, split.labels[share])]
         if device.type == "cuda":
             tensors = [t.pin_memory().to(device, non_blocking=True) for t in tensors]
-        batches.append(Batch(*tensors, global_rows=len(rows)))
+        token_ids, row_lengths, row_labels = tensors
+        batches.append(Batch(token_ids, row_lengths, row_labels, global_rows=len(rows)))
     return batches

@@ -118,7 +118,7 @@ def ordered_map(func: Callable, chunks: Iterable, workers: int, state: Any = Non
             yield func(state, chunk)
         return
     if threads:
-        executor = ThreadPoolExecutor(workers, thread_name_prefix="textrnn-tokenize")
+        executor: Executor = ThreadPoolExecutor(workers, thread_name_prefix="textrnn-tokenize")
         yield from _in_order(executor, chunks, workers, lambda chunk: executor.submit(func, state, chunk))
         return
     # fork: the workers inherit the state (a vocabulary) without pickling it.

@@ -174,7 +174,8 @@ def points_per_curve(curves: list[Curve], max_bytes: int = ROC_BYTES) -> int:
 
 def roc_rows(curves: list[Curve], max_bytes: int = ROC_BYTES) -> list[dict[str, Any]]:
     """The rows of roc.json: each curve thinned to ``points_per_curve``."""
-    rows, points = [], points_per_curve(curves, max_bytes)
+    rows: list[dict[str, Any]] = []
+    points = points_per_curve(curves, max_bytes)
     for curve in curves:
         fpr, tpr = thin_curve(curve.fpr, curve.tpr, points)
         rows.extend({"class": curve.label, "fpr": float(x), "tpr": float(y)} for x, y in zip(fpr, tpr, strict=True))

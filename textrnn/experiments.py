@@ -16,7 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -254,7 +254,7 @@ def stage_deps(document: dict) -> list[tuple[str, str]]:
     ]
 
 
-def shared_outputs_missing(lock: dict, cache_dir: Path, deps: list[tuple[str, str]] = ()) -> dict[str, list[str]]:
+def shared_outputs_missing(lock: dict, cache_dir: Path, deps: Sequence[tuple[str, str]] = ()) -> dict[str, list[str]]:
     """Stage -> its directory outputs, as ``lock`` (dvc.lock) records them, that hold another stage's
     dependency (of ``deps``, dvc.yaml's, or of the lock) and whose listing (``.dir`` object) is in no
     local cache.

@@ -59,6 +59,8 @@ def place_fault(error: OSError, path: Path | str | None, action: str = "use") ->
 
     ``action`` is "read", "write", or "use" when the caller cannot tell (the last resort of cli_main).
     """
+    if error.errno is None:  # raised by Python code, not by the system
+        return None
     what = _PLACE_FAULTS.get(error.errno)
     if what is None:
         return None

@@ -87,7 +87,7 @@ def split_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float | N
         raise ValueError("the logits hold NaN or infinity")
     predicted = predicted_labels(logits)
     scores = RankingScores(logits)
-    metrics = {
+    metrics: dict[str, float | None] = {
         "accuracy": float(np.mean(predicted == labels)),
         "loss": mean_loss(logits, labels, scores),
         "f1_macro": f1_macro(labels, predicted),

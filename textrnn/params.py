@@ -263,14 +263,14 @@ def _parse(path: Path) -> Any:
         limit = sys.get_int_max_str_digits()
         if isinstance(error, ValueError) and "integer string conversion" in str(error):
             digits = re.search(rf"[0-9A-Fa-f_]{{{limit + 1},}}", text)
-            line = f" (line {_line_at(text, digits.start())})" if digits else ""
+            where = f" (line {_line_at(text, digits.start())})" if digits else ""
             raise UserError(
-                f"{path}: an integer of more than {limit} digits{line}; params take integers of at most 64 bits"
+                f"{path}: an integer of more than {limit} digits{where}; params take integers of at most 64 bits"
             ) from None
         raise UserError(f"{path}: not valid YAML ({type(error).__name__}: {_one_line(error)})") from None
 
 
-def _one_line(error: Exception) -> str:
+def _one_line(error: Exception | str) -> str:
     return " ".join(str(error).split())
 
 

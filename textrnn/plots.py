@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ def _save(figure: Figure, path: Path) -> None:
 
 
 def plot_curves(
-    path: Path, epochs: Sequence[int], curves: dict[str, Sequence[float]], ylabel: str, best_epoch: int
+    path: Path, epochs: Sequence[int], curves: Mapping[str, Sequence[float]], ylabel: str, best_epoch: int
 ) -> None:
     """One curve per split (train, valid, ...) on one chart, as the notebook plots its losses."""
     figure = Figure(figsize=(6, 4))

@@ -39,7 +39,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 import numpy as np
 import torch
@@ -190,7 +190,7 @@ def load_predictor(model_path: Path, vocab_path: Path) -> Predictor:
     return Predictor(checkpoint.model, vocab, checkpoint.label_names, checkpoint.inputs["max_tokens"])
 
 
-def _decode(line: bytes) -> str:
+def _decode(line: bytes | bytearray) -> str:
     text = line.decode("utf-8", errors="replace")
     return text[:-1] if text.endswith("\r") else text
 
@@ -378,7 +378,7 @@ def _record(line: str, source: str, number: int, text_column: str) -> tuple[str,
             f"{source}: line {number}: field {text_column!r} is {_JSON_KIND[type(text)]}, not a string; name the "
             f"text field with --text-column, or give the text as a JSON string"
         )
-    return text or "", jsonable(record)
+    return text or "", cast(dict[str, object], jsonable(record))  # a dict stays a dict
 
 
 def read_json_lines(stream: BinaryIO, source: str, text_column: str, **limits: int) -> Iterator[Chunk]:
@@ -495,6 +495,7 @@ def read_chunks(
             raise UserError("nothing to score: give --file PATH, or --file - to read stdin")
         yield from read_json_lines(stdin.buffer, "stdin", text_column)
         return
+    assert file is not None  # not reading stdin
     path = Path(file)
     if chosen == "jsonl":
         with _open_input(path) as stream:

@@ -25,6 +25,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 from textrnn.errors import UserError
 from textrnn.io import atomic_path
@@ -133,7 +134,7 @@ def dvc_json(root: Path, *args: str) -> tuple[dict, list[str]]:
 # --- Markdown --------------------------------------------------------------------------------------
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from textrnn import experiments
 from textrnn.errors import UserError
@@ -33,7 +34,7 @@ README = Path("README.md")
 class Row:
     dataset: str  # one of DATASETS
     configuration: str  # one of CONFIGURATIONS, or "baseline"
-    cells: tuple[str, str, str]  # train, valid, test as the README writes them: "0.807 ± 0.004" or "1.000"
+    cells: tuple[str, ...]  # train, valid, test as the README writes them: "0.807 ± 0.004" or "1.000"
 
 
 def format_cell(values: list[float], digits: int = DIGITS) -> str:
@@ -56,7 +57,7 @@ def _configuration(cell: str) -> str | None:
     return None  # the notebook's own run: a figure of the notebook, not regenerated here
 
 
-def parse_readme_table(text: str) -> dict[tuple[str, str], tuple[str, str, str]]:
+def parse_readme_table(text: str) -> dict[tuple[str, str], tuple[str, ...]]:
     """The Results table's regenerated cells by (dataset, configuration): "**0.950 ± 0.015**" read as "0.950 ± 0.015".
 
     A row with an empty dataset cell belongs to the dataset named above it; the dataset is the
@@ -65,7 +66,7 @@ def parse_readme_table(text: str) -> dict[tuple[str, str], tuple[str, str, str]]
     section = re.search(r"^## Results\n(.*?)(?=^## |\Z)", text, flags=re.M | re.S)
     if section is None:
         raise UserError("README.md has no '## Results' section; run from the project's root")
-    table: dict[tuple[str, str], tuple[str, str, str]] = {}
+    table: dict[tuple[str, str], tuple[str, ...]] = {}
     dataset = None
     for line in section.group(1).splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else []
@@ -89,7 +90,7 @@ def format_rows(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def differences(rows: list[Row], readme: dict[tuple[str, str], tuple[str, str, str]]) -> list[str]:
+def differences(rows: list[Row], readme: dict[tuple[str, str], tuple[str, ...]]) -> list[str]:
     """One line per cell that differs from the README's (or a row the README lacks)."""
     lines = []
     for row in rows:
@@ -111,13 +112,13 @@ def rows_from_runs(
     for dataset in DATASETS:
         configurations = [c for d, c in picked if d == dataset]
         for configuration in configurations:
-            named = [runs.get(experiment_name(tag, dataset, configuration, seed)) for seed in seeds]
-            missing = [str(s) for s, run in zip(seeds, named, strict=True) if run is None]
+            missing = [str(s) for s in seeds if experiment_name(tag, dataset, configuration, s) not in runs]
             if missing:
                 raise UserError(
                     f"no metrics for {dataset} {configuration} seed(s) {', '.join(missing)} of run {tag} in "
                     f"`dvc exp show`; `dvc queue status` lists failures, `dvc queue logs NAME` shows why"
                 )
+            named = [runs[experiment_name(tag, dataset, configuration, seed)] for seed in seeds]
             cells = [[run.metrics[f"metrics.json:{split}.accuracy"] for run in named] for split in SPLIT_NAMES]
             rows.append(Row(dataset, configuration, tuple(format_cell(v) for v in cells)))
         if "defaults" in configurations:
@@ -127,7 +128,8 @@ def rows_from_runs(
                 continue  # baseline.enabled: false
             if any(len(set(v)) != 1 for v in values):
                 raise UserError(f"{dataset}: the baseline's figures differ between seeds; it should not read the seed")
-            rows.append(Row(dataset, "baseline", tuple(format_cell(v[:1]) for v in values)))
+            known = cast(list[list[float]], values)  # no None, as checked above
+            rows.append(Row(dataset, "baseline", tuple(format_cell(v[:1]) for v in known)))
     return rows
 
 

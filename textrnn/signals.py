@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Any, TypedDict
 
 # SIGHUP: the terminal closed, or an ssh session dropped; its default action would leave every temporary behind.
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -19,7 +21,16 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
-_held = {"depth": 0, "pending": None}
+# What signal.signal takes and returns: a function, SIG_DFL / SIG_IGN, or None (set outside Python).
+Handler = Callable[[int, FrameType | None], Any] | int | None
+
+
+class _Held(TypedDict):
+    depth: int  # nested interrupts_held blocks
+    pending: int | None  # the signal caught meanwhile
+
+
+_held: _Held = {"depth": 0, "pending": None}
 
 
 @contextlib.contextmanager
@@ -42,7 +53,7 @@ def _handler(signum, frame):
     raise Interrupted(signum)
 
 
-def install() -> dict[int, object] | None:
+def install() -> dict[int, Handler] | None:
     """Make SIGINT, SIGTERM and SIGHUP raise Interrupted in this process; return the previous handlers."""
     if threading.current_thread() is not threading.main_thread():
         return None
@@ -51,7 +62,7 @@ def install() -> dict[int, object] | None:
     return {signum: signal.signal(signum, _handler) for signum in HANDLED if signum not in keep}
 
 
-def restore(previous: dict[int, object] | None) -> None:
+def restore(previous: dict[int, Handler] | None) -> None:
     for signum, handler in (previous or {}).items():
         signal.signal(signum, handler)
 

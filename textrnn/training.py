@@ -16,7 +16,7 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -104,7 +104,7 @@ def global_batch_weights(batches: list[Batch], class_weights: torch.Tensor) -> l
     return [sums[str(i)] for i in range(len(batches))]
 
 
-def make_optimizer(parameters: list[torch.Tensor], config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(parameters: Sequence[torch.Tensor], config: TrainConfig) -> torch.optim.Optimizer:
     """RMSprop (the notebook's; one fused pass per tensor on CPU), Adam or AdamW."""
     if config.optimizer == "rmsprop":
         return accel.RMSprop(parameters, lr=config.lr, weight_decay=config.weight_decay)
@@ -126,7 +126,7 @@ def learning_rate_factor(schedule: str, step: int, steps: int) -> float:
     raise ValueError(f"unknown lr schedule {schedule!r}; use one of {SCHEDULES}")
 
 
-def _clip_and_check(parameters: list[torch.Tensor], clip: float | None) -> bool:
+def _clip_and_check(parameters: Sequence[torch.Tensor], clip: float | None) -> bool:
     """Clip the gradient's norm to ``clip`` (when set); whether every gradient is finite."""
     norm = torch.nn.utils.get_total_norm([p.grad for p in parameters if p.grad is not None])
     finite = bool(torch.isfinite(norm))
@@ -140,7 +140,7 @@ def train_step(
     batch: Batch,
     optimizer: torch.optim.Optimizer,
     criterion,
-    parameters: list[torch.Tensor],
+    parameters: Sequence[torch.Tensor],
     clip: float | None,
     where: tuple[int, int] = (0, 0),
     objective=None,
@@ -311,7 +311,7 @@ def train_model(
                 for split in ("train", "valid")
                 for name in ("loss", "accuracy")
             }
-            if class_weights is not None:  # the weighted means: sum_i w_i loss_i / sum_i w_i
+            if batch_weights is not None:  # class weights given: the weighted means: sum_i w_i loss_i / sum_i w_i
                 metrics["train/weighted_loss"] = sums["train/weighted_loss"] / sum(batch_weights)
                 metrics["valid/weighted_loss"] = sums["valid/weighted_loss"] / sums["valid/weight"]
             stats = EpochStats(

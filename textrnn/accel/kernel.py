@@ -184,5 +184,12 @@ def loaded() -> Kernels | None:
     return _kernels
 
 
+def required() -> Kernels:
+    """The kernels, for a caller that checked ``available()`` first."""
+    kernels = loaded()
+    assert kernels is not None, "accel: the kernels are used only where available() is True"
+    return kernels
+
+
 def available() -> bool:
     return loaded() is not None

@@ -50,7 +50,7 @@ class RMSprop(torch.optim.RMSprop):
     def step(self, closure=None):
         if closure is not None or not self._fused():
             return super().step(closure)
-        kernels = kernel.loaded()
+        kernels = kernel.required()
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:

@@ -25,7 +25,7 @@ def applies(like: torch.Tensor, hidden: int) -> bool:
         and like.dtype == torch.float32
         and hidden % 16 == 0
         and kernel.available()
-        and hidden <= kernel.loaded().max_hidden
+        and hidden <= kernel.required().max_hidden
     )
 
 
@@ -34,7 +34,7 @@ class _RNNTanh(torch.autograd.Function):
     def forward(ctx, inputs: torch.Tensor, h0: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         inputs, h0, weight = inputs.contiguous(), h0.contiguous(), weight.contiguous()
         states = torch.empty_like(inputs)
-        kernel.loaded().rnn_tanh_forward(inputs, h0, weight, states)
+        kernel.required().rnn_tanh_forward(inputs, h0, weight, states)
         ctx.save_for_backward(states, h0, weight)
         return states
 
@@ -43,7 +43,7 @@ class _RNNTanh(torch.autograd.Function):
     def backward(ctx, grad_states: torch.Tensor):
         states, h0, weight = ctx.saved_tensors
         grad_inputs, grad_h0 = torch.empty_like(states), torch.empty_like(h0)
-        kernel.loaded().rnn_tanh_backward(grad_states.contiguous(), states, weight, grad_inputs, grad_h0)
+        kernel.required().rnn_tanh_backward(grad_states.contiguous(), states, weight, grad_inputs, grad_h0)
         grad_weight = None
         if ctx.needs_input_grad[2]:
             # dL/dU = sum over rows and steps of dz_t h_{t-1}^T: one matrix product over all of them.
@@ -66,7 +66,7 @@ class _Project(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         x, weight, bias = x.contiguous(), weight.contiguous(), bias.contiguous()
         out = x.new_empty(len(x), len(weight))
-        kernels = kernel.loaded()
+        kernels = kernel.required()
         _run_in_chunks(len(x), None, lambda rows: kernels.project(x[rows], weight, bias, out[rows]))
         ctx.save_for_backward(x, weight)
         return out
@@ -119,7 +119,7 @@ def rnn_tanh_last(
     if starts.shape != lengths.shape or starts.ndim != 1:
         raise ValueError(f"rnn_tanh_last: {starts.shape} starts for {lengths.shape} lengths")
     last = table.new_empty(len(starts), table.shape[1])
-    kernels = kernel.loaded()
+    kernels = kernel.required()
 
     def run(rows: slice) -> None:
         kernels.rnn_tanh_last(table, ids, starts[rows], lengths[rows], reverse, weight, last[rows])

@@ -161,8 +161,8 @@ def _check_one_name(split: str, members: list[Path]) -> None:
             f"download.dataset: {first} and {second} would both be the {split} split; keep one of them (move the "
             f"other out of the folder), or name them as shards of one split (train-00000-of-00002, ...)"
         )
-    shards = [SHARD.search(relative.name) for relative in members]
-    if all(shards):
+    shards = [match for relative in members if (match := SHARD.search(relative.name))]
+    if len(shards) == len(members):
         total = max(int(match.group(2)) for match in shards)
         missing = sorted(set(range(total)) - {int(match.group(1)) for match in shards})
         if missing:

@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -181,6 +182,7 @@ def _survey(split: SplitSource, label_column: str, description: str) -> list[_Pa
             )
         survey.kind = kind
         if kind == "int":
+            assert isinstance(values, np.ndarray)  # _label_values gives int labels as numpy
             labels, counts = np.unique(values[~missing], return_counts=True)
             survey.counts.update(dict(zip(labels.tolist(), counts.tolist(), strict=True)))
         else:
@@ -336,11 +338,12 @@ def _decide(surveys: dict[str, list[_PartLabels]], description: str) -> LabelPla
 def _ids(plan: LabelPlan, table: np.ndarray | None, column: pa.Array, where: str, label_column: str) -> np.ndarray:
     """A batch's labels as final class ids (the survey has checked them)."""
     kind, values, _ = _label_values(column, where, label_column)
-    if table is not None:
-        return table[values]
+    if table is not None:  # ClassLabel names: the plan refused string labels, so these are int ids
+        return table[cast(np.ndarray, values)]
     if kind == "str":
         return arrow.to_numpy(pc.index_in(values, value_set=plan.values)).astype(np.int64)
-    return np.searchsorted(plan.values, values).astype(np.int64)
+    # int labels: plan.values are the sorted int64 class values
+    return np.searchsorted(cast(np.ndarray, plan.values), cast(np.ndarray, values)).astype(np.int64)
 
 
 # ---------------------------------------------------------------- writing
@@ -368,7 +371,7 @@ def _blank(texts: pa.Array) -> np.ndarray:
 class _Written:
     rows: int = 0
     dropped: int = 0
-    counts: np.ndarray | None = None  # rows per class (labelled splits)
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # rows per class (labelled splits)
 
 
 def _write_labelled(
@@ -396,7 +399,7 @@ def _write_labelled(
 
 def _write_unlabelled(splits: list[SplitSource], text_column: str, out: SplitWriter, description: str, stop) -> dict:
     """Append the texts of each split without labels to ``out`` (with the split's name), one split after another."""
-    result = {}
+    result: dict[str, _Written] = {}
     for split in splits:
         written = _Written()
         parts = _parts_of(split, description)

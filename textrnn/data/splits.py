@@ -246,14 +246,15 @@ def stratified_indices(
     rng = np.random.RandomState(seed)
     n_rest_per_class = _approximate_mode(class_counts, n_rest, rng)
     n_part_per_class = _approximate_mode(class_counts - n_rest_per_class, n_part, rng)
-    rest, part = [], []
+    rest_rows: list[np.intp] = []
+    part_rows: list[np.intp] = []
     for rows, n_rest_i, n_part_i, count in zip(
         class_rows, n_rest_per_class, n_part_per_class, class_counts, strict=True
     ):
         shuffled = rows.take(rng.permutation(count), mode="clip")
-        rest.extend(shuffled[:n_rest_i])
-        part.extend(shuffled[n_rest_i : n_rest_i + n_part_i])
-    rest, part = rng.permutation(rest), rng.permutation(part)
+        rest_rows.extend(shuffled[:n_rest_i])
+        part_rows.extend(shuffled[n_rest_i : n_rest_i + n_part_i])
+    rest, part = rng.permutation(rest_rows), rng.permutation(part_rows)
     wanted = range(len(label_names)) if label_names is not None else classes
     for label in wanted:
         sides = {"train": int(np.sum(labels[rest] == label)), what: int(np.sum(labels[part] == label))}

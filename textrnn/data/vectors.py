@@ -16,8 +16,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from textrnn.errors import UserError
 from textrnn.io import read_fault, write_json
@@ -56,7 +58,7 @@ class EncodedSplit:
         return EncodedSplit(self.ids[index], offsets, self.labels, self.label_names)
 
 
-def _npy_header(dtype: np.dtype, length: int) -> bytes:
+def _npy_header(dtype: npt.DTypeLike, length: int) -> bytes:
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (length,)}
     text = repr(header).encode("latin1")
     prefix = np.lib.format.MAGIC_PREFIX + bytes([1, 0])
@@ -105,7 +107,7 @@ def write_meta(
     )
 
 
-def read_meta(directory: Path) -> dict[str, object]:
+def read_meta(directory: Path) -> dict[str, Any]:  # parsed JSON
     path = Path(directory) / META_FILE
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))

@@ -66,6 +66,7 @@ class Cell:
 
     def output(self, state: State) -> torch.Tensor:
         """The part of the state that the readout sees (h)."""
+        assert isinstance(state, torch.Tensor)  # a cell whose state is a pair (lstm) overrides this
         return state
 
     def step(self, W: nn.Linear, U: nn.Linear, x: torch.Tensor, state: State) -> State:

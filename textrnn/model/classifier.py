@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -148,11 +149,11 @@ class RNN(nn.Module):
     ) -> torch.Tensor:
         """The states [batch, time, hidden] of one direction, stepping through the positions in ``order``."""
         state = self.cell.initial_state(len(real[0]), U.weight)
-        outputs = [None] * len(inputs)
+        outputs: list[torch.Tensor | None] = [None] * len(inputs)
         for t in order:
             state = _where(real[t], self.cell.step(W, U, inputs[t], state), state)
             outputs[t] = self.cell.output(state)
-        return torch.stack(outputs, dim=1)
+        return torch.stack(cast(list[torch.Tensor], outputs), dim=1)  # order visits every position
 
     # ------------------------------------------------------------ the notebook's step
 
@@ -199,12 +200,12 @@ class RNN(nn.Module):
             # Forward: the state at the last real token. Reverse: at the first token, where it has read all.
             picks = [states[0][rows, (lengths - 1).clamp(min=0)]] + [reverse[:, 0] for reverse in states[1:]]
             return _last_features(picks, lengths)
-        states = states[0] if len(states) == 1 else torch.cat(states, dim=2)
+        joined = states[0] if len(states) == 1 else torch.cat(states, dim=2)
         real = (torch.arange(width, device=lengths.device)[None, :] < lengths[:, None])[:, :, None]
         if self.config.readout == "mean":
-            total = torch.where(real, states, torch.zeros_like(states)).sum(dim=1)
+            total = torch.where(real, joined, torch.zeros_like(joined)).sum(dim=1)
             return total / lengths.clamp(min=1)[:, None].to(total.dtype)
-        largest = states.masked_fill(~real, -torch.inf).amax(dim=1)
+        largest = joined.masked_fill(~real, -torch.inf).amax(dim=1)
         return torch.where(has_tokens, largest, torch.zeros_like(largest))
 
     def _dropout_mask(self, shape, like: torch.Tensor):
@@ -270,7 +271,10 @@ def _flip_within(lengths: torch.Tensor, width: int) -> torch.Tensor:
 
 def _where(condition: torch.Tensor, new: State, old: State) -> State:
     if isinstance(new, tuple):
-        return tuple(torch.where(condition, n, o) for n, o in zip(new, old, strict=True))
+        assert isinstance(old, tuple)  # one cell made both
+        h, c = (torch.where(condition, n, o) for n, o in zip(new, old, strict=True))
+        return h, c
+    assert isinstance(old, torch.Tensor)
     return torch.where(condition, new, old)
 
 

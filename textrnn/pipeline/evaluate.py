@@ -9,10 +9,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from textrnn.data.splits import SPLITS
 from textrnn.data.vectors import open_split, read_meta
 from textrnn.errors import UserError
-from textrnn.evaluation import one_class_warning, split_metrics, write_test_plots
+from textrnn.evaluation import Logits, one_class_warning, split_metrics, write_test_plots
 from textrnn.inference import predict_logits, resolve_device
 from textrnn.io import atomic_dir, write_json
 from textrnn.model import load_checkpoint
@@ -22,7 +24,7 @@ log = logging.getLogger("evaluate")
 
 def run(
     params: dict[str, Any], model_path: Path, vectors_dir: Path, metrics_path: Path, plot_data_dir: Path, png_dir: Path
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, float | None]]:
     device = resolve_device(params["device"])
     checkpoint = load_checkpoint(model_path)
     meta = read_meta(vectors_dir)
@@ -42,7 +44,8 @@ def run(
             f"{meta['label_names']}; retrain with `dvc repro train`"
         )
     model = checkpoint.model.to(device)
-    metrics, test = {}, None
+    metrics: dict[str, dict[str, float | None]] = {}
+    test: tuple[Logits, np.ndarray] | None = None  # the last split's logits and labels: test's
     for name in SPLITS:
         split = open_split(vectors_dir, name, model.config.vocabulary_size)
         if len(split) == 0:
@@ -51,6 +54,7 @@ def run(
         metrics[name] = split_metrics(logits, split.labels)
         test = (logits, split.labels)
         log.info("evaluate: %s: %s", name, metrics[name])
+    assert test is not None  # SPLITS ends with test
     warning = one_class_warning(*test, checkpoint.label_names, "test")
     if warning:
         log.warning("evaluate: %s", warning)

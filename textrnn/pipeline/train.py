@@ -75,9 +75,10 @@ def run(params: dict[str, Any], vectors_dir: Path, vocab_path: Path, model_path:
         if main_rank:
             log.info("train: %d reviews on %s x%d, %s", len(train), device, distributed.world_size(), config)
         with atomic_dir(plots_dir) if main_rank else contextlib.nullcontext() as live_dir:
-            reporter = EpochReporter(live_dir, train_config.epochs) if main_rank else None
+            reporter = EpochReporter(live_dir, train_config.epochs) if live_dir is not None else None
             result = train_model(model, train, valid, train_config, device, reporter)
             if main_rank:
+                assert live_dir is not None and reporter is not None  # made on the main rank
                 reporter.finish(result.best_epoch)
                 plot_history(live_dir, result.history, result.best_epoch)
                 metadata = {
