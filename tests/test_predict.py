@@ -1033,6 +1033,12 @@ def write_parquet(path: Path, columns: dict) -> Path:
             "--text-column names a field of JSON lines, CSV or parquet, but {d}/a.txt is read as lines (one text "
             "per line); give --format jsonl, csv or parquet, or leave --text-column out",
         ),
+        (  # the default's name, given: still a field of records, which lines have not
+            lambda d: (d / "a.txt").write_text("good\n"),
+            ["--file", "{d}/a.txt", "--text-column", "text"],
+            "--text-column names a field of JSON lines, CSV or parquet, but {d}/a.txt is read as lines (one text "
+            "per line); give --format jsonl, csv or parquet, or leave --text-column out",
+        ),
         (lambda d: None, ["--file", "{d}/a.parquet"], "{d}/a.parquet: input file not found"),
         (
             lambda d: (d / "folder.csv").mkdir(),
@@ -1067,6 +1073,7 @@ def write_parquet(path: Path, columns: dict) -> Path:
         "csv-unreadable-content",
         "csv-duplicate-columns",
         "text-column-of-lines",
+        "default-text-column-of-lines",
         "missing-file",
         "folder",
         "csv-from-stdin",

@@ -468,15 +468,17 @@ def read_chunks(
     texts: Sequence[str],
     file: str | None,
     format: str | None = None,
-    text_column: str = DEFAULT_TEXT_COLUMN,
+    text_column: str | None = None,
     stdin=None,
 ) -> Iterator[list[str] | Chunk]:
     """The texts to score, chunk by chunk, in ``format`` (``input_format``): lines as ``input_chunks``
-    reads them (lists of texts), records of JSON lines, CSV or parquet as ``Chunk``s."""
+    reads them (lists of texts), records of JSON lines, CSV or parquet as ``Chunk``s. ``text_column``: None
+    when not given (``DEFAULT_TEXT_COLUMN``), so that one given to input read as lines is refused even if it is
+    the default's name."""
     if texts and format not in (None, "lines"):
         raise UserError(f"--format {format} reads --file PATH or stdin; TEXT arguments are texts themselves")
     chosen = input_format(file, format)
-    if chosen == "lines" and text_column != DEFAULT_TEXT_COLUMN:
+    if chosen == "lines" and text_column is not None:
         raise UserError(
             f"--text-column names a field of JSON lines, CSV or parquet, but {file or 'the input'} is read as "
             f"lines (one text per line); give --format jsonl, csv or parquet, or leave --text-column out"
@@ -484,6 +486,8 @@ def read_chunks(
     if chosen == "lines":
         yield from input_chunks(texts, file, stdin)
         return
+    if text_column is None:
+        text_column = DEFAULT_TEXT_COLUMN
     stdin = sys.stdin if stdin is None else stdin
     reading_stdin = file is None or file == "-"
     if reading_stdin and chosen in ("csv", "parquet"):
@@ -541,10 +545,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--text-column",
-        default=DEFAULT_TEXT_COLUMN,
         metavar="NAME",
-        help="the field (jsonl) or column (csv, parquet) holding the text (default: %(default)s); the others are "
-        'carried to each answer as "fields"',
+        help=f"the field (jsonl) or column (csv, parquet) holding the text (default: {DEFAULT_TEXT_COLUMN}); the "
+        'others are carried to each answer as "fields"',
     )
     parser.add_argument(
         "--output",
