@@ -153,6 +153,19 @@ def test_an_ambiguous_folder_is_refused_in_one_line(tmp_path, names, message):
     assert "\n" not in str(error.value)
 
 
+def test_a_symlinked_data_folder_is_read_through_its_link(tmp_path):
+    """A data/ (or split) folder moved elsewhere and linked back holds the files, as a real folder
+    would; a link that loops back into the folder is not walked twice."""
+    target = touch(tmp_path / "elsewhere", "train-00000-of-00001.parquet", "test-00000-of-00001.parquet")
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    (folder / "data").symlink_to(target)
+    expected = [("test", ["data/test-00000-of-00001.parquet"]), ("train", ["data/train-00000-of-00001.parquet"])]
+    assert found(folder) == expected
+    (target / "again").symlink_to(folder)  # dataset/data/again/data/again/...: each real folder is walked once
+    assert found(folder) == expected
+
+
 def test_each_split_is_logged_with_its_files_and_rows(tmp_path, caplog):
     frame = synthetic_reviews(30)
     (tmp_path / "data").mkdir()

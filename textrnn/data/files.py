@@ -34,6 +34,7 @@ type (integers and numbers together are numbers).
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -100,12 +101,27 @@ def _level(relative: Path, split_words: dict[str, tuple[str, ...]]) -> str:
     )
 
 
+def _files_below(folder: Path) -> list[Path]:
+    """The files below ``folder``, relative to it, through symlinked folders too (a ``data/`` moved to
+    another disk and linked back); a folder reached twice (a link back up) is walked once."""
+    files, seen = [], set()
+    for directory, subdirectories, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(directory)
+        if real in seen:
+            subdirectories.clear()
+            continue
+        seen.add(real)
+        relative = Path(directory).relative_to(folder)
+        files += [relative / name for name in names if (Path(directory) / name).is_file()]
+    return files
+
+
 def find_split_files(folder: Path, split_words: dict[str, tuple[str, ...]]) -> dict[str, list[Path]]:
     """The data files of each split (in the order splits first appear by path; files in name order).
 
     ``split_words`` maps each split to the words that name it in a path (sources.SPLIT_WORDS).
     """
-    found = sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+    found = sorted(_files_below(folder))
     relatives = [r for r in found if _is_data(r)]
     if not relatives:
         others = [r.as_posix() for r in found][:5]
