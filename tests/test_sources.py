@@ -281,6 +281,30 @@ def test_a_malformed_file_is_one_line(tmp_path, name, content, message):
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize(
+    "name, content",
+    [("test.parquet", None), ("test.csv", "text,label\n"), ("test.jsonl", ""), ("test.jsonl", "\n\n")],
+)
+def test_a_split_whose_file_holds_no_rows_is_named_in_one_line(tmp_path, name, content):
+    frame = synthetic_reviews(20, 0)
+    suffix = name.split(".")[1]
+    if suffix == "parquet":
+        frame.to_parquet(tmp_path / "train.parquet")
+        frame.iloc[:0].to_parquet(tmp_path / name)
+    elif suffix == "csv":
+        frame.to_csv(tmp_path / "train.csv", index=False)
+    else:
+        frame.to_json(tmp_path / "train.jsonl", orient="records", lines=True)
+    if content is not None:
+        (tmp_path / name).write_text(content)
+    with pytest.raises(UserError) as error:
+        write_raw(local_source(tmp_path, "label"), "text", "label", tmp_path / "raw")
+    assert str(error.value) == (
+        f"{tmp_path} split 'test': its files hold no rows ({name}); fill them, or move them out of the folder"
+    )
+    assert not (tmp_path / "raw").exists()
+
+
 def test_the_files_of_a_split_have_the_same_columns(tmp_path):
     frame = synthetic_reviews(10)
     frame.to_parquet(tmp_path / "train-00000-of-00002.parquet", index=False)
