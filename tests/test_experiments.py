@@ -302,6 +302,10 @@ def test_the_cli_exits_1_naming_the_failed_runs_after_the_summary(tmp_path, monk
             "train.seed itself; give the seeds with --seeds instead",
         ),
         (
+            ["seeds", "-S", "++train.seed=5"],  # Hydra's force-add: sets the key all the same
+            "error: -S ++train.seed=5: textrnn seeds sets train.seed itself; give the seeds with --seeds instead",
+        ),
+        (
             ["seeds", "-S", "train.cell"],
             "error: -S train.cell: expected SECTION.KEY=VALUE, e.g. -S train.hidden_size=128",
         ),

@@ -226,12 +226,13 @@ def exp_show(*options: str, run_dvc: Callable[..., str] | None = None) -> list:
 
 
 def set_option_key(option: str) -> str:
-    """The param that a ``-S`` value sets: ``params.yaml:train.seed=5`` -> ``train.seed``."""
+    """The param that a ``-S`` value sets: ``params.yaml:train.seed=5`` -> ``train.seed``; Hydra's add
+    and force-add prefixes (``+``, ``++``) set it too."""
     key, equals, _ = option.partition("=")
     if not equals or not key:
         raise UserError(f"-S {option}: expected SECTION.KEY=VALUE, e.g. -S train.hidden_size=128")
     path, colon, name = key.rpartition(":")
-    return name if colon and path == PARAMS_FILE else key
+    return (name if colon and path == PARAMS_FILE else key).lstrip("+")
 
 
 def check_set_options(options: list[str]) -> None:
