@@ -153,17 +153,29 @@ def test_an_ambiguous_folder_is_refused_in_one_line(tmp_path, names, message):
     assert "\n" not in str(error.value)
 
 
-def test_a_symlinked_data_folder_is_read_through_its_link(tmp_path):
-    """A data/ (or split) folder moved elsewhere and linked back holds the files, as a real folder
-    would; a link that loops back into the folder is not walked twice."""
+def test_a_symlinked_data_folder_is_refused_a_linked_dataset_folder_or_file_is_read(tmp_path):
+    """DVC hashes download.dataset following a link to the folder itself and linked files, never a
+    linked folder inside it: that one would hide every change behind it, so it is refused."""
     target = touch(tmp_path / "elsewhere", "train-00000-of-00001.parquet", "test-00000-of-00001.parquet")
     folder = tmp_path / "dataset"
     folder.mkdir()
     (folder / "data").symlink_to(target)
-    expected = [("test", ["data/test-00000-of-00001.parquet"]), ("train", ["data/train-00000-of-00001.parquet"])]
-    assert found(folder) == expected
-    (target / "again").symlink_to(folder)  # dataset/data/again/data/again/...: each real folder is walked once
-    assert found(folder) == expected
+    with pytest.raises(UserError) as error:
+        find_split_files(folder)
+    assert str(error.value) == (
+        "download.dataset: data is a symbolic link to a folder, which DVC does not look inside (a change there "
+        "would not rerun download); point download.dataset at a folder that holds the files (a link to the whole "
+        "dataset folder works), or link the files one by one"
+    )
+    (folder / "data").unlink()
+    (folder / "train.parquet").symlink_to(target / "train-00000-of-00001.parquet")
+    (folder / ".cache").symlink_to(target)  # hidden: never data
+    assert found(folder) == [("train", ["train.parquet"])]
+    (tmp_path / "linked").symlink_to(target)
+    assert found(tmp_path / "linked") == [
+        ("test", ["test-00000-of-00001.parquet"]),
+        ("train", ["train-00000-of-00001.parquet"]),
+    ]
 
 
 def test_each_split_is_logged_with_its_files_and_rows(tmp_path, caplog):

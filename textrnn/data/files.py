@@ -102,16 +102,20 @@ def _level(relative: Path, split_words: dict[str, tuple[str, ...]]) -> str:
 
 
 def _files_below(folder: Path) -> list[Path]:
-    """The files below ``folder``, relative to it, through symlinked folders too (a ``data/`` moved to
-    another disk and linked back); a folder reached twice (a link back up) is walked once."""
-    files, seen = [], set()
-    for directory, subdirectories, names in os.walk(folder, followlinks=True):
-        real = os.path.realpath(directory)
-        if real in seen:
-            subdirectories.clear()
-            continue
-        seen.add(real)
+    """The files below ``folder``, relative to it. A symlinked folder inside it is refused: DVC, which
+    hashes the folder as download's dependency, does not look inside one, so a change behind the link
+    would never rerun the pipeline (a linked file, or ``folder`` itself a link, it follows)."""
+    files = []
+    for directory, subdirectories, names in os.walk(folder):
         relative = Path(directory).relative_to(folder)
+        for name in subdirectories:
+            linked = relative / name
+            if (Path(directory) / name).is_symlink() and not any(p.startswith((".", "__")) for p in linked.parts):
+                raise UserError(
+                    f"download.dataset: {linked.as_posix()} is a symbolic link to a folder, which DVC does not look "
+                    f"inside (a change there would not rerun download); point download.dataset at a folder that "
+                    f"holds the files (a link to the whole dataset folder works), or link the files one by one"
+                )
         files += [relative / name for name in names if (Path(directory) / name).is_file()]
     return files
 
