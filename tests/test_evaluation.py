@@ -549,3 +549,25 @@ def test_dvc_confusion_template_writes_counts_in_the_cells_up_to_text_classes():
     text_layer = [layer for layer in template["spec"]["layer"] if layer["mark"] == "text"]
     assert len(text_layer) == 1
     assert text_layer[0]["transform"][-1] == {"filter": f"datum.classes <= {evaluation.TEXT_CLASSES}"}
+
+
+def test_long_class_names_leave_the_many_class_figure_as_it_is(tmp_path):
+    """Names of 120 characters (an intent's sentence) are cut on the figure: the same size as with
+    short names, the layout applied (it used to give up, the PNG growing wide around a thin heatmap)."""
+    import warnings
+
+    from PIL import Image
+
+    from textrnn import plots
+
+    sizes = []
+    for length in (5, 120):
+        names = [f"{'x' * length}{i}" for i in range(60)]
+        pairs = [(names[i], names[i + 1], 3) for i in range(20)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # "constrained_layout not applied because axes sizes collapsed to zero"
+            plots.plot_confusion_shares(tmp_path / f"{length}.png", np.eye(60), names, pairs, "Confusion")
+        sizes.append(Image.open(tmp_path / f"{length}.png").size)
+    assert sizes[0] == sizes[1]
+    assert plots.short_name("x" * 120) == "x" * (plots.NAME_CHARS - 1) + "\u2026"
+    assert plots.short_name("x" * plots.NAME_CHARS) == "x" * plots.NAME_CHARS

@@ -10,6 +10,14 @@ from matplotlib.figure import Figure  # not pyplot: no display, no global figure
 
 from textrnn.io import atomic_path
 
+# Characters of a class name drawn on the many-class figure: longer ones (an intent's sentence) are
+# cut, else their labels take the figure's width and the layout gives up.
+NAME_CHARS = 30
+
+
+def short_name(name: str) -> str:
+    return name if len(name) <= NAME_CHARS else name[: NAME_CHARS - 1] + "\u2026"
+
 
 def _save(figure: Figure, path: Path) -> None:
     with atomic_path(path) as tmp:
@@ -63,6 +71,7 @@ def plot_confusion_shares(
     image = heatmap.imshow(shares, cmap="Blues", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
     figure.colorbar(image, ax=heatmap, label="share of the actual class's rows")
     if tick_names is not None:
+        tick_names = [short_name(name) for name in tick_names]
         heatmap.set_xticks(range(len(tick_names)), tick_names, rotation=90, fontsize=6)
         heatmap.set_yticks(range(len(tick_names)), tick_names, fontsize=6)
         heatmap.set_xlabel("predicted")
@@ -72,7 +81,7 @@ def plot_confusion_shares(
         heatmap.set_ylabel("actual (classes in label order)")
     heatmap.set_title(title, fontsize=10)
     if pairs:
-        names = [f"{actual} \u2192 {predicted}" for actual, predicted, _ in pairs]
+        names = [f"{short_name(actual)} \u2192 {short_name(predicted)}" for actual, predicted, _ in pairs]
         bars.barh(range(len(pairs)), [count for _, _, count in pairs], color="tab:blue")
         bars.set_yticks(range(len(pairs)), names, fontsize=7)
         bars.invert_yaxis()  # the most frequent mistake on top
