@@ -85,6 +85,20 @@ def test_metric_and_all_metrics_pick_the_columns():
     )
 
 
+def test_a_metric_that_no_run_has_is_named_under_the_table():
+    groups = group_by_params(finished(runs_from_exp_show(DOCUMENT)))
+    lines = format_summary(groups, ["metrics.json:test.acc", "metrics.json:test.loss"]).splitlines()
+    assert lines[:3] == [
+        "group  runs  metrics.json:test.acc  metrics.json:test.loss",
+        "1      2     -                      0.685",
+        "2      1     -                      0.685",
+    ]
+    assert lines[-1] == (
+        "note: no run has metrics.json:test.acc (FILE:KEY as `textrnn summary --all-metrics` lists them, "
+        "e.g. metrics.json:test.accuracy)"
+    )
+
+
 def test_long_params_wrap_under_the_table():
     runs = finished(runs_from_exp_show(DOCUMENT))
     runs[2].params["download.dataset"] = "/home/someone/data/" + "x" * 70

@@ -179,6 +179,13 @@ def format_summary(
             lines += textwrap.wrap(
                 f"{label}: {settings}", WIDTH, subsequent_indent=" " * (len(label) + 2), break_on_hyphens=False
             )
+    known = {m for g in groups for run in g.runs for m in run.metrics}
+    for metric in metrics or []:
+        if metric not in known:  # a typo would read as a column of runs without that metric
+            lines.append(
+                f"note: no run has {metric} (FILE:KEY as `textrnn summary --all-metrics` lists them, "
+                f"e.g. {MODEL_COLUMNS[0][1]})"
+            )
     return "\n".join(lines)
 
 
