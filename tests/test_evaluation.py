@@ -571,3 +571,16 @@ def test_long_class_names_leave_the_many_class_figure_as_it_is(tmp_path):
     assert sizes[0] == sizes[1]
     assert plots.short_name("x" * 120) == "x" * (plots.NAME_CHARS - 1) + "\u2026"
     assert plots.short_name("x" * plots.NAME_CHARS) == "x" * plots.NAME_CHARS
+
+
+@pytest.mark.parametrize("n_classes", [3, 30])
+def test_class_names_with_dollar_signs_are_drawn_as_written(tmp_path, n_classes):
+    """Matplotlib reads text between two $ as TeX: "$a^$" failed the figure, "$5-$10" was drawn "5-10"."""
+    from textrnn import plots
+
+    names = ["$5-$10", "$a^$", "$$", *(f"c{i}" for i in range(n_classes - 3))]
+    rng = np.random.default_rng(0)
+    labels = np.arange(200) % n_classes
+    logits = rng.normal(size=(200, n_classes)).astype(np.float32)
+    write_test_plots(tmp_path, tmp_path, logits, labels, names)
+    assert plots.drawn("$5-$10") == "\\$5-\\$10"

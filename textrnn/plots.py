@@ -19,6 +19,11 @@ def short_name(name: str) -> str:
     return name if len(name) <= NAME_CHARS else name[: NAME_CHARS - 1] + "\u2026"
 
 
+def drawn(name: str) -> str:
+    """A class name as matplotlib draws it as written: text between two ``$`` would be read as TeX."""
+    return name.replace("$", "\\$")
+
+
 def _save(figure: Figure, path: Path) -> None:
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
@@ -47,8 +52,8 @@ def plot_confusion(path: Path, matrix: np.ndarray, label_names: list[str], title
     axes.imshow(matrix, cmap="Blues")
     for (i, j), count in np.ndenumerate(matrix):
         axes.text(j, i, str(count), ha="center", va="center", color="white" if count > matrix.max() / 2 else "black")
-    axes.set_xticks(range(len(label_names)), label_names)
-    axes.set_yticks(range(len(label_names)), label_names)
+    axes.set_xticks(range(len(label_names)), [drawn(name) for name in label_names])
+    axes.set_yticks(range(len(label_names)), [drawn(name) for name in label_names])
     axes.set_xlabel("predicted")
     axes.set_ylabel("actual")
     axes.set_title(title)
@@ -71,7 +76,7 @@ def plot_confusion_shares(
     image = heatmap.imshow(shares, cmap="Blues", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
     figure.colorbar(image, ax=heatmap, label="share of the actual class's rows")
     if tick_names is not None:
-        tick_names = [short_name(name) for name in tick_names]
+        tick_names = [drawn(short_name(name)) for name in tick_names]
         heatmap.set_xticks(range(len(tick_names)), tick_names, rotation=90, fontsize=6)
         heatmap.set_yticks(range(len(tick_names)), tick_names, fontsize=6)
         heatmap.set_xlabel("predicted")
@@ -81,7 +86,7 @@ def plot_confusion_shares(
         heatmap.set_ylabel("actual (classes in label order)")
     heatmap.set_title(title, fontsize=10)
     if pairs:
-        names = [f"{short_name(actual)} \u2192 {short_name(predicted)}" for actual, predicted, _ in pairs]
+        names = [f"{drawn(short_name(actual))} \u2192 {drawn(short_name(predicted))}" for actual, predicted, _ in pairs]
         bars.barh(range(len(pairs)), [count for _, _, count in pairs], color="tab:blue")
         bars.set_yticks(range(len(pairs)), names, fontsize=7)
         bars.invert_yaxis()  # the most frequent mistake on top
@@ -98,7 +103,7 @@ def plot_roc(path: Path, curves: Sequence[tuple[str, np.ndarray, np.ndarray, flo
     figure = Figure(figsize=(4.5, 4.5))
     axes = figure.subplots()
     for name, fpr, tpr, auc in curves:
-        axes.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
+        axes.plot(fpr, tpr, label=f"{drawn(name)} (AUC {auc:.3f})")
     axes.plot([0, 1], [0, 1], color="grey", linestyle=":")
     axes.set_xlabel("false positive rate")
     axes.set_ylabel("true positive rate")
