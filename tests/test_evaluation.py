@@ -584,3 +584,19 @@ def test_class_names_with_dollar_signs_are_drawn_as_written(tmp_path, n_classes)
     logits = rng.normal(size=(200, n_classes)).astype(np.float32)
     write_test_plots(tmp_path, tmp_path, logits, labels, names)
     assert plots.drawn("$5-$10") == "\\$5-\\$10"
+
+
+def test_class_names_the_font_lacks_are_one_log_line_not_a_warning_per_glyph(tmp_path, caplog, recwarn):
+    names = ["体育", "财经", "pos"]
+    labels = np.arange(30) % 3
+    logits = np.random.default_rng(0).normal(size=(30, 3)).astype(np.float32)
+    with caplog.at_level("WARNING"):
+        write_test_plots(tmp_path, tmp_path, logits, labels, names)
+    assert not [w for w in recwarn if "Glyph" in str(w.message)]
+    lacking = [r.getMessage() for r in caplog.records if "font" in r.getMessage()]
+    assert lacking == [
+        "evaluate: confusion.png: the font lacks characters of the class names (体, 育, 财, 经); they are drawn as "
+        "boxes there (the JSON files and `dvc plots show` keep them)",
+        "evaluate: roc.png: the font lacks characters of the class names (体, 育, 财, 经); they are drawn as "
+        "boxes there (the JSON files and `dvc plots show` keep them)",
+    ]

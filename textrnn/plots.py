@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,6 +12,9 @@ import numpy as np
 from matplotlib.figure import Figure  # not pyplot: no display, no global figure registry, 0.3 s less to import
 
 from textrnn.io import atomic_path
+
+log = logging.getLogger("evaluate")
+MISSING_GLYPH = re.compile(r"^Glyph (\d+) (.* )?missing from")
 
 # Characters of a class name drawn on the many-class figure: longer ones (an intent's sentence) are
 # cut, else their labels take the figure's width and the layout gives up.
@@ -25,8 +31,24 @@ def drawn(name: str) -> str:
 
 
 def _save(figure: Figure, path: Path) -> None:
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    # Matplotlib warns once per missing glyph (two lines each, naming its own source line): one line instead.
+    lacking = []
+    for warning in caught:
+        missing = MISSING_GLYPH.search(str(warning.message))
+        if missing is None:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        elif chr(int(missing.group(1))) not in lacking:
+            lacking.append(chr(int(missing.group(1))))
+    if lacking:
+        log.warning(
+            "evaluate: %s: the font lacks characters of the class names (%s); they are drawn as boxes there "
+            "(the JSON files and `dvc plots show` keep them)",
+            Path(path).name,
+            ", ".join(lacking),
+        )
 
 
 def plot_curves(
