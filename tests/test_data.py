@@ -287,3 +287,14 @@ def test_the_preprocessing_stages_load_neither_torch_nor_pandas(tmp_path, datase
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.splitlines()[-1]) == []
     assert (tmp_path / "out" / "vectors" / "meta.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "content",
+    ['{"names": 5}', '{"names": null}', '{"names": "ab"}', '{"names": [["a"], "b"]}', '{"names": ["a", "a"]}'],
+)
+def test_a_damaged_labels_file_is_one_line_never_other_classes(tmp_path, content):
+    (tmp_path / "labels.json").write_text(content)
+    with pytest.raises(UserError) as error:
+        splits.read_labels(tmp_path)
+    assert str(error.value) == f"{tmp_path / 'labels.json'}: not a textrnn labels file; rerun `dvc repro -f`"

@@ -549,3 +549,54 @@ def test_dvc_confusion_template_writes_counts_in_the_cells_up_to_text_classes():
     text_layer = [layer for layer in template["spec"]["layer"] if layer["mark"] == "text"]
     assert len(text_layer) == 1
     assert text_layer[0]["transform"][-1] == {"filter": f"datum.classes <= {evaluation.TEXT_CLASSES}"}
+
+
+def test_long_class_names_leave_the_many_class_figure_as_it_is(tmp_path):
+    """Names of 120 characters (an intent's sentence) are cut on the figure: the same size as with
+    short names, the layout applied (it used to give up, the PNG growing wide around a thin heatmap)."""
+    import warnings
+
+    from PIL import Image
+
+    from textrnn import plots
+
+    sizes = []
+    for length in (5, 120):
+        names = [f"{'x' * length}{i}" for i in range(60)]
+        pairs = [(names[i], names[i + 1], 3) for i in range(20)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # "constrained_layout not applied because axes sizes collapsed to zero"
+            plots.plot_confusion_shares(tmp_path / f"{length}.png", np.eye(60), names, pairs, "Confusion")
+        sizes.append(Image.open(tmp_path / f"{length}.png").size)
+    assert sizes[0] == sizes[1]
+    assert plots.short_name("x" * 120) == "x" * (plots.NAME_CHARS - 1) + "\u2026"
+    assert plots.short_name("x" * plots.NAME_CHARS) == "x" * plots.NAME_CHARS
+
+
+@pytest.mark.parametrize("n_classes", [3, 30])
+def test_class_names_with_dollar_signs_are_drawn_as_written(tmp_path, n_classes):
+    """Matplotlib reads text between two $ as TeX: "$a^$" failed the figure, "$5-$10" was drawn "5-10"."""
+    from textrnn import plots
+
+    names = ["$5-$10", "$a^$", "$$", *(f"c{i}" for i in range(n_classes - 3))]
+    rng = np.random.default_rng(0)
+    labels = np.arange(200) % n_classes
+    logits = rng.normal(size=(200, n_classes)).astype(np.float32)
+    write_test_plots(tmp_path, tmp_path, logits, labels, names)
+    assert plots.drawn("$5-$10") == "\\$5-\\$10"
+
+
+def test_class_names_the_font_lacks_are_one_log_line_not_a_warning_per_glyph(tmp_path, caplog, recwarn):
+    names = ["体育", "财经", "pos"]
+    labels = np.arange(30) % 3
+    logits = np.random.default_rng(0).normal(size=(30, 3)).astype(np.float32)
+    with caplog.at_level("WARNING"):
+        write_test_plots(tmp_path, tmp_path, logits, labels, names)
+    assert not [w for w in recwarn if "Glyph" in str(w.message)]
+    lacking = [r.getMessage() for r in caplog.records if "font" in r.getMessage()]
+    assert lacking == [
+        "evaluate: confusion.png: the font lacks characters of the class names (体, 育, 财, 经); they are drawn as "
+        "boxes there (the JSON files and `dvc plots show` keep them)",
+        "evaluate: roc.png: the font lacks characters of the class names (体, 育, 财, 经); they are drawn as "
+        "boxes there (the JSON files and `dvc plots show` keep them)",
+    ]

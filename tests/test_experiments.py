@@ -23,6 +23,7 @@ from textrnn.experiments import (
     shared_outputs_missing,
     stage_deps,
 )
+from textrnn.params import read_params
 
 DOCUMENT = json.loads((Path(__file__).parent / "exp_show.json").read_text())
 
@@ -81,6 +82,20 @@ def test_metric_and_all_metrics_pick_the_columns():
     assert header[:3] == ["group", "runs", "baseline.json:C"] and len(header) == 2 + 14
     assert format_summary([]) == (
         "no finished experiments with metrics (run some: `textrnn seeds`, or `dvc exp run --queue`)"
+    )
+
+
+def test_a_metric_that_no_run_has_is_named_under_the_table():
+    groups = group_by_params(finished(runs_from_exp_show(DOCUMENT)))
+    lines = format_summary(groups, ["metrics.json:test.acc", "metrics.json:test.loss"]).splitlines()
+    assert lines[:3] == [
+        "group  runs  metrics.json:test.acc  metrics.json:test.loss",
+        "1      2     -                      0.685",
+        "2      1     -                      0.685",
+    ]
+    assert lines[-1] == (
+        "note: no run has metrics.json:test.acc (FILE:KEY as `textrnn summary --all-metrics` lists them, "
+        "e.g. metrics.json:test.accuracy)"
     )
 
 
@@ -301,6 +316,10 @@ def test_the_cli_exits_1_naming_the_failed_runs_after_the_summary(tmp_path, monk
             "train.seed itself; give the seeds with --seeds instead",
         ),
         (
+            ["seeds", "-S", "++train.seed=5"],  # Hydra's force-add: sets the key all the same
+            "error: -S ++train.seed=5: textrnn seeds sets train.seed itself; give the seeds with --seeds instead",
+        ),
+        (
             ["seeds", "-S", "train.cell"],
             "error: -S train.cell: expected SECTION.KEY=VALUE, e.g. -S train.hidden_size=128",
         ),
@@ -442,22 +461,35 @@ def test_a_workspace_that_no_longer_matches_its_lock_is_not_reproduced(tmp_path,
     "value, word",
     [
         ([1, 4, 16], "[1,4,16]"),
-        ({"a": 1, "b": [True, None]}, '{"a":1,"b":[true,null]}'),
+        ({"a": 1, "b": [True, None]}, "{a:1,b:[true,null]}"),
         (0.001, "0.001"),
         (1e-05, "1e-05"),
         (None, "null"),
         (False, "false"),
         ("gru", "gru"),
+        ("yes", "yes"),
         ("true", '"true"'),
+        ("nan", '"nan"'),
         ("010", '"010"'),
-        ("café", "café"),
-        (["a", "b"], '["a","b"]'),
+        ("café", '"café"'),
+        ("~/data", '"~/data"'),
+        ("a,b", '"a,b"'),
+        ("f(x)", '"f(x)"'),
+        ("@data", '"@data"'),
+        ("${x}", '"\\${x}"'),
+        ('a"b\\', '"a\\"b\\\\"'),
+        (["a", "é"], '[a,"é"]'),
     ],
 )
-def test_a_preset_value_is_one_shell_word_that_dvc_reads_back(value, word):
+def test_a_preset_value_is_one_shell_word_that_dvc_reads_back(value, word, tmp_path):
+    from dvc.utils.hydra import apply_overrides
+
     options = presets.as_set_options({"x": {"k": value}})
     assert options == ["-S", f"x.k={word}"]
-    assert presets.read_scalar(word) == value
+    params = tmp_path / "params.yaml"
+    params.write_text("x:\n  k: 0\n")
+    apply_overrides(params, [options[1]])  # what `dvc exp run -S` does with the word
+    assert read_params(params)["x"]["k"] == value
 
 
 def test_a_value_with_whitespace_is_refused():

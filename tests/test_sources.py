@@ -153,6 +153,31 @@ def test_an_ambiguous_folder_is_refused_in_one_line(tmp_path, names, message):
     assert "\n" not in str(error.value)
 
 
+def test_a_symlinked_data_folder_is_refused_a_linked_dataset_folder_or_file_is_read(tmp_path):
+    """DVC hashes download.dataset following a link to the folder itself and linked files, never a
+    linked folder inside it: that one would hide every change behind it, so it is refused."""
+    target = touch(tmp_path / "elsewhere", "train-00000-of-00001.parquet", "test-00000-of-00001.parquet")
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    (folder / "data").symlink_to(target)
+    with pytest.raises(UserError) as error:
+        find_split_files(folder)
+    assert str(error.value) == (
+        "download.dataset: data is a symbolic link to a folder, which DVC does not look inside (a change there "
+        "would not rerun download); point download.dataset at a folder that holds the files (a link to the whole "
+        "dataset folder works), or link the files one by one"
+    )
+    (folder / "data").unlink()
+    (folder / "train.parquet").symlink_to(target / "train-00000-of-00001.parquet")
+    (folder / ".cache").symlink_to(target)  # hidden: never data
+    assert found(folder) == [("train", ["train.parquet"])]
+    (tmp_path / "linked").symlink_to(target)
+    assert found(tmp_path / "linked") == [
+        ("test", ["test-00000-of-00001.parquet"]),
+        ("train", ["train-00000-of-00001.parquet"]),
+    ]
+
+
 def test_each_split_is_logged_with_its_files_and_rows(tmp_path, caplog):
     frame = synthetic_reviews(30)
     (tmp_path / "data").mkdir()
@@ -266,6 +291,30 @@ def test_a_malformed_file_is_one_line(tmp_path, name, content, message):
         write_raw(local_source(tmp_path, "label"), "text", "label", tmp_path / "raw")
     assert str(error.value).startswith(f"{tmp_path / name}: {message.split(': ', 1)[1]}"), str(error.value)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [("test.parquet", None), ("test.csv", "text,label\n"), ("test.jsonl", ""), ("test.jsonl", "\n\n")],
+)
+def test_a_split_whose_file_holds_no_rows_is_named_in_one_line(tmp_path, name, content):
+    frame = synthetic_reviews(20, 0)
+    suffix = name.split(".")[1]
+    if suffix == "parquet":
+        frame.to_parquet(tmp_path / "train.parquet")
+        frame.iloc[:0].to_parquet(tmp_path / name)
+    elif suffix == "csv":
+        frame.to_csv(tmp_path / "train.csv", index=False)
+    else:
+        frame.to_json(tmp_path / "train.jsonl", orient="records", lines=True)
+    if content is not None:
+        (tmp_path / name).write_text(content)
+    with pytest.raises(UserError) as error:
+        write_raw(local_source(tmp_path, "label"), "text", "label", tmp_path / "raw")
+    assert str(error.value) == (
+        f"{tmp_path} split 'test': its files hold no rows ({name}); fill them, or move them out of the folder"
+    )
+    assert not (tmp_path / "raw").exists()
 
 
 def test_the_files_of_a_split_have_the_same_columns(tmp_path):

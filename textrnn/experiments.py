@@ -179,6 +179,13 @@ def format_summary(
             lines += textwrap.wrap(
                 f"{label}: {settings}", WIDTH, subsequent_indent=" " * (len(label) + 2), break_on_hyphens=False
             )
+    known = {m for g in groups for run in g.runs for m in run.metrics}
+    for metric in metrics or []:
+        if metric not in known:  # a typo would read as a column of runs without that metric
+            lines.append(
+                f"note: no run has {metric} (FILE:KEY as `textrnn summary --all-metrics` lists them, "
+                f"e.g. {MODEL_COLUMNS[0][1]})"
+            )
     return "\n".join(lines)
 
 
@@ -226,12 +233,13 @@ def exp_show(*options: str, run_dvc: Callable[..., str] | None = None) -> list:
 
 
 def set_option_key(option: str) -> str:
-    """The param that a ``-S`` value sets: ``params.yaml:train.seed=5`` -> ``train.seed``."""
+    """The param that a ``-S`` value sets: ``params.yaml:train.seed=5`` -> ``train.seed``; Hydra's add
+    and force-add prefixes (``+``, ``++``) set it too."""
     key, equals, _ = option.partition("=")
     if not equals or not key:
         raise UserError(f"-S {option}: expected SECTION.KEY=VALUE, e.g. -S train.hidden_size=128")
     path, colon, name = key.rpartition(":")
-    return name if colon and path == PARAMS_FILE else key
+    return (name if colon and path == PARAMS_FILE else key).lstrip("+")
 
 
 def check_set_options(options: list[str]) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -10,10 +13,42 @@ from matplotlib.figure import Figure  # not pyplot: no display, no global figure
 
 from textrnn.io import atomic_path
 
+log = logging.getLogger("evaluate")
+MISSING_GLYPH = re.compile(r"^Glyph (\d+) (.* )?missing from")
+
+# Characters of a class name drawn on the many-class figure: longer ones (an intent's sentence) are
+# cut, else their labels take the figure's width and the layout gives up.
+NAME_CHARS = 30
+
+
+def short_name(name: str) -> str:
+    return name if len(name) <= NAME_CHARS else name[: NAME_CHARS - 1] + "\u2026"
+
+
+def drawn(name: str) -> str:
+    """A class name as matplotlib draws it as written: text between two ``$`` would be read as TeX."""
+    return name.replace("$", "\\$")
+
 
 def _save(figure: Figure, path: Path) -> None:
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    # Matplotlib warns once per missing glyph (two lines each, naming its own source line): one line instead.
+    lacking = []
+    for warning in caught:
+        missing = MISSING_GLYPH.search(str(warning.message))
+        if missing is None:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        elif chr(int(missing.group(1))) not in lacking:
+            lacking.append(chr(int(missing.group(1))))
+    if lacking:
+        log.warning(
+            "evaluate: %s: the font lacks characters of the class names (%s); they are drawn as boxes there "
+            "(the JSON files and `dvc plots show` keep them)",
+            Path(path).name,
+            ", ".join(lacking),
+        )
 
 
 def plot_curves(
@@ -39,8 +74,8 @@ def plot_confusion(path: Path, matrix: np.ndarray, label_names: list[str], title
     axes.imshow(matrix, cmap="Blues")
     for (i, j), count in np.ndenumerate(matrix):
         axes.text(j, i, str(count), ha="center", va="center", color="white" if count > matrix.max() / 2 else "black")
-    axes.set_xticks(range(len(label_names)), label_names)
-    axes.set_yticks(range(len(label_names)), label_names)
+    axes.set_xticks(range(len(label_names)), [drawn(name) for name in label_names])
+    axes.set_yticks(range(len(label_names)), [drawn(name) for name in label_names])
     axes.set_xlabel("predicted")
     axes.set_ylabel("actual")
     axes.set_title(title)
@@ -63,6 +98,7 @@ def plot_confusion_shares(
     image = heatmap.imshow(shares, cmap="Blues", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
     figure.colorbar(image, ax=heatmap, label="share of the actual class's rows")
     if tick_names is not None:
+        tick_names = [drawn(short_name(name)) for name in tick_names]
         heatmap.set_xticks(range(len(tick_names)), tick_names, rotation=90, fontsize=6)
         heatmap.set_yticks(range(len(tick_names)), tick_names, fontsize=6)
         heatmap.set_xlabel("predicted")
@@ -72,7 +108,7 @@ def plot_confusion_shares(
         heatmap.set_ylabel("actual (classes in label order)")
     heatmap.set_title(title, fontsize=10)
     if pairs:
-        names = [f"{actual} \u2192 {predicted}" for actual, predicted, _ in pairs]
+        names = [f"{drawn(short_name(actual))} \u2192 {drawn(short_name(predicted))}" for actual, predicted, _ in pairs]
         bars.barh(range(len(pairs)), [count for _, _, count in pairs], color="tab:blue")
         bars.set_yticks(range(len(pairs)), names, fontsize=7)
         bars.invert_yaxis()  # the most frequent mistake on top
@@ -89,7 +125,7 @@ def plot_roc(path: Path, curves: Sequence[tuple[str, np.ndarray, np.ndarray, flo
     figure = Figure(figsize=(4.5, 4.5))
     axes = figure.subplots()
     for name, fpr, tpr, auc in curves:
-        axes.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
+        axes.plot(fpr, tpr, label=f"{drawn(name)} (AUC {auc:.3f})")
     axes.plot([0, 1], [0, 1], color="grey", linestyle=":")
     axes.set_xlabel("false positive rate")
     axes.set_ylabel("true positive rate")

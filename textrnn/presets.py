@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +47,44 @@ def load_preset(path: Path, params_path: Path = PARAMS_FILE) -> dict[str, dict[s
     return preset
 
 
+# A string of these characters alone, that YAML reads back as itself, DVC's -S (Hydra's override
+# grammar) reads as that string unquoted; any other (non-ASCII, ~ , = ( ) [ ] ' $ ...) is quoted.
+PLAIN_STRING = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")
+# Words Hydra reads as a float or a bool in any letter case, where YAML reads a string.
+HYDRA_WORDS = {"nan", "inf", "true", "false", "null"}
+
+
+def _hydra_quoted(text: str) -> str:
+    """``text`` in Hydra's double quotes: a quote and the backslashes before it (or before the closing
+    quote) escaped, and ``${`` (an interpolation) escaped; other backslashes stay literal."""
+    text = re.sub(r'(\\*)"', lambda m: m.group(1) * 2 + '\\"', text)
+    text = re.sub(r"(\\*)\$\{", lambda m: m.group(1) * 2 + "\\${", text)
+    text = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, text)
+    return f'"{text}"'
+
+
+def _hydra_text(value: Any) -> str:
+    """``value`` as Hydra's override grammar reads it back: numbers, true/false, null; strings plain or
+    quoted; lists ``[1,4,16]`` and mappings ``{a:1}`` (keys plain) without spaces."""
+    if isinstance(value, str):
+        plain = PLAIN_STRING.fullmatch(value) and value.lower() not in HYDRA_WORDS and read_scalar(value) == value
+        return value if plain else _hydra_quoted(value)
+    if isinstance(value, list):
+        return "[" + ",".join(_hydra_text(item) for item in value) + "]"
+    if isinstance(value, dict):
+        for key in value:
+            if not (isinstance(key, str) and PLAIN_STRING.fullmatch(key)):
+                raise UserError(
+                    f"the preset mapping key {key!r} is not a plain name (letters, digits, _ . / -), which DVC's "
+                    f"-S cannot pass; rename it"
+                )
+        return "{" + ",".join(f"{key}:{_hydra_text(item)}" for key, item in value.items()) + "}"
+    return json.dumps(value)
+
+
 def _yaml_value(value: Any) -> str:
-    """``value`` as DVC's -S reads it (YAML 1.2), in one shell word: numbers, true/false, null; strings plain
-    or JSON-quoted; lists and mappings as compact JSON (``[1,4,16]``, a YAML flow collection)."""
-    if isinstance(value, str) and value and value.strip() == value and read_scalar(value) == value:
-        text = value
-    else:
-        text = json.dumps(value, separators=(",", ":"))
+    """``value`` as DVC's -S reads it back (Hydra's override grammar), in one shell word."""
+    text = _hydra_text(value)
     if any(c.isspace() for c in text):
         raise UserError(
             f"the preset value {value!r} holds whitespace, which a shell splits in `$(...)`; "

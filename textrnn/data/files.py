@@ -34,6 +34,7 @@ type (integers and numbers together are numbers).
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -100,12 +101,31 @@ def _level(relative: Path, split_words: dict[str, tuple[str, ...]]) -> str:
     )
 
 
+def _files_below(folder: Path) -> list[Path]:
+    """The files below ``folder``, relative to it. A symlinked folder inside it is refused: DVC, which
+    hashes the folder as download's dependency, does not look inside one, so a change behind the link
+    would never rerun the pipeline (a linked file, or ``folder`` itself a link, it follows)."""
+    files = []
+    for directory, subdirectories, names in os.walk(folder):
+        relative = Path(directory).relative_to(folder)
+        for name in subdirectories:
+            linked = relative / name
+            if (Path(directory) / name).is_symlink() and not any(p.startswith((".", "__")) for p in linked.parts):
+                raise UserError(
+                    f"download.dataset: {linked.as_posix()} is a symbolic link to a folder, which DVC does not look "
+                    f"inside (a change there would not rerun download); point download.dataset at a folder that "
+                    f"holds the files (a link to the whole dataset folder works), or link the files one by one"
+                )
+        files += [relative / name for name in names if (Path(directory) / name).is_file()]
+    return files
+
+
 def find_split_files(folder: Path, split_words: dict[str, tuple[str, ...]]) -> dict[str, list[Path]]:
     """The data files of each split (in the order splits first appear by path; files in name order).
 
     ``split_words`` maps each split to the words that name it in a path (sources.SPLIT_WORDS).
     """
-    found = sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+    found = sorted(_files_below(folder))
     relatives = [r for r in found if _is_data(r)]
     if not relatives:
         others = [r.as_posix() for r in found][:5]

@@ -469,6 +469,11 @@ def _check_train_has_every_class(description: str, names: list[str], written: di
         )
 
 
+def _relative(path: Path, folder: str) -> str:
+    path = Path(path)
+    return path.relative_to(folder).as_posix() if path.is_relative_to(folder) else str(path)
+
+
 def write_raw(source: Source, text_column: str, label_column: str, out_dir: Path) -> dict[str, int]:
     """Write ``<split>.parquet`` for each labelled split of ``source``, ``labels.json`` and, when the
     dataset has splits without labels, ``unlabelled.parquet`` into ``out_dir``.
@@ -482,6 +487,15 @@ def write_raw(source: Source, text_column: str, label_column: str, out_dir: Path
         )
     if "train" not in source.splits:
         raise UserError(f"{source.description}: no train split (found {sorted(source.splits)})")
+    for split in source.splits.values():
+        if split.num_rows == 0:  # checked first: an empty JSON lines file has no columns either
+            if not split.files:
+                raise UserError(f"{source.description} split {split.name!r}: holds no rows; check the dataset")
+            files = ", ".join(_relative(path, source.description) for path in split.files)
+            raise UserError(
+                f"{source.description} split {split.name!r}: its files hold no rows ({files}); fill them, or move "
+                f"them out of the folder"
+            )
     # A split other than train without the label column has no labels (a test file of texts alone).
     without_labels = [
         name

@@ -46,6 +46,10 @@ def read_labels(directory: Path) -> list[str]:
         raise UserError(f"{path}: not found; run the stage that writes it (`dvc repro`)") from None
     except (ValueError, KeyError, TypeError):
         raise UserError(f"{path}: not a textrnn labels file; rerun `dvc repro -f`") from None
+    # A list of distinct names (strings; integers from files written before names were strings).
+    valid = isinstance(names, list) and all(isinstance(n, (str, int)) and not isinstance(n, bool) for n in names)
+    if not valid or len({str(n) for n in names}) != len(names):
+        raise UserError(f"{path}: not a textrnn labels file; rerun `dvc repro -f`")
     return [str(n) for n in names]
 
 
