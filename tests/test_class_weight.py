@@ -202,6 +202,30 @@ def test_the_train_stage_passes_class_weight_and_its_checkpoint_loads_as_any(tmp
 # ---------------------------------------------------------------- the baseline
 
 
+class _FixedModel:
+    """A fitted model stand-in whose valid predictions are fixed: its C picks them."""
+
+    def __init__(self, C, predictions):
+        self.C, self.predictions = C, predictions
+
+
+@pytest.mark.parametrize("class_weight, kept", [("none", 1.0), ("balanced", 4.0)])
+def test_balanced_picks_c_by_valid_macro_f1_not_accuracy(monkeypatch, class_weight, kept):
+    """90 rows of class 0 and 10 of class 1: C=1 answers 0 everywhere (accuracy 0.9, macro-F1 0.47);
+    C=4 finds 8 of the 10 at the cost of 12 others (accuracy 0.86, macro-F1 0.73)."""
+    valid_labels = np.array([0] * 90 + [1] * 10)
+    leaning = np.array([0] * 78 + [1] * 12 + [1] * 8 + [0] * 2)
+    predictions = {1.0: np.zeros(100, dtype=np.int64), 4.0: leaning}
+    monkeypatch.setattr(baseline, "fit_model", lambda features, labels, C, weight: _FixedModel(C, predictions[C]))
+    monkeypatch.setattr(baseline, "decision_logits", lambda model, features: model.predictions - 0.5)
+    model, scores = baseline.pick_model(None, None, None, valid_labels, [1.0, 4.0], class_weight)
+    assert kept == model.C
+    if class_weight == "balanced":
+        assert scores == pytest.approx({C: f1_score(valid_labels, p, average="macro") for C, p in predictions.items()})
+    else:
+        assert scores == {1.0: 0.9, 4.0: 0.86}
+
+
 def test_baseline_balanced_is_sklearns_balanced_logistic_regression():
     frame = imbalanced_reviews(300, 3, minority=0.1, max_len=8)
     vectorizer = baseline.NgramTfidf()

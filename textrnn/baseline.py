@@ -174,16 +174,24 @@ def pick_model(
     Cs: Sequence[float],
     class_weight: str = "none",
 ) -> tuple[LogisticRegression, dict[float, float]]:
-    """One model per C fit on train; the one with the best valid accuracy (the first on ties), and every C's."""
-    best, accuracies = None, {}
+    """One model per C fit on train; the one with the best valid score (the first on ties), and every C's.
+
+    The score is the valid accuracy; with ``class_weight: balanced`` it is the valid macro-F1, which
+    weighs every class alike as the fit does (accuracy would pick the C that leans to the majority).
+    """
+    measure = "macro-F1" if class_weight == "balanced" else "accuracy"
+    best, scores = None, {}
     for C in Cs:
         model = fit_model(train_features, train_labels, C, class_weight)
         predicted = metrics.predicted_labels(decision_logits(model, valid_features))
-        accuracies[C] = float(np.mean(predicted == valid_labels))
-        log.info("baseline: C=%s: valid accuracy %.4f", C, accuracies[C])
-        if best is None or accuracies[C] > accuracies[best.C]:
+        if class_weight == "balanced":
+            scores[C] = metrics.f1_macro(valid_labels, predicted)
+        else:
+            scores[C] = float(np.mean(predicted == valid_labels))
+        log.info("baseline: C=%s: valid %s %.4f", C, measure, scores[C])
+        if best is None or scores[C] > scores[best.C]:
             best = model
-    return best, accuracies
+    return best, scores
 
 
 def fit_and_score(
