@@ -1001,6 +1001,37 @@ def test_a_folder_where_a_file_belongs_and_a_file_where_a_folder_belongs(tmp_pat
     assert [p.name for p in (tmp_path / "metrics").iterdir()] == ["m.json"]
 
 
+def test_evaluate_checks_that_its_outputs_are_writable_before_scoring(tmp_path, monkeypatch):
+    """Scoring every split comes before any write: a read-only metrics/ must stop evaluate before it.
+
+    No checkpoint or vectors exist here: had evaluate read them first, it would have said so instead.
+    """
+    import tempfile
+
+    from textrnn.pipeline import evaluate
+
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    _deny(monkeypatch, tempfile, "mkstemp", when=lambda *args, dir=None, **kwargs: Path(dir) == metrics)
+    paths = {
+        "model_path": tmp_path / "models" / "model.pt",
+        "vectors_dir": tmp_path / "data" / "vectors",
+        "metrics_path": metrics / "metrics.json",
+        "plot_data_dir": metrics / "plots",
+        "png_dir": tmp_path / "plots" / "evaluation",
+    }
+    with pytest.raises(UserError) as error:
+        evaluate.run({"device": "cpu", "batch_size": 64}, **paths)
+    assert str(error.value) == (
+        f"cannot write {metrics / 'metrics.json'}: {DENIED} in {metrics}/; "
+        f"make that folder writable (chmod/chown) or run from a checkout you own"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics"]  # the check created nothing
+    monkeypatch.undo()
+    with pytest.raises(UserError, match="model.pt"):  # writable: the stage goes on to its inputs
+        evaluate.run({"device": "cpu", "batch_size": 64}, **paths)
+
+
 def test_train_checks_that_its_outputs_are_writable_before_the_first_epoch(tmp_path, monkeypatch):
     """The model is saved after the last epoch: a read-only models/ must stop the run before the first.
 

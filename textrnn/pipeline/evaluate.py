@@ -16,7 +16,7 @@ from textrnn.data.vectors import open_split, read_meta
 from textrnn.errors import UserError
 from textrnn.evaluation import Logits, one_class_warning, split_metrics, write_test_plots
 from textrnn.inference import predict_logits, resolve_device
-from textrnn.io import atomic_dir, write_json
+from textrnn.io import atomic_dir, check_writable, write_json
 from textrnn.model import load_checkpoint
 
 log = logging.getLogger("evaluate")
@@ -26,6 +26,10 @@ def run(
     params: dict[str, Any], model_path: Path, vectors_dir: Path, metrics_path: Path, plot_data_dir: Path, png_dir: Path
 ) -> dict[str, dict[str, float | None]]:
     device = resolve_device(params["device"])
+    # Every split is scored before anything is written: a read-only output stops the stage first.
+    check_writable(metrics_path)
+    for folder in (plot_data_dir, png_dir):
+        check_writable(folder, folder=True)
     checkpoint = load_checkpoint(model_path)
     meta = read_meta(vectors_dir)
     if meta["vocab_sha256"] != checkpoint.inputs["vocab_sha256"]:
