@@ -27,7 +27,7 @@ from textrnn.errors import UserError
 log = logging.getLogger("textrnn")
 
 # newton-cg: a few Newton steps on sparse data, for two classes or k (multinomial) alike, at
-# sklearn's default tolerance; lbfgs took several times longer to the same point on IMDB.
+# sklearn's default tolerance; lbfgs needs many more cheap steps to the same point (docs/decisions.md).
 SOLVER, TOLERANCE, MAX_ITER = "newton-cg", 1e-4, 1000
 
 # sklearn's default token_pattern, applied to the lowercased text, as TfidfVectorizer does.
@@ -156,7 +156,7 @@ def fit_model(
         max_iter=MAX_ITER,
         class_weight=None if class_weight == "none" else class_weight,
     )
-    # One thread: on shared cores OpenMP's spinning threads made the fit several times slower,
+    # One thread: on shared cores OpenMP's threads spin while they wait for each other (docs/decisions.md),
     # and the result does not depend on the core count.
     with threadpool_limits(limits=1), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)

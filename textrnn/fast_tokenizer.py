@@ -1,6 +1,6 @@
 """``tokenizer.tokenize`` and the vocabulary lookup in C++ (csrc/tokenize.cpp), many texts per call.
 
-The same tokens as ``tokenizer.tokenize``, several times faster: C++ works on the UTF-8 bytes,
+The same tokens as ``tokenizer.tokenize``, faster (docs/speed.md): C++ works on the UTF-8 bytes,
 and Python lowercases the texts with characters beyond ASCII (``str.lower``: its Unicode rules
 stay Python's). It is built with the system C++ compiler on first use (``textrnn.native``) and
 checked on the tokenizer's probe text before it is used. Where it cannot be built, fails that

@@ -3,7 +3,7 @@ its logits, in numpy.
 
 Shared by the RNN and the baseline. A numpy twin of ``textrnn.model``'s ``predicted_labels`` and
 ``loss_function``, and of the sklearn.metrics functions the stages need (tests check that they
-agree), so that evaluate needs neither sklearn (2 s to import) nor, here, torch. What runs for
+agree), so that evaluate needs neither sklearn (a slow import: docs/decisions.md) nor, here, torch. What runs for
 every number of classes k allocates neither k x k nor a float64 copy of [n, k] logits: the
 confusion is kept as its non-zero cells (``confusion_matrix`` is for the few classes a figure
 shows), the log-softmax is made a column at a time (``RankingScores``).

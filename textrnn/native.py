@@ -39,8 +39,8 @@ X86_LEVELS = [
 def isa_flags(machine: str, flags: set[str]) -> list[str]:
     """The ``-march`` for a CPU: the best of a fixed few levels it runs, never ``-march=native``.
 
-    The level only changes speed (vector width), never results. x86-64-v3 is AVX2 + FMA (since
-    2013-2015); v2 is SSE4.2; plain x86-64 runs everywhere; aarch64's baseline has NEON.
+    The level only changes speed (vector width), never results. x86-64-v3 is AVX2 + FMA; v2
+    is SSE4.2; plain x86-64 runs everywhere; aarch64's baseline has NEON.
     """
     if machine in ("x86_64", "AMD64"):
         level = next((name for name, needs in X86_LEVELS if needs <= flags), "x86-64")

@@ -54,7 +54,7 @@ def _configuration(cell: str) -> str | None:
         return "recommended"
     if "defaults" in text:
         return "defaults"
-    return None  # the notebook's own run: a figure of the notebook, not regenerated here
+    return None  # the course notebook's own run: a figure copied from it, not regenerated here
 
 
 def parse_readme_table(text: str) -> dict[tuple[str, str], tuple[str, ...]]:

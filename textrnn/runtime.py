@@ -71,7 +71,7 @@ def cli_main(func: F) -> F:
         previous = signals.install()
         # The garbage collector walks every object it tracks, and torch's import alone leaves hundreds
         # of thousands, which live as long as the process: out of its sight, they cost no collection
-        # while the command runs and none at exit (about 0.6 s of each torch stage's exit here).
+        # while the command runs and none at exit (docs/decisions.md).
         gc.freeze()
         try:
             return func(*args, **kwargs)

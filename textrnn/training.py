@@ -1,6 +1,6 @@
 """The training loop: length-bucketed batches, one optimizer step per batch, the best epoch by valid loss.
 
-Read top to bottom, ``train_model`` is the notebook's loop with three additions: batches of
+Read top to bottom, ``train_model`` is the course notebook's loop (docs/model.md) with three additions: batches of
 similar length (almost no padding), a guard that skips a step whose gradients are not finite
 (as AMP's GradScaler does), and per-epoch metrics reduced over DDP ranks when there are several.
 
@@ -46,11 +46,11 @@ class TrainConfig:
     clip_grad_norm: float | None = None
     valid_batch_size: int = 512
     max_tokens: int | None = None  # reviews are cut to their last max_tokens tokens
-    optimizer: str = "rmsprop"  # the notebook's
+    optimizer: str = "rmsprop"  # the course notebook's optimizer
     weight_decay: float = 0.0
-    lr_schedule: str = "constant"  # the notebook's; linear / cosine decay to 0 over all steps
+    lr_schedule: str = "constant"  # the course notebook's (a fixed lr); linear / cosine decay to 0 over all steps
     patience: int | None = None  # stop after this many epochs without a lower valid loss; None: run every epoch
-    class_weight: str = "none"  # none (the notebook's) or balanced: see balanced_class_weights
+    class_weight: str = "none"  # none (the course notebook's loss) or balanced: see balanced_class_weights
 
 
 @dataclass
@@ -105,7 +105,7 @@ def global_batch_weights(batches: list[Batch], class_weights: torch.Tensor) -> l
 
 
 def make_optimizer(parameters: Sequence[torch.Tensor], config: TrainConfig) -> torch.optim.Optimizer:
-    """RMSprop (the notebook's; one fused pass per tensor on CPU), Adam or AdamW."""
+    """RMSprop (the course notebook's; one fused pass per tensor on CPU), Adam or AdamW."""
     if config.optimizer == "rmsprop":
         return accel.RMSprop(parameters, lr=config.lr, weight_decay=config.weight_decay)
     if config.optimizer == "adam":

@@ -7,7 +7,8 @@
 //   3. ' . , ( ) ! ? are tokens of their own; ; : are spaces;
 //   4. tokens are split on whitespace, what Python's str.split() splits on (whitespace_length).
 // Every other byte belongs to a token, so a token is whole UTF-8 characters. The Python side checks
-// these tokens against tokenizer.tokenize before it uses them (encoding.native_tokenizer).
+// these tokens against tokenizer.tokenize on a probe text before it uses them
+// (fast_tokenizer._agrees_with_python).
 #include <cstdint>
 #include <cstring>
 #include <new>

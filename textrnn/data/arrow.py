@@ -1,9 +1,9 @@
 """Flat numeric arrays between numpy and arrow, zero-copy, without importing pandas.
 
 pyarrow imports pandas the first time it converts to or from numpy (``pa.array``,
-``Array.to_numpy``), only to ask whether the object is a pandas one: 0.4 s of every stage's
-start-up, for a library the preprocessing stages never use. These helpers build the arrays from
-their buffers instead.
+``Array.to_numpy``), only to ask whether the object is a pandas one: an import that lengthens every
+stage's start-up (docs/decisions.md), for a library the preprocessing stages never use. These
+helpers build the arrays from their buffers instead.
 """
 
 from __future__ import annotations

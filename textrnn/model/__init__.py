@@ -1,4 +1,5 @@
-"""The model: the notebook's RNN by default, with other cells, a reverse direction, readouts and dropout as options.
+"""The model: the course notebook's RNN by default (the notebook this project began from: docs/model.md),
+with other cells, a reverse direction, readouts and dropout as options.
 
 Read textrnn/model/classifier.py top to bottom; the cells are in textrnn/model/cells.py.
 """

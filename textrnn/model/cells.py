@@ -6,7 +6,7 @@ no weights: the classifier holds W (input -> gates) and U (state -> gates), nn.L
 rows stack the gates in torch's order, so that torch's kernels take them as they are
 (W = weight_ih, U = weight_hh, with their biases b_i and b_h):
 
-    rnn   h = tanh(W x + U h)                                   the notebook's cell; 1 gate
+    rnn   h = tanh(W x + U h)                                   the course notebook's cell; 1 gate
     gru   r = sigmoid(W_r x + U_r h)                            gates r, z, n
           z = sigmoid(W_z x + U_z h)
           n = tanh(W_n x + r * (U_n h))                         U_n h carries its bias b_hn, as in torch

@@ -65,7 +65,7 @@ class _NoInit(TorchFunctionMode):
     """Inside, the torch.nn.init functions leave their tensor as it is.
 
     On the meta device there is nothing to initialize, and a meta ``normal_`` (nn.Embedding's) would
-    import torch._dynamo: 2 s of every evaluate and predict.
+    import torch._dynamo, a slow import that evaluate and predict need nowhere else (docs/decisions.md).
     """
 
     def __torch_function__(self, func, types, args=(), kwargs=None):

@@ -1,7 +1,8 @@
-"""The classifier: embedding -> recurrent encoder -> readout -> V, with the notebook's RNN as the default.
+"""The classifier: embedding -> recurrent encoder -> readout -> V, with the course notebook's RNN as the default.
 
-The notebook's model reads a review one token at a time, h_t = tanh(W x_t + U h_{t-1}), and
-classifies its last state: logits = V h_T. The options of ModelConfig change one piece each:
+The course notebook ("code your own RNN", where the project began: docs/model.md) reads a review
+one token at a time, h_t = tanh(W x_t + U h_{t-1}), and classifies its last state: logits = V h_T.
+The options of ModelConfig change one piece each:
 
 - ``cell``: the rule that makes h_t (textrnn/model/cells.py): ``rnn`` (the notebook's), ``gru``, ``lstm``.
 - ``bidirectional``: a second cell (W_reverse, U_reverse) also reads each review backwards, from
@@ -49,9 +50,9 @@ class ModelConfig:
     embedding_size: int
     hidden_size: int
     num_classes: int = 2
-    cell: str = "rnn"  # rnn (the notebook's), gru or lstm
+    cell: str = "rnn"  # rnn (the course notebook's cell), gru or lstm
     bidirectional: bool = False  # also read each review backwards
-    readout: str = "last"  # last (the notebook's), mean or max over the real tokens' states
+    readout: str = "last"  # last (the course notebook's readout), mean or max over the real tokens' states
     dropout: float = 0.0  # probability of zeroing an embedded input or a feature of V's input, in training
 
     def __post_init__(self):
@@ -77,7 +78,7 @@ class RNN(nn.Module):
         self.config = config
         self.cell = CELLS[config.cell]
         gates = self.cell.gates * config.hidden_size
-        # Created in the notebook's order (embedding, W, U, V): one seed gives the notebook's initial weights.
+        # Created in the course notebook's order (embedding, W, U, V): one seed gives its initial weights.
         self.embedding = nn.Embedding(config.vocabulary_size, config.embedding_size)
         self.W = nn.Linear(config.embedding_size, gates)  # input -> hidden (every gate's rows, stacked)
         self.U = nn.Linear(config.hidden_size, gates)  # previous state -> hidden
@@ -155,14 +156,14 @@ class RNN(nn.Module):
             outputs[t] = self.cell.output(state)
         return torch.stack(cast(list[torch.Tensor], outputs), dim=1)  # order visits every position
 
-    # ------------------------------------------------------------ the notebook's step
+    # ------------------------------------------------------------ one step, as the course notebook wrote it
 
     def init_hidden(self, batch_size: int) -> State:
         """The initial state: zeros [batch, hidden] (for the lstm cell, the pair (h, c))."""
         return self.cell.initial_state(batch_size, self.U.weight)
 
     def step(self, x: torch.Tensor, hidden: State) -> tuple[torch.Tensor, State]:
-        """One time step, the notebook's ``forward``: token ids [batch] -> (logits [batch, outputs], new hidden).
+        """One time step, the course notebook's ``forward``: token ids [batch] -> (logits [batch, outputs], new hidden).
 
         Chained over a review from ``init_hidden``, the last logits are ``forward``'s (in eval
         mode: the step applies no dropout). Only for unidirectional models that read the last state.
@@ -279,7 +280,7 @@ def _where(condition: torch.Tensor, new: State, old: State) -> State:
 
 
 def initialize(model: RNN, recurrent: str = "default", embedding_std: float = 1.0) -> None:
-    """Re-draw initial weights where asked; the defaults keep PyTorch's (the notebook's) init untouched.
+    """Re-draw initial weights where asked; the defaults keep PyTorch's init untouched (the course notebook's).
 
     ``recurrent="orthogonal"``: each gate's block of every U starts as a rotation (Keras' default
     for its recurrent layers), so the state neither fades nor grows at first. ``embedding_std``:
@@ -298,7 +299,7 @@ def initialize(model: RNN, recurrent: str = "default", embedding_std: float = 1.
 
 
 def loss_function(num_classes: int, reduction: str = "mean", class_weights: torch.Tensor | None = None):
-    """BCE on one logit for two classes (the notebook's), cross-entropy on k logits otherwise.
+    """BCE on one logit for two classes (the course notebook's loss), cross-entropy on k logits otherwise.
 
     ``class_weights`` [classes]: row i's loss counts ``class_weights[labels[i]]`` times, as torch's
     weighted CrossEntropyLoss does for k classes; for two classes (one logit) each row's BCE gets its

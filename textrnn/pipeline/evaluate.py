@@ -64,6 +64,6 @@ def run(
         log.warning("evaluate: %s", warning)
     with atomic_dir(plot_data_dir) as data_dir, atomic_dir(png_dir) as pngs:
         write_test_plots(data_dir, pngs, *test, checkpoint.label_names)
-    write_json(metrics_path, metrics, indent=4)  # DVCLive's layout, as metrics.json always had
+    write_json(metrics_path, metrics, indent=4)  # DVCLive's layout (indent 4): the same bytes for the same metrics
     log.info("evaluate: -> %s (model trained on %s)", metrics_path, checkpoint.metadata.get("train_device"))
     return metrics
