@@ -36,8 +36,10 @@ def synthetic_reviews(n: int, seed: int = 0, n_classes: int = 2, min_len: int = 
     for i in range(n):
         label = i % n_classes
         length = int(rng.integers(min_len, max_len + 1))
+        own = class_words[label]
+        # words[rng.integers(len(words))] draws as rng.choice(words) does, without making an array each word
         words = [
-            str(rng.choice(class_words[label])) if rng.random() < 0.35 else str(rng.choice(NEUTRAL))
+            own[rng.integers(len(own))] if rng.random() < 0.35 else NEUTRAL[rng.integers(len(NEUTRAL))]
             for _ in range(length)
         ]
         punctuation = rng.choice(["", ".", "!", " <br />"], size=length)

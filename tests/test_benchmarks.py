@@ -13,6 +13,7 @@ def test_the_benchmarks_are_all_here():
     assert {"preprocess_speed.py", "scale.py", "train_speed.py", "model_speed.py"} <= set(SCRIPTS)
 
 
+@pytest.mark.slow  # one subprocess per benchmark, most import torch
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_a_benchmark_imports_and_explains_itself(script):
     result = subprocess.run(

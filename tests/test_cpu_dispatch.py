@@ -53,6 +53,7 @@ def test_the_pins_for_each_cpu(machine, flags, expected):
     assert cpu_dispatch.pins(machine, flags) == expected
 
 
+@pytest.mark.slow  # subprocesses that import torch
 def test_importing_textrnn_pins_torch_before_its_first_op():
     expected = cpu_dispatch.pins(os.uname().machine, cpu_dispatch.cpu_flags())
     if "ATEN_CPU_CAPABILITY" not in expected:
@@ -63,6 +64,7 @@ def test_importing_textrnn_pins_torch_before_its_first_op():
     assert pinned == by_hand == ["AVX2", "COMPATIBLE", by_hand[2]]
 
 
+@pytest.mark.slow  # subprocesses that import torch
 def test_a_value_the_user_set_is_kept():
     chosen = probe("import textrnn", MKL_CBWR="AUTO", ATEN_CPU_CAPABILITY="default")
     assert chosen[:2] == ["DEFAULT", "AUTO"]
@@ -81,6 +83,7 @@ print(hashlib.sha256(b"".join(p.grad.numpy().tobytes() for p in model.parameters
 """
 
 
+@pytest.mark.slow  # subprocesses that import torch
 def test_onednn_which_runs_the_lstm_is_pinned_too():
     if "ONEDNN_MAX_CPU_ISA" not in cpu_dispatch.pins(os.uname().machine, cpu_dispatch.cpu_flags()):
         pytest.skip("pins oneDNN only on x86-64 CPUs with AVX2 and FMA")
