@@ -1001,66 +1001,62 @@ def test_a_folder_where_a_file_belongs_and_a_file_where_a_folder_belongs(tmp_pat
     assert [p.name for p in (tmp_path / "metrics").iterdir()] == ["m.json"]
 
 
-def test_evaluate_checks_that_its_outputs_are_writable_before_scoring(tmp_path, monkeypatch):
-    """Scoring every split comes before any write: a read-only metrics/ must stop evaluate before it.
+# stage -> its params, the folder made read-only, the output named, its paths (relative to tmp_path), and
+# what it says once writable (its first input: none exists here).
+EARLY_WRITE_CHECKS = {
+    "train": (
+        {"threads": 0},
+        "models",
+        "models/model.pt",
+        {
+            "vectors_dir": "data/vectors",
+            "vocab_path": "data/vocab.txt",
+            "model_path": "models/model.pt",
+            "plots_dir": "plots/training",
+        },
+        "vocabulary not found",
+    ),
+    "evaluate": (
+        {"device": "cpu", "batch_size": 64},
+        "metrics",
+        "metrics/metrics.json",
+        {
+            "model_path": "models/model.pt",
+            "vectors_dir": "data/vectors",
+            "metrics_path": "metrics/metrics.json",
+            "plot_data_dir": "metrics/plots",
+            "png_dir": "plots/evaluation",
+        },
+        "model.pt",
+    ),
+}
 
-    No checkpoint or vectors exist here: had evaluate read them first, it would have said so instead.
-    """
+
+@pytest.mark.parametrize("stage", list(EARLY_WRITE_CHECKS))
+def test_a_stage_checks_that_its_outputs_are_writable_before_its_long_work(tmp_path, monkeypatch, stage):
+    """train saves the model after the last epoch, evaluate writes after scoring every split: a read-only
+    output folder must stop each before that work. No input exists here: had the stage read one first,
+    it would have said so instead."""
+    import importlib
     import tempfile
 
-    from textrnn.pipeline import evaluate
-
-    metrics = tmp_path / "metrics"
-    metrics.mkdir()
-    _deny(monkeypatch, tempfile, "mkstemp", when=lambda *args, dir=None, **kwargs: Path(dir) == metrics)
-    paths = {
-        "model_path": tmp_path / "models" / "model.pt",
-        "vectors_dir": tmp_path / "data" / "vectors",
-        "metrics_path": metrics / "metrics.json",
-        "plot_data_dir": metrics / "plots",
-        "png_dir": tmp_path / "plots" / "evaluation",
-    }
+    run_stage = importlib.import_module(f"textrnn.pipeline.{stage}").run
+    params, denied, output, relative, first_input = EARLY_WRITE_CHECKS[stage]
+    folder = tmp_path / denied
+    folder.mkdir()
+    paths = {name: tmp_path / path for name, path in relative.items()}
+    _deny(monkeypatch, tempfile, "mkstemp", when=lambda *args, dir=None, **kwargs: Path(dir) == folder)
     with pytest.raises(UserError) as error:
-        evaluate.run({"device": "cpu", "batch_size": 64}, **paths)
+        run_stage(params, **paths)
     assert str(error.value) == (
-        f"cannot write {metrics / 'metrics.json'}: {DENIED} in {metrics}/; "
+        f"cannot write {tmp_path / output}: {DENIED} in {folder}/; "
         f"make that folder writable (chmod/chown) or run from a checkout you own"
     )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics"]  # the check created nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == [denied]  # the check created nothing
     monkeypatch.undo()
-    with pytest.raises(UserError, match="model.pt"):  # writable: the stage goes on to its inputs
-        evaluate.run({"device": "cpu", "batch_size": 64}, **paths)
-
-
-def test_train_checks_that_its_outputs_are_writable_before_the_first_epoch(tmp_path, monkeypatch):
-    """The model is saved after the last epoch: a read-only models/ must stop the run before the first.
-
-    No vocabulary or vectors exist here: had train read them first, it would have said so instead.
-    """
-    import tempfile
-
-    from textrnn.pipeline import train
-
-    models = tmp_path / "models"
-    models.mkdir()
-    _deny(monkeypatch, tempfile, "mkstemp", when=lambda *args, dir=None, **kwargs: Path(dir) == models)
-    paths = {
-        "vectors_dir": tmp_path / "data" / "vectors",
-        "vocab_path": tmp_path / "data" / "vocab.txt",
-        "model_path": models / "model.pt",
-        "plots_dir": tmp_path / "plots" / "training",
-    }
-    with pytest.raises(UserError) as error:
-        train.run({"threads": 0}, **paths)
-    assert str(error.value) == (
-        f"cannot write {models / 'model.pt'}: {DENIED} in {models}/; "
-        f"make that folder writable (chmod/chown) or run from a checkout you own"
-    )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]  # the check created nothing
-    monkeypatch.undo()
-    with pytest.raises(UserError, match="vocabulary not found"):  # writable: the run goes on to its inputs
-        train.run({"threads": 0}, **paths)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]
+    with pytest.raises(UserError, match=first_input):  # writable: the stage goes on to its inputs
+        run_stage(params, **paths)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [denied]
 
 
 def test_an_unreadable_checkpoint_is_not_called_corrupt(saved_checkpoint, monkeypatch):
