@@ -246,3 +246,31 @@ def test_a_workspace_with_uncommitted_changes_is_refused_before_anything_is_queu
         UserError, match="^the workspace has uncommitted changes to tracked files; commit or stash them"
     ):
         results.run(Namespace(dataset=None, only=None, jobs=1, tag=None))
+
+
+def test_the_queue_is_followed_through_git_never_by_polling_dvc_queue_status(monkeypatch, capsys):
+    """`dvc queue status` can stop a worker (experiments.py): results follows its runs as `textrnn seeds` does."""
+    calls = []
+    monkeypatch.setattr(experiments, "dvc", lambda *args, capture=False: calls.append(args) or "")
+    trec6 = [results.experiment_name("t", "trec6", "defaults", seed) for seed in results.SEEDS]
+    failed = trec6[1]
+
+    def git(*args):
+        if args[0] == "for-each-ref":
+            ended = [name for name in trec6 if name != failed]
+            return "".join(f"{i:040x} refs/exps/ab/cdef/{name}\n" for i, name in enumerate(ended))
+        if args[:2] == ("log", "-g") and args[-1] == experiments.FAILED_REF:
+            return f"commit: dvc-exp:{'e' * 40}:{'a' * 40}:{failed}\n"
+        return ""
+
+    monkeypatch.setattr(experiments, "git", git)
+    monkeypatch.setattr(experiments, "workers_alive", lambda: True)
+    monkeypatch.setattr(results.time, "sleep", lambda seconds: None)
+    results.queue_and_run("t", [("trec6", "defaults")], {"trec6": "/data/trec6"}, jobs=2)
+    assert [args[:2] for args in calls] == [("exp", "run")] * 3 + [("queue", "start")]
+    assert calls[-1] == ("queue", "start", "-j", "2")
+    assert capsys.readouterr().err.splitlines()[3:] == [
+        f"{trec6[0]}: done",
+        f"{failed}: FAILED; `dvc queue logs {failed}` shows why",
+        f"{trec6[2]}: done",
+    ]

@@ -486,7 +486,7 @@ def queue_seeds(
     pending = dict(names)
     ended: dict[int, Run | None] = {}
     try:
-        _wait(pending, ended, workers, poll_seconds, run_dvc, run_git, alive, say, clock, sleep, start)
+        wait_for_experiments(pending, ended, workers, poll_seconds, run_dvc, run_git, alive, say, clock, sleep, start)
     except KeyboardInterrupt:
         say(
             f"seeds: the queue goes on without textrnn ({', '.join(pending.values())} not ended): "
@@ -498,8 +498,13 @@ def queue_seeds(
     return SeedsResult(done, failed)
 
 
-def _wait(pending, ended, workers, poll_seconds, run_dvc, run_git, alive, say, clock, sleep, start) -> None:
-    """Poll git until every experiment of ``pending`` (seed -> name) has ended, moving each into ``ended``."""
+def wait_for_experiments(
+    pending, ended, workers, poll_seconds, run_dvc, run_git, alive, say, clock, sleep, start, line=progress_line
+) -> None:
+    """Poll git until every experiment of ``pending`` (key -> name; seeds key them by seed) has ended, moving
+    each into ``ended`` (its Run, or None where it failed) and saying ``line(key, run, name, elapsed)``.
+
+    A worker that stopped is started again (three times at most)."""
     idle_polls, restarts = 0, 0
     while pending:
         sleep(poll_seconds)
@@ -512,7 +517,7 @@ def _wait(pending, ended, workers, poll_seconds, run_dvc, run_git, alive, say, c
             else:
                 continue
             del pending[seed]
-            say(progress_line(seed, ended[seed], name, clock() - start))
+            say(line(seed, ended[seed], name, clock() - start))
         idle_polls = 0 if not pending or alive() else idle_polls + 1
         if idle_polls < 3:
             continue
@@ -521,7 +526,7 @@ def _wait(pending, ended, workers, poll_seconds, run_dvc, run_git, alive, say, c
             if name not in state.queued:
                 ended[seed] = None
                 del pending[seed]
-                say(progress_line(seed, None, name, clock() - start, gone=True))
+                say(line(seed, None, name, clock() - start, gone=True))
         if pending:  # still queued: a worker stopped
             restarts += 1
             if restarts > 3:

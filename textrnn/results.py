@@ -177,6 +177,7 @@ def queue_and_run(
     from textrnn import presets
 
     preset = presets.as_set_options(presets.load_preset(presets.preset_path("recommended")))
+    names: dict[str, str] = {}
     for dataset, configuration in picked:
         options = ["-S", f"download.dataset={folders[dataset]}"] if dataset != "imdb" else []
         options += preset if configuration == "recommended" else []
@@ -185,20 +186,33 @@ def queue_and_run(
             experiments.dvc(
                 "exp", "run", "--queue", "--force", "-n", name, "-S", f"train.seed={seed}", *options, capture=True
             )
+            names[name] = name
             print(f"queued {name}", file=sys.stderr)
-    experiments.dvc("queue", "start", "-j", str(jobs), capture=True)
-    reported: set[str] = set()
-    while True:
-        status = experiments.dvc("queue", "status", capture=True)
-        for line in status.splitlines():
-            words = line.split()
-            ended = "Success" in words or "Failed" in words
-            if ended and len(words) > 2 and words[1].startswith(tag) and words[1] not in reported:
-                reported.add(words[1])
-                print(f"{words[1]}: {'done' if 'Success' in words else 'FAILED'}", file=sys.stderr)
-        if not any(word in status for word in ("Queued", "Running")):
-            break
-        time.sleep(10)
+    workers = min(jobs, len(names))
+    experiments.dvc("queue", "start", "-j", str(workers), capture=True)
+    # Followed through git as `textrnn seeds` follows its own: polling `dvc queue status` can stop a worker.
+    experiments.wait_for_experiments(
+        dict(names),
+        {},
+        workers,
+        10.0,
+        experiments.dvc,
+        experiments.git,
+        experiments.workers_alive,
+        lambda text: print(text, file=sys.stderr),
+        time.monotonic,
+        time.sleep,
+        time.monotonic(),
+        line=_ended_line,
+    )
+
+
+def _ended_line(name: str, run: experiments.Run | None, _name: str, elapsed: float, gone: bool = False) -> str:
+    if run is not None:
+        return f"{name}: done"
+    if gone:
+        return f"{name}: no longer queued, and no worker runs it"
+    return f"{name}: FAILED; `dvc queue logs {name}` shows why"
 
 
 def run(args) -> None:
