@@ -25,14 +25,14 @@ import torch  # noqa: E402
 from sklearn.metrics import f1_score, recall_score  # noqa: E402
 
 from textrnn import baseline  # noqa: E402
+from textrnn.core.params import CLASS_WEIGHTS, load_params  # noqa: E402
 from textrnn.data.vectors import EncodedSplit  # noqa: E402
-from textrnn.encoding import count_tokens, encode_texts  # noqa: E402
-from textrnn.inference import predict_logits  # noqa: E402
 from textrnn.model import RNN, ModelConfig, initialize  # noqa: E402
-from textrnn.params import CLASS_WEIGHTS, load_params  # noqa: E402
 from textrnn.pipeline.train import MODEL_KEYS, TRAIN_KEYS  # noqa: E402
-from textrnn.training import TrainConfig, train_model  # noqa: E402
-from textrnn.vocab import Vocab  # noqa: E402
+from textrnn.scoring.inference import predict_logits  # noqa: E402
+from textrnn.text.encoding import count_tokens, encode_texts  # noqa: E402
+from textrnn.text.vocab import Vocab  # noqa: E402
+from textrnn.training.loop import TrainConfig, train_model  # noqa: E402
 
 CPU = torch.device("cpu")
 

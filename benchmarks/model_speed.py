@@ -2,7 +2,7 @@
 RMSprop), per cell, direction and size, with the full-IMDB epoch time it implies.
 
 The reviews are a random sample of the IMDB train parquet, tokenized and encoded as the pipeline
-does (textrnn.encoding), with a vocabulary built from the whole file at the pipeline's
+does (textrnn.text.encoding), with a vocabulary built from the whole file at the pipeline's
 min_freq, so the embedding (and its RMSprop step) has the pipeline's size. Each row times a
 width-stratified sample of one epoch's length-bucketed batches (benchmarks/train_speed.py's
 ``bucketed_steps``, which is train_model's inner loop). "epoch s" is the pipeline's train split
@@ -38,9 +38,9 @@ from train_speed import bucketed_steps, timed  # noqa: E402  (benchmarks/ is on 
 
 from textrnn import accel  # noqa: E402
 from textrnn.data.vectors import EncodedSplit  # noqa: E402
-from textrnn.encoding import count_tokens, encode_texts  # noqa: E402
 from textrnn.model import CELLS, READOUTS, RNN, ModelConfig  # noqa: E402
-from textrnn.vocab import Vocab  # noqa: E402
+from textrnn.text.encoding import count_tokens, encode_texts  # noqa: E402
+from textrnn.text.vocab import Vocab  # noqa: E402
 
 TRAIN_SHARE = 0.8  # params.yaml split.valid_size = 0.2: train is 80 % of the file
 

@@ -33,8 +33,8 @@ import sys
 from collections import Counter
 import datasets, torch
 from sklearn.model_selection import train_test_split
-from textrnn.tokenizer import tokenize_reference as tokenizer  # torchtext's basic_english regexes
-from textrnn.vocab import Vocab
+from textrnn.text.tokenizer import tokenize_reference as tokenizer  # torchtext's basic_english regexes
+from textrnn.text.vocab import Vocab
 datasets.disable_progress_bars()
 dataset = datasets.load_dataset(sys.argv[1])
 train_df = dataset["train"].to_pandas()
@@ -85,7 +85,7 @@ def fresh_project(work: Path, dataset: Path, env: dict) -> Path:
 
 def library_seconds(work: Path, dataset: Path, env: dict) -> dict[str, float]:
     script = (
-        "import json, sys, time\nfrom pathlib import Path\nfrom textrnn.params import load_params\n"
+        "import json, sys, time\nfrom pathlib import Path\nfrom textrnn.core.params import load_params\n"
         "from textrnn.pipeline import download, split, build_vocab, vectorize\n"
         "p = {s: load_params(s, Path(sys.argv[1])) for s in ('download', 'split', 'vocab', 'vectorize')}\n"
         "p['download']['dataset'] = sys.argv[2]\nw = Path(sys.argv[3])\nout = {}\n"

@@ -36,11 +36,11 @@ from sklearn.utils import shuffle
 from torch import nn
 
 from textrnn import accel
-from textrnn.batching import make_batches
 from textrnn.data.vectors import EncodedSplit, open_split
 from textrnn.model import RNN, ModelConfig, loss_function
-from textrnn.training import TrainConfig, train_model, train_step
-from textrnn.vocab import PAD_ID, Vocab
+from textrnn.text.vocab import PAD_ID, Vocab
+from textrnn.training.batching import make_batches
+from textrnn.training.loop import TrainConfig, train_model, train_step
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -121,7 +121,7 @@ def bucketed_steps(
     optimizer_class=accel.RMSprop,
     reference: bool = False,
 ) -> list[Callable[[], int]]:
-    """train_model's step (textrnn.training.train_step) on a width-stratified sample of one epoch's buckets.
+    """train_model's step (textrnn.training.loop.train_step) on a width-stratified sample of one epoch's buckets.
 
     ``reference``: the step runs the readable step loop (forward_loop) instead of the fused path.
     """

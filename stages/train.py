@@ -8,11 +8,11 @@ from pathlib import Path
 
 import _root  # noqa: F401  (first: imports textrnn from this checkout)
 
-from textrnn import distributed
-from textrnn.inference import resolve_device
-from textrnn.params import load_params
+from textrnn.core.params import load_params
+from textrnn.core.runtime import cli_main
 from textrnn.pipeline import train
-from textrnn.runtime import cli_main
+from textrnn.scoring.inference import resolve_device
+from textrnn.training import distributed
 
 
 @cli_main

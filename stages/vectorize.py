@@ -4,9 +4,9 @@ from pathlib import Path
 
 import _root  # noqa: F401  (first: imports textrnn from this checkout)
 
-from textrnn.params import load_params
+from textrnn.core.params import load_params
+from textrnn.core.runtime import cli_main
 from textrnn.pipeline import vectorize
-from textrnn.runtime import cli_main
 
 
 @cli_main

@@ -16,9 +16,9 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 from textrnn import accel
 from textrnn.accel import cpu
 from textrnn.accel import kernel as kernels_module
-from textrnn.batching import pad_batch
 from textrnn.model import RNN, ModelConfig
-from textrnn.vocab import PAD_ID
+from textrnn.text.vocab import PAD_ID
+from textrnn.training.batching import pad_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 VOCAB = 60

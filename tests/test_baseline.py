@@ -12,10 +12,11 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
-from textrnn import baseline, metrics
+from textrnn import baseline
+from textrnn.core.errors import UserError
 from textrnn.data.splits import SCHEMA, write_labels
-from textrnn.errors import UserError
 from textrnn.pipeline import baseline as stage
+from textrnn.scoring import metrics
 
 ON = {"enabled": True, "C": [1, 4, 16], "class_weight": "none"}
 EDGE_TEXTS = ["", "a b c", "I", "Ünïcode wörds, ok ok OK!", "re-run re-run <br /> 3.5 x 10", "the the the the"]

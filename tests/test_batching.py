@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from textrnn.batching import length_buckets, pad_batch
 from textrnn.data.vectors import EncodedSplit
+from textrnn.training.batching import length_buckets, pad_batch
 
 PAD = 1
 

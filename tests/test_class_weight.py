@@ -16,16 +16,16 @@ from sklearn.metrics import f1_score, recall_score
 from sklearn.utils.class_weight import compute_class_weight
 
 from textrnn import baseline
-from textrnn.batching import Batch
+from textrnn.core.errors import UserError
+from textrnn.core.params import load_params, validate
 from textrnn.data.vectors import EncodedSplit
-from textrnn.encoding import count_tokens, encode_texts
-from textrnn.errors import UserError
-from textrnn.inference import predict_logits
 from textrnn.model import RNN, ModelConfig, load_checkpoint, loss_function
-from textrnn.params import load_params, validate
 from textrnn.pipeline import build_vocab, download, split, train, vectorize
-from textrnn.training import TrainConfig, balanced_class_weights, train_model, train_step
-from textrnn.vocab import Vocab
+from textrnn.scoring.inference import predict_logits
+from textrnn.text.encoding import count_tokens, encode_texts
+from textrnn.text.vocab import Vocab
+from textrnn.training.batching import Batch
+from textrnn.training.loop import TrainConfig, balanced_class_weights, train_model, train_step
 
 CPU = torch.device("cpu")
 

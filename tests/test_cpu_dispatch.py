@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from textrnn import cpu_dispatch
+from textrnn.core import cpu_dispatch
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,11 +16,11 @@ import pytest
 from conftest import ROOT, synthetic_reviews, write_hf_parquet
 from sklearn.model_selection import train_test_split
 
+from textrnn.core.errors import UserError
 from textrnn.data import arrow, raw, splits
 from textrnn.data.raw import write_raw
 from textrnn.data.sources import hub_source, local_source
 from textrnn.data.vectors import SplitVectorsWriter, open_split, write_meta
-from textrnn.errors import UserError
 
 # ---------------------------------------------------------------- a local folder
 
@@ -263,7 +263,7 @@ def test_damaged_vectors_are_named(tmp_path, damage, message):
 STAGE_IMPORTS = """
 import json, sys
 from pathlib import Path
-from textrnn.params import load_params
+from textrnn.core.params import load_params
 from textrnn.pipeline import build_vocab, download, split, vectorize
 params = {s: load_params(s, Path(sys.argv[1])) for s in ("download", "split", "vocab", "vectorize")}
 work = Path(sys.argv[3])

@@ -23,7 +23,7 @@ import yaml
 from conftest import ROOT, run
 from dvc_render.html import PAGE_HTML as HTML_PAGE
 
-from textrnn.evaluation import write_test_plots
+from textrnn.scoring.evaluation import write_test_plots
 
 DVC = [sys.executable, "-m", "dvc"]
 ADDED_BY_DVC = {"rev", "filename", "field"}

@@ -73,15 +73,17 @@ def test_every_module_a_stage_imports_is_a_dependency(name):
 
 # The C++ sources a module compiles and loads: code of every stage that imports the module.
 NATIVE_SOURCES = {
-    "textrnn/fast_tokenizer.py": ["textrnn/csrc/tokenize.cpp"],
+    "textrnn/text/fast_tokenizer.py": ["textrnn/text/csrc/tokenize.cpp"],
     "textrnn/accel/kernel.py": ["textrnn/accel/csrc/rmsprop.cpp", "textrnn/accel/csrc/rnn_tanh.cpp"],
 }
 
 
 def test_the_native_sources_listed_here_are_the_ones_the_modules_build():
-    from textrnn import fast_tokenizer
+    from textrnn.text import fast_tokenizer
 
-    assert [str(p.relative_to(ROOT)) for p in fast_tokenizer.SOURCES] == NATIVE_SOURCES["textrnn/fast_tokenizer.py"]
+    assert [str(p.relative_to(ROOT)) for p in fast_tokenizer.SOURCES] == NATIVE_SOURCES[
+        "textrnn/text/fast_tokenizer.py"
+    ]
     kernel = (ROOT / "textrnn/accel/kernel.py").read_text(encoding="utf-8")
     assert '("rnn_tanh.cpp", "rmsprop.cpp")' in kernel
     for sources in NATIVE_SOURCES.values():
@@ -100,7 +102,7 @@ def test_a_stage_depends_on_the_cpp_sources_it_compiles(name):
 def test_the_walk_finds_nested_and_from_imports():
     """Guards the test above: it must see imports inside functions and `from package import module`."""
     found = {str(p.relative_to(ROOT)) for p in code_of(ROOT / "stages" / "download.py")}
-    assert {"textrnn/pipeline/download.py", "textrnn/data/sources.py", "textrnn/errors.py"} <= found
+    assert {"textrnn/pipeline/download.py", "textrnn/data/sources.py", "textrnn/core/errors.py"} <= found
     assert "textrnn/pipeline/train.py" not in found
 
 

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from conftest import ROOT, synthetic_reviews
 
-from textrnn import fast_tokenizer
-from textrnn.encoding import chunked, count_tokens, encode_texts, ordered_map
-from textrnn.errors import UserError
-from textrnn.tokenizer import tokenize
-from textrnn.vocab import Vocab
+from textrnn.core.errors import UserError
+from textrnn.text import fast_tokenizer
+from textrnn.text.encoding import chunked, count_tokens, encode_texts, ordered_map
+from textrnn.text.tokenizer import tokenize
+from textrnn.text.vocab import Vocab
 
 TEXTS = synthetic_reviews(5000, seed=4)["text"].tolist()
 
@@ -112,8 +112,8 @@ def test_many_short_pools_never_hang_with_our_signal_handlers_installed():
     """Workers used to inherit the stages' SIGTERM handler and swallow Pool.terminate's SIGTERM: a hang
     within about 80 pools. Here 300 pools in a row under the handlers must all finish."""
     script = textwrap.dedent("""
-        from textrnn import signals
-        from textrnn.encoding import count_tokens
+        from textrnn.core import signals
+        from textrnn.text.encoding import count_tokens
         signals.install()
         texts = ["a b c d"] * 4100  # enough for two workers
         for _ in range(300):

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from textrnn import evaluation, metrics
-from textrnn.evaluation import split_metrics, thin_curve, write_test_plots
 from textrnn.model import loss_function, predicted_labels, probabilities
+from textrnn.scoring import evaluation, metrics
+from textrnn.scoring.evaluation import split_metrics, thin_curve, write_test_plots
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -466,9 +466,9 @@ def test_a_model_that_predicts_the_majority_class_is_visible():
 def write_stage_inputs(root, label_names, labels_of, bias):
     """data/vectors (reviews of 1-3 random token ids) and models/model.pt: an untrained RNN whose
     output bias is ``bias``, for the splits' ``labels_of[split]``."""
-    from textrnn import tokenizer
     from textrnn.data.vectors import SplitVectorsWriter, write_meta
     from textrnn.model import RNN, ModelConfig, save_checkpoint
+    from textrnn.text import tokenizer
 
     rng = np.random.default_rng(0)
     vocabulary, sha = 30, "0" * 64
@@ -558,7 +558,7 @@ def test_long_class_names_leave_the_many_class_figure_as_it_is(tmp_path):
 
     from PIL import Image
 
-    from textrnn import plots
+    from textrnn.scoring import plots
 
     sizes = []
     for length in (5, 120):
@@ -576,7 +576,7 @@ def test_long_class_names_leave_the_many_class_figure_as_it_is(tmp_path):
 @pytest.mark.parametrize("n_classes", [3, 30])
 def test_class_names_with_dollar_signs_are_drawn_as_written(tmp_path, n_classes):
     """Matplotlib reads text between two $ as TeX: "$a^$" failed the figure, "$5-$10" was drawn "5-10"."""
-    from textrnn import plots
+    from textrnn.scoring import plots
 
     names = ["$5-$10", "$a^$", "$$", *(f"c{i}" for i in range(n_classes - 3))]
     rng = np.random.default_rng(0)

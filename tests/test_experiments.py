@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from textrnn import cli, experiments, presets
-from textrnn.errors import UserError
-from textrnn.experiments import (
+from textrnn import cli
+from textrnn.core.errors import UserError
+from textrnn.core.params import read_params
+from textrnn.project import experiments, presets
+from textrnn.project.experiments import (
     finished,
     format_summary,
     group_by_params,
@@ -23,7 +25,6 @@ from textrnn.experiments import (
     shared_outputs_missing,
     stage_deps,
 )
-from textrnn.params import read_params
 
 DOCUMENT = json.loads((Path(__file__).parent / "exp_show.json").read_text())
 

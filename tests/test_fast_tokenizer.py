@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import synthetic_reviews
 
-from textrnn import encoding, fast_tokenizer, tokenizer
 from textrnn.data import splits
-from textrnn.vocab import Vocab
+from textrnn.text import encoding, fast_tokenizer, tokenizer
+from textrnn.text.vocab import Vocab
 
 # Every character a rule looks at, Unicode whitespace, casing oddities (final sigma, dotted I), control bytes.
 ALPHABET = list(
@@ -105,11 +105,11 @@ def test_without_the_library_tokens_come_from_python_with_one_log_line(monkeypat
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(fast_tokenizer, "_tried", False)
     monkeypatch.setattr(fast_tokenizer, "_loaded", None)
-    with caplog.at_level(logging.INFO, logger="textrnn.tokenizer"):
+    with caplog.at_level(logging.INFO, logger="textrnn.text.tokenizer"):
         assert fast_tokenizer.library() is None
         assert fast_tokenizer.library() is None  # tried once
         counts = encoding.count_tokens(["It's <br />GREAT!", "great"])
-    lines = [r.getMessage() for r in caplog.records if r.name == "textrnn.tokenizer"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "textrnn.text.tokenizer"]
     assert len(lines) == 1 and reason in lines[0], lines
     assert counts == Counter({"great": 2, "it": 1, "'": 1, "s": 1, "!": 1})
 

@@ -27,19 +27,19 @@ import torch
 import yaml
 from conftest import ROOT, make_dataset_dir, make_project, run, synthetic_reviews, write_hf_parquet
 
-import textrnn.params
-from textrnn import memory
+import textrnn.core.params
+from textrnn.core.errors import UserError
+from textrnn.core.filesystem import atomic_dir, atomic_path, check_writable, write_json
+from textrnn.core.runtime import cli_main
+from textrnn.core.signals import interrupts_held
 from textrnn.data.raw import write_raw
 from textrnn.data.sources import local_source
 from textrnn.data.splits import stratified_indices
 from textrnn.data.vectors import EncodedSplit, SplitVectorsWriter, open_split, read_meta, write_meta
-from textrnn.errors import UserError
-from textrnn.io import atomic_dir, atomic_path, check_writable, write_json
 from textrnn.model import RNN, ModelConfig, load_checkpoint, save_checkpoint
-from textrnn.runtime import cli_main
-from textrnn.signals import interrupts_held
-from textrnn.training import NonFiniteLoss, TrainConfig, train_model
-from textrnn.vocab import Vocab
+from textrnn.text.vocab import Vocab
+from textrnn.training import memory
+from textrnn.training.loop import NonFiniteLoss, TrainConfig, train_model
 
 STAGES = ("download", "split", "build_vocab", "vectorize", "train", "evaluate", "baseline")
 OUTPUTS = ("data", "models", "plots", "metrics")
@@ -1085,7 +1085,7 @@ def test_an_unreadable_or_folder_vocabulary_or_input_is_one_line(saved_checkpoin
         f"cannot read {path}: {DENIED}; make it readable (chmod/chown) or run as a user who may read it"
     )
     # predict's --file, unreadable.
-    from textrnn import predict
+    from textrnn.scoring import predict
 
     def open_(file, *args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", str(file))
@@ -1146,7 +1146,7 @@ def test_unreadable_vectors_and_parquet_files_are_not_called_corrupt(tmp_path, m
 
 
 def test_preset_apply_leaves_a_read_only_params_yaml_alone(tmp_path, monkeypatch):
-    from textrnn import presets
+    from textrnn.project import presets
 
     params = tmp_path / "params.yaml"
     shutil.copy(ROOT / "params.yaml", params)
@@ -1162,7 +1162,7 @@ def test_preset_apply_leaves_a_read_only_params_yaml_alone(tmp_path, monkeypatch
     def open_(file, *args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", str(file))
 
-    monkeypatch.setattr(textrnn.params, "open", open_, raising=False)  # how params.yaml is read
+    monkeypatch.setattr(textrnn.core.params, "open", open_, raising=False)  # how params.yaml is read
     with pytest.raises(UserError) as error:
         presets.apply(preset, params)
     assert str(error.value) == (
@@ -1264,8 +1264,8 @@ def test_too_many_open_files_names_the_limit(tmp_path):
         "import resource, sys\n"
         "from pathlib import Path\n"
         "resource.setrlimit(resource.RLIMIT_NOFILE, (32, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n"
-        "from textrnn.io import atomic_dir\n"
-        "from textrnn.runtime import cli_main\n"
+        "from textrnn.core.filesystem import atomic_dir\n"
+        "from textrnn.core.runtime import cli_main\n"
         "@cli_main\n"
         "def main():\n"
         "    with atomic_dir(Path('out')) as tmp:\n"

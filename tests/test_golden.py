@@ -22,13 +22,14 @@ import pytest
 import torch
 from conftest import ROOT, synthetic_reviews, write_hf_parquet
 
-from textrnn import accel, cpu_dispatch
+from textrnn import accel
+from textrnn.core import cpu_dispatch
+from textrnn.core.params import load_params
 from textrnn.data.vectors import open_split
-from textrnn.inference import predict_logits
-from textrnn.metrics import split_metrics
 from textrnn.model import cells, load_checkpoint
-from textrnn.params import load_params
 from textrnn.pipeline import baseline, build_vocab, download, split, train, vectorize
+from textrnn.scoring.inference import predict_logits
+from textrnn.scoring.metrics import split_metrics
 
 PINNED_TORCH = next(
     line.split("==")[1].strip()

@@ -1,4 +1,4 @@
-"""Scoring (textrnn.inference, RNN.scorer): the same logits as forward over the same batches, bit for bit, for
+"""Scoring (textrnn.scoring.inference, RNN.scorer): the same logits as forward over the same batches, bit for bit, for
 every model option; the last-state kernel is what runs where it applies, with nothing padded; batches stay in budget."""
 
 import itertools
@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from textrnn import accel
-from textrnn.batching import pad_batch
 from textrnn.data.vectors import EncodedSplit
-from textrnn.inference import predict_logits, scoring_batches
 from textrnn.model import READOUTS, RNN, ModelConfig
 from textrnn.model.cells import CELLS, RNNCell
 from textrnn.model.classifier import Scorer
+from textrnn.scoring.inference import predict_logits, scoring_batches
+from textrnn.training.batching import pad_batch
 
 VOCAB = 60
 CPU = torch.device("cpu")
@@ -164,7 +164,7 @@ def test_the_scorer_runs_groups_of_batches_with_the_same_logits(monkeypatch):
     assert torch.equal(predict_logits(model, split, 8, CPU), expected)
     assert sizes == [len(split)]  # every batch in one call
     sizes.clear()
-    monkeypatch.setattr("textrnn.inference.SCORER_ROWS", 20)
+    monkeypatch.setattr("textrnn.scoring.inference.SCORER_ROWS", 20)
     assert torch.equal(predict_logits(model, split, 8, CPU), expected)
     assert sum(sizes) == len(split) and max(sizes) <= 20 and len(sizes) >= len(split) // 20
 
@@ -188,7 +188,7 @@ def test_logits_do_not_depend_on_the_thread_count(num_classes):
 def test_scoring_pads_nothing_and_refuses_ids_outside_the_vocabulary(monkeypatch):
     model = make_model(bidirectional=True)
     split = make_split(LENGTHS)
-    monkeypatch.setattr("textrnn.inference.pad_batch", lambda *args: pytest.fail("a batch was padded"))
+    monkeypatch.setattr("textrnn.scoring.inference.pad_batch", lambda *args: pytest.fail("a batch was padded"))
     predict_logits(model, split, 16, CPU)
     split.ids[3] = VOCAB
     with pytest.raises(ValueError, match="a token id lies outside the table's 60 rows"):
@@ -199,11 +199,11 @@ def test_scoring_cuts_long_buckets_to_the_token_budget(monkeypatch):
     model = make_model()
     split = make_split([3, 5000, 7, 4000, 1, 0, 4500])
     whole = predict_logits(model, split, 64, CPU)
-    monkeypatch.setattr("textrnn.inference.SCORING_TOKEN_BUDGET", 5000)
+    monkeypatch.setattr("textrnn.scoring.inference.SCORING_TOKEN_BUDGET", 5000)
     widths = []
     original = scoring_batches
     monkeypatch.setattr(
-        "textrnn.inference.scoring_batches",
+        "textrnn.scoring.inference.scoring_batches",
         lambda lengths, size: [widths.append(len(r) * lengths[r].max()) or r for r in original(lengths, size)],
     )
     cut = predict_logits(model, split, 64, CPU)

@@ -17,9 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import make_project, run, synthetic_reviews
 
+from textrnn.core.errors import UserError
 from textrnn.data.raw import write_raw
 from textrnn.data.sources import find_split_files, hub_source, local_source
-from textrnn.errors import UserError
 from textrnn.pipeline import split
 
 SPLIT_PARAMS = {"valid_size": 0.2, "test_size": 0.2, "seed": 42, "valid_from": "auto", "test_from": "auto"}

@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 from textrnn import accel
-from textrnn.batching import pad_batch
-from textrnn.errors import UserError
+from textrnn.core.errors import UserError
 from textrnn.model import CHECKPOINT_FORMAT, READOUTS, RNN, ModelConfig, initialize, load_checkpoint, save_checkpoint
 from textrnn.model.cells import CELLS
-from textrnn.vocab import PAD_ID
+from textrnn.text.vocab import PAD_ID
+from textrnn.training.batching import pad_batch
 
 VOCAB = 50
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

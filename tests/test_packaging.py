@@ -20,7 +20,7 @@ def test_the_installed_version_is_textrnn_dunder_version():
     assert project["version"] == textrnn.__version__
 
 
-# Run as a command (the pipeline itself, textrnn/report.py), never imported by textrnn/ or stages/.
+# Run as a command (the pipeline itself, textrnn/project/report.py), never imported by textrnn/ or stages/.
 COMMAND_DEPENDENCIES = {"dvc"}
 
 

@@ -15,10 +15,10 @@ import torch
 import yaml
 from conftest import ROOT, make_dataset_dir, make_project, run
 
-import textrnn.params
+import textrnn.core.params
+from textrnn.core.errors import UserError
+from textrnn.core.params import SCHEMA, load_params, read_params, validate
 from textrnn.data.splits import stratified_indices
-from textrnn.errors import UserError
-from textrnn.params import SCHEMA, load_params, read_params, validate
 
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
@@ -363,7 +363,7 @@ def test_params_yaml_that_is_a_folder_or_unreadable(tmp_path, monkeypatch):
     def open_(file, *args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", str(file))
 
-    monkeypatch.setattr(textrnn.params, "open", open_, raising=False)
+    monkeypatch.setattr(textrnn.core.params, "open", open_, raising=False)
     assert fails(path) == (
         f"cannot read {path}: permission denied; make it readable (chmod/chown) or run as a user who may read it"
     )
@@ -486,8 +486,8 @@ def test_workers_have_an_upper_bound(section):
 def test_thread_counts_share_one_bound_with_predict(capsys):
     """train.threads 2**31 - 1 once reached libgomp, which asked for 463856469096 bytes; predict --threads
     2**31 overflowed torch's C int. Both stop at PARALLEL_MAX, one constant."""
-    from textrnn.params import PARALLEL_MAX
-    from textrnn.predict import add_arguments
+    from textrnn.core.params import PARALLEL_MAX
+    from textrnn.scoring.predict import add_arguments
 
     assert PARALLEL_MAX == PARALLEL
     with pytest.raises(UserError) as error:

@@ -11,12 +11,12 @@ import pytest
 import torch
 from conftest import reproduced_project, run
 
-from textrnn import tokenizer
 from textrnn.data.vectors import open_split, read_meta
-from textrnn.encoding import count_tokens, encode_texts
-from textrnn.inference import predict_logits
 from textrnn.model import load_checkpoint
-from textrnn.vocab import Vocab
+from textrnn.scoring.inference import predict_logits
+from textrnn.text import tokenizer
+from textrnn.text.encoding import count_tokens, encode_texts
+from textrnn.text.vocab import Vocab
 
 pytestmark = pytest.mark.slow  # end to end: dvc repro, dvc exp run
 

@@ -19,15 +19,15 @@ import pytest
 import torch
 from conftest import ROOT, run, synthetic_reviews
 
-import textrnn.predict
-from textrnn import tokenizer
+import textrnn.scoring.predict
+from textrnn.core.errors import UserError
 from textrnn.data.vectors import EncodedSplit
-from textrnn.encoding import count_tokens, encode_texts
-from textrnn.errors import UserError
 from textrnn.model import CHECKPOINT_FORMAT, RNN, ModelConfig, probabilities, save_checkpoint
-from textrnn.predict import Predictor, load_predictor, predict_texts, read_inputs, split_lines
-from textrnn.training import TrainConfig, train_model
-from textrnn.vocab import UNK_ID, Vocab
+from textrnn.scoring.predict import Predictor, load_predictor, predict_texts, read_inputs, split_lines
+from textrnn.text import tokenizer
+from textrnn.text.encoding import count_tokens, encode_texts
+from textrnn.text.vocab import UNK_ID, Vocab
+from textrnn.training.loop import TrainConfig, train_model
 
 LABELS = ["neg", "pos"]
 CPU = torch.device("cpu")
@@ -81,7 +81,7 @@ def scored(model: RNN, vocab: Vocab, label_names: list, texts: list, max_tokens=
 
 def reference(model: RNN, vocab: Vocab, text: str) -> list:
     """Probabilities from the step-by-step loop on this review alone."""
-    from textrnn.tokenizer import tokenize
+    from textrnn.text.tokenizer import tokenize
 
     ids = torch.tensor([vocab.encode(tokenize(text))], dtype=torch.int64).reshape(1, -1)
     with torch.inference_mode():
@@ -164,10 +164,14 @@ def test_more_than_two_classes_give_one_probability_per_label(trained):
 def test_top_classes_lead_with_the_label_then_descend_with_ties_in_label_order():
     probs = np.array([[0.1, 0.4, 0.1, 0.4], [0.25, 0.25, 0.25, 0.25], [0.7, 0.1, 0.15, 0.05]], dtype=np.float32)
     labels = np.array([3, 0, 0])  # row 0: the label ties class 1 (float32 rounding of unequal logits)
-    classes, chosen = textrnn.predict.top_classes(probs, labels, 3)
+    classes, chosen = textrnn.scoring.predict.top_classes(probs, labels, 3)
     assert classes == [[3, 1, 0], [0, 1, 2], [0, 2, 1]]
     assert chosen == [[probs[0, 3], probs[0, 1], probs[0, 0]], [0.25] * 3, [probs[2, 0], probs[2, 2], probs[2, 1]]]
-    assert textrnn.predict.top_classes(probs, labels, 9)[0] == [[3, 1, 0, 2], [0, 1, 2, 3], [0, 2, 1, 3]]  # clamped
+    assert textrnn.scoring.predict.top_classes(probs, labels, 9)[0] == [
+        [3, 1, 0, 2],
+        [0, 1, 2, 3],
+        [0, 2, 1, 3],
+    ]  # clamped
 
 
 def test_top_k_gives_the_k_most_probable_classes_of_the_full_answer(trained):
@@ -258,7 +262,7 @@ def test_load_predictor_rejects_a_model_trained_with_other_tokenizer_rules(train
     with pytest.raises(
         UserError,
         match=r"model.pt was trained on tokens cut by other tokenizer rules than this "
-        r"textrnn's \(textrnn/tokenizer.py changed\); retrain",
+        r"textrnn's \(textrnn/text/tokenizer.py changed\); retrain",
     ):
         load_predictor(path, tmp_path / "vocab.txt")
 
@@ -464,7 +468,7 @@ def test_reading_in_pieces_gives_the_reviews_of_reading_at_once(seed):
     data = b"".join(rng.choice(alphabet, int(rng.integers(0, 400))))
     expected = decoded_then_split(data)
     assert split_lines(data) == expected
-    chunks = list(textrnn.predict.read_reviews(Trickle(data, seed), "test", chunk_reviews=3, chunk_bytes=10))
+    chunks = list(textrnn.scoring.predict.read_reviews(Trickle(data, seed), "test", chunk_reviews=3, chunk_bytes=10))
     assert [review for chunk in chunks for review in chunk] == expected
     assert all(chunk for chunk in chunks)
     assert all(len(chunk) <= 3 for chunk in chunks)
@@ -472,7 +476,7 @@ def test_reading_in_pieces_gives_the_reviews_of_reading_at_once(seed):
 
 def test_chunks_are_bounded_in_reviews_and_bytes():
     data = b"".join(f"review {i} ".encode() * (i % 7) + b"\n" for i in range(5000))
-    chunks = list(textrnn.predict.read_reviews(io.BytesIO(data), "test", chunk_reviews=100, chunk_bytes=2000))
+    chunks = list(textrnn.scoring.predict.read_reviews(io.BytesIO(data), "test", chunk_reviews=100, chunk_bytes=2000))
     assert [review for chunk in chunks for review in chunk] == decoded_then_split(data)
     for chunk in chunks:
         assert len(chunk) <= 100
@@ -485,10 +489,10 @@ def test_scoring_chunk_by_chunk_gives_the_results_of_scoring_everything_at_once(
     words = ["great", "dull", "the", "film", "plot", "zzqx", ""]
     texts = [" ".join(rng.choice(words, int(rng.integers(0, 60)))) for _ in range(300)]
     data = "\n".join(texts).encode() + b"\n"
-    chunks = textrnn.predict.read_reviews(io.BytesIO(data), "test", chunk_reviews=7, chunk_bytes=300)
+    chunks = textrnn.scoring.predict.read_reviews(io.BytesIO(data), "test", chunk_reviews=7, chunk_bytes=300)
     streamed = [
         result
-        for results in textrnn.predict.score_chunks(Predictor(model, vocab, LABELS, None), chunks, batch_size=5)
+        for results in textrnn.scoring.predict.score_chunks(Predictor(model, vocab, LABELS, None), chunks, batch_size=5)
         for result in results
     ]
     at_once = scored(model, vocab, LABELS, texts, batch_size=64)
@@ -804,7 +808,7 @@ def test_json_lines_are_scored_as_records_with_their_fields_carried_after_the_an
     }
     assert json.loads(lines[2])["empty"] is True  # null: no text
     data = path.read_bytes()[:-1]  # stdin reads JSON lines with --format jsonl; the last line may lack its break
-    chunks = list(textrnn.predict.read_chunks([], "-", "jsonl", stdin=FakeStdin(data, False)))
+    chunks = list(textrnn.scoring.predict.read_chunks([], "-", "jsonl", stdin=FakeStdin(data, False)))
     assert [text for chunk in chunks for text in chunk.texts] == RECORD_TEXTS
 
 
@@ -885,7 +889,7 @@ def test_every_format_gives_the_scores_of_the_same_texts_as_lines(project, tmp_p
 
 
 def test_the_format_comes_from_the_suffix_unless_given():
-    from textrnn.predict import input_format
+    from textrnn.scoring.predict import input_format
 
     assert [input_format(f"a.{suffix}", None) for suffix in ("jsonl", "NDJSON", "json", "csv", "tsv", "parquet")] == [
         "jsonl",
@@ -933,7 +937,7 @@ def test_output_is_written_whole_or_not_at_all(project, tmp_path, capsys, monkey
     assert sorted(p.name for p in output.parent.iterdir()) == ["predictions.jsonl"]
     # Ctrl-C while the second chunk is scored: the same.
     source.write_text("\n".join(good) + "\n")
-    real, calls = textrnn.predict.predict_texts, []
+    real, calls = textrnn.scoring.predict.predict_texts, []
 
     def interrupted(*args, **kwargs):
         calls.append(1)
@@ -941,7 +945,7 @@ def test_output_is_written_whole_or_not_at_all(project, tmp_path, capsys, monkey
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(textrnn.predict, "predict_texts", interrupted)
+    monkeypatch.setattr(textrnn.scoring.predict, "predict_texts", interrupted)
     with pytest.raises(KeyboardInterrupt):
         predict_out(project, "--file", str(source), "--output", str(output), capsys=capsys)
     assert len(calls) == 2
@@ -953,7 +957,7 @@ def test_records_are_read_in_bounded_chunks(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from textrnn.predict import CHUNK_REVIEWS, read_chunks
+    from textrnn.scoring.predict import CHUNK_REVIEWS, read_chunks
 
     texts = [f"film {i}" for i in range(2500)]
     (tmp_path / "a.jsonl").write_text("".join(json.dumps({"text": t, "i": i}) + "\n" for i, t in enumerate(texts)))
@@ -1111,7 +1115,7 @@ def test_an_unreadable_record_file_is_one_line(project, tmp_path, monkeypatch, c
     def open_(file, *args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", str(file))
 
-    monkeypatch.setattr(textrnn.predict, "open", open_, raising=False)
+    monkeypatch.setattr(textrnn.scoring.predict, "open", open_, raising=False)
     with pytest.raises(UserError) as error:
         predict_out(project, "--file", str(path), capsys=capsys)
     assert str(error.value) == (

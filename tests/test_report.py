@@ -13,9 +13,9 @@ import pytest
 import yaml
 from conftest import make_project, run
 
-from textrnn import report
-from textrnn.errors import UserError
-from textrnn.runtime import cli_main
+from textrnn.core.errors import UserError
+from textrnn.core.runtime import cli_main
+from textrnn.project import report
 
 # What `dvc metrics diff --all --json REV` and `dvc params diff --json REV` printed (DVC 3.67), trimmed.
 METRICS_DIFF = {

@@ -5,8 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from textrnn.reporting import EpochReporter, plot_history
-from textrnn.training import EpochStats
+from textrnn.training.loop import EpochStats
+from textrnn.training.reporting import EpochReporter, plot_history
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

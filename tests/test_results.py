@@ -7,9 +7,9 @@ from argparse import Namespace
 import pytest
 from conftest import ROOT
 
-from textrnn import experiments, results
 from textrnn.cli import build_parser
-from textrnn.errors import UserError
+from textrnn.core.errors import UserError
+from textrnn.project import experiments, results
 
 README = """# x
 

@@ -13,10 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import synthetic_reviews
 
+from textrnn.core.errors import UserError
 from textrnn.data import files, splits
 from textrnn.data.raw import write_raw
 from textrnn.data.sources import BATCH_ROWS, SPLIT_WORDS, find_split_files, local_source
-from textrnn.errors import UserError
 
 
 def touch(folder, *names):

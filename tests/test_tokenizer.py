@@ -5,7 +5,7 @@ import random
 import pytest
 from conftest import ROOT
 
-from textrnn.tokenizer import normalize, tokenize, tokenize_reference
+from textrnn.text.tokenizer import normalize, tokenize, tokenize_reference
 
 IMDB_TEST = ROOT / "datasets" / "imdb" / "test.parquet"  # shipped with the project: every clone has it
 

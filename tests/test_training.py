@@ -9,13 +9,13 @@ import torch
 from conftest import synthetic_reviews
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
-from textrnn.batching import make_batches
 from textrnn.data.vectors import EncodedSplit
-from textrnn.encoding import count_tokens, encode_texts
-from textrnn.inference import predict_logits, scoring_batches
 from textrnn.model import RNN, ModelConfig
-from textrnn.training import NonFiniteLoss, TrainConfig, train_model
-from textrnn.vocab import Vocab
+from textrnn.scoring.inference import predict_logits, scoring_batches
+from textrnn.text.encoding import count_tokens, encode_texts
+from textrnn.text.vocab import Vocab
+from textrnn.training.batching import make_batches
+from textrnn.training.loop import NonFiniteLoss, TrainConfig, train_model
 
 CPU = torch.device("cpu")
 
@@ -232,10 +232,10 @@ def test_scoring_splits_long_buckets_over_the_token_budget_with_the_same_logits(
     widths = []
     original = scoring_batches
     monkeypatch.setattr(
-        "textrnn.inference.scoring_batches",
+        "textrnn.scoring.inference.scoring_batches",
         lambda lengths, size: [widths.append(len(r) * lengths[r].max()) or r for r in original(lengths, size)],
     )
-    monkeypatch.setattr("textrnn.inference.SCORING_TOKEN_BUDGET", 5000)
+    monkeypatch.setattr("textrnn.scoring.inference.SCORING_TOKEN_BUDGET", 5000)
     cut = predict_logits(model, split, 64, torch.device("cpu"))
     torch.testing.assert_close(cut, whole, atol=1e-6, rtol=0)
     assert max(widths) <= 5000 and len(widths) > 1

@@ -4,8 +4,8 @@ from collections import Counter
 
 import pytest
 
-from textrnn.errors import UserError
-from textrnn.vocab import PAD, PAD_ID, UNK, UNK_ID, Vocab
+from textrnn.core.errors import UserError
+from textrnn.text.vocab import PAD, PAD_ID, UNK, UNK_ID, Vocab
 
 
 def test_specials_first_then_count_descending_ties_alphabetical():

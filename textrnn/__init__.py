@@ -1,6 +1,6 @@
 """textrnn: a hand-written RNN sentiment classifier, run as a DVC pipeline."""
 
-from textrnn import cpu_dispatch
+from textrnn.core import cpu_dispatch
 
 __version__ = "0.2.0"  # the one version number: pyproject.toml reads it (dynamic = ["version"])
 

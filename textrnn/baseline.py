@@ -1,7 +1,7 @@
 """The bag-of-words baseline: TF-IDF of word 1-2 grams (sublinear tf) + logistic regression.
 
 Fit on train; C is picked on valid (the best accuracy, the first listed on ties); scored with the
-RNN's metrics (textrnn.metrics), its decision function standing for the logits.
+RNN's metrics (textrnn.scoring.metrics), its decision function standing for the logits.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from textrnn import metrics
-from textrnn.errors import UserError
+from textrnn.core.errors import UserError
+from textrnn.scoring import metrics
 
 log = logging.getLogger("textrnn")
 
@@ -203,7 +203,7 @@ def fit_and_score(
 ) -> dict[str, object]:
     """Fit on ``train``, pick C on ``valid``, score every split: the content of the metrics file.
 
-    ``{"C": the C kept, "features": n-grams seen in train, split: textrnn.metrics.split_metrics}``;
+    ``{"C": the C kept, "features": n-grams seen in train, split: textrnn.scoring.metrics.split_metrics}``;
     warns in one line when the test predictions are (nearly) one class (metrics.one_class_warning).
     """
     missing = np.setdiff1d(np.arange(len(label_names)), labels["train"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from textrnn.params import PARALLEL_MAX, SEED_MAX
-from textrnn.runtime import cli_main
+from textrnn.core.params import PARALLEL_MAX, SEED_MAX
+from textrnn.core.runtime import cli_main
 
 
 def _seeds(text: str) -> list[int]:
@@ -34,7 +34,7 @@ def _jobs(text: str) -> int:
 
 
 def run_preset(args: argparse.Namespace) -> None:
-    from textrnn import experiments, presets
+    from textrnn.project import experiments, presets
 
     preset = presets.load_preset(presets.preset_path(args.name))
     if args.apply:
@@ -55,7 +55,7 @@ def run_preset(args: argparse.Namespace) -> None:
 
 
 def run_summary(args: argparse.Namespace) -> None:
-    from textrnn import experiments
+    from textrnn.project import experiments
 
     document = experiments.exp_show(*(["--all-commits"] if args.all_commits else []))
     runs = experiments.finished(experiments.runs_from_exp_show(document))
@@ -63,8 +63,8 @@ def run_summary(args: argparse.Namespace) -> None:
 
 
 def run_seeds(args: argparse.Namespace) -> None:
-    from textrnn import experiments, presets
-    from textrnn.errors import UserError
+    from textrnn.core.errors import UserError
+    from textrnn.project import experiments, presets
 
     preset = presets.load_preset(presets.preset_path(args.preset)) if args.preset else {}
     if "seed" in preset.get("train", {}):
@@ -96,7 +96,7 @@ def _summary_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run_results(args: argparse.Namespace) -> None:
-    from textrnn import results
+    from textrnn.project import results
 
     results.run(args)
 
@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="textrnn", description="textrnn: a hand-written RNN text classifier.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from textrnn import predict
+    from textrnn.scoring import predict
 
     predict_parser = commands.add_parser(
         "predict",
@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     _summary_options(seeds)
     seeds.set_defaults(run=run_seeds)
 
-    from textrnn import report
+    from textrnn.project import report
 
     report_parser = commands.add_parser(
         "report",

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from textrnn import native
-from textrnn.cpu_dispatch import cpu_flags  # noqa: F401  (tests patch it here)
-from textrnn.native import (  # noqa: F401  (the kernels' build settings, here too: tests read them here)
+from textrnn.core import native
+from textrnn.core.cpu_dispatch import cpu_flags  # noqa: F401  (tests patch it here)
+from textrnn.core.native import (  # noqa: F401  (the kernels' build settings, here too: tests read them here)
     BUILD_DIR,
     X86_LEVELS,
     _intact,
@@ -60,7 +60,7 @@ def is_enabled() -> bool:
 
 
 def build(command: list[str], flags: list[str], directory: Path) -> Path:
-    """The kernels' library for this compiler and flags (see ``textrnn.native.build``)."""
+    """The kernels' library for this compiler and flags (see ``textrnn.core.native.build``)."""
     return native.build(command, flags, directory, SOURCES, "textrnn_kernels", "accel", log)
 
 

@@ -46,9 +46,9 @@ import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
+from textrnn.core.errors import UserError
+from textrnn.core.filesystem import access_fault
 from textrnn.data.splits import READ_BUFFER_BYTES
-from textrnn.errors import UserError
-from textrnn.io import access_fault
 
 FORMATS = {
     ".parquet": "parquet",

@@ -41,10 +41,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from textrnn.core.errors import UserError
 from textrnn.data import arrow
 from textrnn.data.sources import UNLABELLED, LabelPart, Source, SplitSource
 from textrnn.data.splits import UNLABELLED_FILE, UNLABELLED_SCHEMA, SplitWriter, write_labels
-from textrnn.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from textrnn.core.errors import UserError
 from textrnn.data import files as data_files
-from textrnn.errors import UserError
 
 log = logging.getLogger(__name__)
 

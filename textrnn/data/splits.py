@@ -19,9 +19,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from textrnn.core.errors import UserError
+from textrnn.core.filesystem import access_fault, write_json
 from textrnn.data import arrow
-from textrnn.errors import UserError
-from textrnn.io import access_fault, write_json
 
 SPLITS = ("train", "valid", "test")
 LABELS_FILE = "labels.json"
@@ -199,7 +199,7 @@ def text_hashes(path: Path) -> np.ndarray:
 def iter_text_chunks(path: Path, rows: int) -> Iterator[tuple[bytes, np.ndarray]]:
     """The texts of a split file, up to ``rows`` at a time, as UTF-8 back to back and each one's byte offset.
 
-    Read from the column's own buffers: no Python string is made (see ``textrnn.encoding.Chunk``).
+    Read from the column's own buffers: no Python string is made (see ``textrnn.text.encoding.Chunk``).
     """
     for batch in iter_batches(path, ["text"], rows):
         yield _text_bytes(batch.column(0), path)

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from textrnn.errors import UserError
-from textrnn.io import read_fault, write_json
+from textrnn.core.errors import UserError
+from textrnn.core.filesystem import read_fault, write_json
 
 META_FILE = "meta.json"
 _HEADER_BYTES = 128  # a 1-D array's .npy header always fits: magic, version, length, dict, padding

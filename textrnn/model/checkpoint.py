@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
-from textrnn.errors import UserError
-from textrnn.io import atomic_path, read_fault
+from textrnn.core.errors import UserError
+from textrnn.core.filesystem import atomic_path, read_fault
 from textrnn.model.classifier import RNN, ModelConfig
 
 CHECKPOINT_FORMAT = "textrnn-checkpoint-v2"

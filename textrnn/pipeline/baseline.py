@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from textrnn import baseline
+from textrnn.core.errors import UserError
+from textrnn.core.filesystem import write_json
 from textrnn.data import splits as split_files
-from textrnn.errors import UserError
-from textrnn.io import write_json
 
 log = logging.getLogger("textrnn")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from textrnn.data import splits as split_files
-from textrnn.encoding import CHUNK_TEXTS, count_chunks, resolve_workers
-from textrnn.vocab import Vocab
+from textrnn.text.encoding import CHUNK_TEXTS, count_chunks, resolve_workers
+from textrnn.text.vocab import Vocab
 
 log = logging.getLogger("textrnn")
 

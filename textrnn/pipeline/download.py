@@ -6,10 +6,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from textrnn.core.filesystem import atomic_dir
 from textrnn.data.raw import write_raw
 from textrnn.data.sources import hub_source, local_source
 from textrnn.data.splits import read_labels
-from textrnn.io import atomic_dir
 
 log = logging.getLogger("textrnn")
 

@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 
+from textrnn.core.errors import UserError
+from textrnn.core.filesystem import atomic_dir, check_writable, write_json
 from textrnn.data.splits import SPLITS
 from textrnn.data.vectors import open_split, read_meta
-from textrnn.errors import UserError
-from textrnn.evaluation import Logits, one_class_warning, split_metrics, write_test_plots
-from textrnn.inference import predict_logits, resolve_device
-from textrnn.io import atomic_dir, check_writable, write_json
 from textrnn.model import load_checkpoint
+from textrnn.scoring.evaluation import Logits, one_class_warning, split_metrics, write_test_plots
+from textrnn.scoring.inference import predict_logits, resolve_device
 
 log = logging.getLogger("evaluate")
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from textrnn.core.errors import UserError
+from textrnn.core.filesystem import atomic_dir, write_json
 from textrnn.data import splits as split_files
-from textrnn.errors import UserError
-from textrnn.io import atomic_dir, write_json
 
 log = logging.getLogger("textrnn")
 

@@ -9,15 +9,16 @@ from typing import Any
 
 import torch
 
-from textrnn import distributed, memory, tokenizer
+from textrnn.core.errors import UserError
+from textrnn.core.filesystem import atomic_dir, check_writable
 from textrnn.data.vectors import open_split, read_meta
-from textrnn.errors import UserError
-from textrnn.inference import resolve_device
-from textrnn.io import atomic_dir, check_writable
 from textrnn.model import RNN, ModelConfig, initialize, save_checkpoint
-from textrnn.reporting import EpochReporter, plot_history
-from textrnn.training import TrainConfig, train_model
-from textrnn.vocab import Vocab
+from textrnn.scoring.inference import resolve_device
+from textrnn.text import tokenizer
+from textrnn.text.vocab import Vocab
+from textrnn.training import distributed, memory
+from textrnn.training.loop import TrainConfig, train_model
+from textrnn.training.reporting import EpochReporter, plot_history
 
 log = logging.getLogger("train")
 
@@ -47,7 +48,7 @@ def check_vectors(vectors_dir: Path, vocab: Vocab, vocab_path: Path) -> dict[str
         )
     if meta["tokenizer"] != tokenizer.fingerprint():
         raise UserError(
-            f"{vectors_dir} was made with other tokenizer rules than textrnn/tokenizer.py's; "
+            f"{vectors_dir} was made with other tokenizer rules than textrnn/text/tokenizer.py's; "
             f"rerun `dvc repro vectorize`"
         )
     return meta

@@ -8,12 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from textrnn import tokenizer
+from textrnn.core.filesystem import atomic_dir
 from textrnn.data import splits as split_files
 from textrnn.data.vectors import SplitVectorsWriter, write_meta
-from textrnn.encoding import CHUNK_TEXTS, encode_chunks, resolve_workers
-from textrnn.io import atomic_dir
-from textrnn.vocab import UNK_ID, Vocab
+from textrnn.text import tokenizer
+from textrnn.text.encoding import CHUNK_TEXTS, encode_chunks, resolve_workers
+from textrnn.text.vocab import UNK_ID, Vocab
 
 log = logging.getLogger("textrnn")
 

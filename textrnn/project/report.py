@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeGuard
 
-from textrnn.errors import UserError
-from textrnn.io import atomic_path
+from textrnn.core.errors import UserError
+from textrnn.core.filesystem import atomic_path
 
 # The pipeline's outputs (dvc.yaml): the evaluate and baseline stages' metrics, the train and evaluate PNGs.
 MODEL_METRICS = "metrics/metrics.json"

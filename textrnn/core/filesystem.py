@@ -12,8 +12,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from textrnn.errors import UserError
-from textrnn.signals import interrupts_held
+from textrnn.core.errors import UserError
+from textrnn.core.signals import interrupts_held
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from textrnn.core.errors import UserError
 from textrnn.data.vectors import EncodedSplit
-from textrnn.errors import UserError
 from textrnn.model import RNN, ModelConfig
 
 GIB = 1 << 30

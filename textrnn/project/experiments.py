@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from textrnn.errors import UserError
+from textrnn.core.errors import UserError
 
 SEED_KEY = "train.seed"
 SEED_KEYS = (SEED_KEY,)

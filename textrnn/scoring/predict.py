@@ -44,15 +44,15 @@ from typing import TYPE_CHECKING, BinaryIO, cast
 import numpy as np
 import torch
 
-from textrnn import tokenizer
+from textrnn.core.errors import UserError
+from textrnn.core.filesystem import atomic_path, read_fault
+from textrnn.core.params import COUNT_MAX, PARALLEL_MAX
 from textrnn.data.vectors import EncodedSplit
-from textrnn.encoding import encode_texts
-from textrnn.errors import UserError
-from textrnn.inference import predict_logits
-from textrnn.io import atomic_path, read_fault
 from textrnn.model import RNN, load_checkpoint, predicted_labels, probabilities
-from textrnn.params import COUNT_MAX, PARALLEL_MAX
-from textrnn.vocab import Vocab
+from textrnn.scoring.inference import predict_logits
+from textrnn.text import tokenizer
+from textrnn.text.encoding import encode_texts
+from textrnn.text.vocab import Vocab
 
 if TYPE_CHECKING:  # pyarrow and the readers of files are imported when a file of records is read
     import pyarrow as pa
@@ -185,7 +185,7 @@ def load_predictor(model_path: Path, vocab_path: Path) -> Predictor:
     if checkpoint.inputs["tokenizer"] != tokenizer.fingerprint():
         raise UserError(
             f"{model_path} was trained on tokens cut by other tokenizer rules than this textrnn's "
-            f"(textrnn/tokenizer.py changed); retrain with `dvc repro train`"
+            f"(textrnn/text/tokenizer.py changed); retrain with `dvc repro train`"
         )
     return Predictor(checkpoint.model, vocab, checkpoint.label_names, checkpoint.inputs["max_tokens"])
 

@@ -23,13 +23,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from textrnn import accel, distributed
-from textrnn.batching import Batch, make_batches
+from textrnn import accel
+from textrnn.core.errors import UserError
+from textrnn.core.params import CLASS_WEIGHTS
 from textrnn.data.vectors import EncodedSplit
-from textrnn.errors import UserError
 from textrnn.model import RNN, loss_function, predicted_labels
-from textrnn.params import CLASS_WEIGHTS
-from textrnn.vocab import PAD_ID
+from textrnn.text.vocab import PAD_ID
+from textrnn.training import distributed
+from textrnn.training.batching import Batch, make_batches
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
-// basic_english tokens of UTF-8 texts, counted or looked up in a vocabulary, for textrnn/encoding.py.
+// basic_english tokens of UTF-8 texts, counted or looked up in a vocabulary, for textrnn/text/encoding.py.
 //
 // Texts with characters beyond ASCII arrive lowercased by Python's str.lower(), and ASCII letters
-// are lowercased here, so what is left of textrnn/tokenizer.py's rules is byte work, in their order:
+// are lowercased here, so what is left of textrnn/text/tokenizer.py's rules is byte work, in their order:
 //   1. '"' is deleted;
 //   2. "<br />" in what remains is a space (leftmost first, not overlapping, as str.replace);
 //   3. ' . , ( ) ! ? are tokens of their own; ; : are spaces;

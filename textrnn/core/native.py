@@ -19,9 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from textrnn.cpu_dispatch import cpu_flags
+from textrnn.core.cpu_dispatch import cpu_flags
 
-log = logging.getLogger("textrnn.native")
+log = logging.getLogger("textrnn.core.native")
 
 T = TypeVar("T")
 

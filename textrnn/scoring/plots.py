@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure  # not pyplot: no display, no global figure registry, a lighter import
 
-from textrnn.io import atomic_path
+from textrnn.core.filesystem import atomic_path
 
 log = logging.getLogger("evaluate")
 MISSING_GLYPH = re.compile(r"^Glyph (\d+) (.* )?missing from")

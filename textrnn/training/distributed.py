@@ -13,8 +13,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from textrnn.errors import UserError
-from textrnn.runtime import RELAUNCHED
+from textrnn.core.errors import UserError
+from textrnn.core.runtime import RELAUNCHED
 
 
 def launched_by_torchrun() -> bool:

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 from dvclive import Live
 
-from textrnn.io import write_json
-from textrnn.plots import plot_curves
+from textrnn.core.filesystem import write_json
+from textrnn.scoring.plots import plot_curves
 
 if TYPE_CHECKING:  # only its fields are read: the reporter does not need the training code
-    from textrnn.training import EpochStats
+    from textrnn.training.loop import EpochStats
 
 log = logging.getLogger("train")
 

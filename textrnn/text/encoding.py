@@ -2,7 +2,7 @@
 
 Texts come in chunks from any iterable, so a corpus of any size streams through with a bounded
 number of chunks in flight; results come back in input order. Each chunk is tokenized by the C++
-tokenizer (``textrnn.fast_tokenizer``) where it is available, in threads (its calls release the
+tokenizer (``textrnn.text.fast_tokenizer``) where it is available, in threads (its calls release the
 GIL, so nothing is copied to another process), else by ``tokenizer.tokenize`` in forked worker
 processes: the same tokens either way.
 """
@@ -19,11 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from textrnn import fast_tokenizer, signals
-from textrnn.errors import UserError
-from textrnn.fast_tokenizer import decode_texts, utf8_texts
-from textrnn.tokenizer import tokenize
-from textrnn.vocab import UNK_ID, Vocab
+from textrnn.core import signals
+from textrnn.core.errors import UserError
+from textrnn.text import fast_tokenizer
+from textrnn.text.fast_tokenizer import decode_texts, utf8_texts
+from textrnn.text.tokenizer import tokenize
+from textrnn.text.vocab import UNK_ID, Vocab
 
 # Below this many texts per worker a pool costs more than it saves.
 MIN_TEXTS_PER_WORKER = 2000

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from textrnn.data.vectors import EncodedSplit
-from textrnn.vocab import PAD_ID
+from textrnn.text.vocab import PAD_ID
 
 
 def length_buckets(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
-from textrnn import metrics
-from textrnn.io import atomic_path
-from textrnn.plots import plot_confusion, plot_confusion_shares, plot_roc
+from textrnn.core.filesystem import atomic_path
+from textrnn.scoring import metrics
+from textrnn.scoring.plots import plot_confusion, plot_confusion_shares, plot_roc
 
 log = logging.getLogger("textrnn")
 
@@ -58,7 +58,7 @@ Logits = Union["torch.Tensor", np.ndarray]  # a tensor is read as numpy; torch i
 
 
 def _as_numpy(logits: Logits) -> np.ndarray:
-    """Logits as numpy, float32 kept as it is: textrnn.metrics reads them as float64 a part at a time."""
+    """Logits as numpy, float32 kept as it is: textrnn.scoring.metrics reads them as float64 a part at a time."""
     if hasattr(logits, "detach"):  # a torch tensor
         logits = logits.detach().cpu().numpy()
     logits = np.asarray(logits)
@@ -69,7 +69,7 @@ def split_metrics(logits: Logits, labels: np.ndarray) -> dict[str, float | None]
     """``accuracy``, ``loss``, ``f1_macro``, ``majority`` and ``roc_auc`` (two classes, logits [n])
     or ``roc_auc_macro`` (logits [n, k]).
 
-    See textrnn.metrics.split_metrics: rounded, never NaN, ValueError on an empty split.
+    See textrnn.scoring.metrics.split_metrics: rounded, never NaN, ValueError on an empty split.
     """
     return metrics.split_metrics(_as_numpy(logits), labels)
 

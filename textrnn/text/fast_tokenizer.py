@@ -2,7 +2,7 @@
 
 The same tokens as ``tokenizer.tokenize``, faster (docs/speed.md): C++ works on the UTF-8 bytes,
 and Python lowercases the texts with characters beyond ASCII (``str.lower``: its Unicode rules
-stay Python's). It is built with the system C++ compiler on first use (``textrnn.native``) and
+stay Python's). It is built with the system C++ compiler on first use (``textrnn.core.native``) and
 checked on the tokenizer's probe text before it is used. Where it cannot be built, fails that
 check, or ``TEXTRNN_FAST_TOKENIZER=0`` is set, ``library()`` is None and callers tokenize in
 Python; one log line says why.
@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from textrnn import native, tokenizer
+from textrnn.core import native
+from textrnn.text import tokenizer
 
-log = logging.getLogger("textrnn.tokenizer")
+log = logging.getLogger("textrnn.text.tokenizer")
 
 SWITCH = "TEXTRNN_FAST_TOKENIZER"  # "0": tokenize in Python
 SOURCES = [Path(__file__).resolve().parent / "csrc" / "tokenize.cpp"]

@@ -15,9 +15,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from textrnn.errors import UserError
-from textrnn.io import atomic_path
-from textrnn.params import PARAMS_FILE, SCHEMA, read_params, validate
+from textrnn.core.errors import UserError
+from textrnn.core.filesystem import atomic_path
+from textrnn.core.params import PARAMS_FILE, SCHEMA, read_params, validate
 
 PRESETS_DIR = Path("presets")
 

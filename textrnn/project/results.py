@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from textrnn import experiments
-from textrnn.errors import UserError
+from textrnn.core.errors import UserError
+from textrnn.project import experiments
 
 DATASETS = ("imdb", "sst2", "trec6")  # the README's order
 CONFIGURATIONS = ("defaults", "recommended")
@@ -174,7 +174,7 @@ def _git(*args: str) -> str:
 def queue_and_run(
     tag: str, picked: list[tuple[str, str]], folders: dict[str, str], jobs: int, seeds: tuple[int, ...] = SEEDS
 ) -> None:
-    from textrnn import presets
+    from textrnn.project import presets
 
     preset = presets.as_set_options(presets.load_preset(presets.preset_path("recommended")))
     names: dict[str, str] = {}

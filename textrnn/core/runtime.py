@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from textrnn import signals
-from textrnn.errors import UserError
-from textrnn.io import place_fault
+from textrnn.core import signals
+from textrnn.core.errors import UserError
+from textrnn.core.filesystem import place_fault
 
 F = TypeVar("F", bound=Callable[..., object])
 

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from textrnn.batching import length_buckets, pad_batch
 from textrnn.data.vectors import EncodedSplit
 from textrnn.model import RNN
+from textrnn.training.batching import length_buckets, pad_batch
 
 # Padded tokens per scoring batch at most, so that a bucket of very long reviews is cut into smaller
 # batches where forward pads them (the scorer pads nothing, but scores the same batches).

@@ -19,8 +19,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from textrnn.errors import UserError
-from textrnn.io import read_fault
+from textrnn.core.errors import UserError
+from textrnn.core.filesystem import read_fault
 
 PARAMS_FILE = Path("params.yaml")
 

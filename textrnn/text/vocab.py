@@ -7,8 +7,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from textrnn.errors import UserError
-from textrnn.io import atomic_path, read_fault
+from textrnn.core.errors import UserError
+from textrnn.core.filesystem import atomic_path, read_fault
 
 UNK = "<unk>"
 PAD = "<pad>"

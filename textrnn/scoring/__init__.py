@@ -1,0 +1,1 @@
+"""Scoring a trained model: inference, evaluation, metrics, plots and predict."""

@@ -1,0 +1,1 @@
+"""Training: the loop, batching, distributed training (DDP), live reporting and the memory estimate."""
