@@ -21,6 +21,10 @@ F = TypeVar("F", bound=Callable[..., object])
 
 # Set for processes launched by another textrnn process (DDP ranks): the launcher reports an interrupt.
 RELAUNCHED = "TEXTRNN_RELAUNCHED"
+# A file the launcher of DDP ranks names: each rank appends its one-line fault there, and the launcher
+# says the first one. A rank cannot say it itself: torchrun stops the other ranks as soon as one fails,
+# and the rank that would have printed may be stopped before it does.
+RANK_FAULTS = "TEXTRNN_RANK_FAULTS"
 
 # What sizes each command's memory, for the line that says it ran out. Keyed by the stage script's
 # name (stages/<name>.py) or the `textrnn` command.
@@ -55,8 +59,12 @@ def _out_of_memory(error: MemoryError) -> str:
     )
 
 
-def _say(line: str) -> None:
-    # Under torchrun every rank meets the same fault: rank 0 alone says it.
+def say(line: str) -> None:
+    faults = os.environ.get(RANK_FAULTS)
+    if faults:  # a DDP rank: its launcher says the first rank's fault, once
+        with contextlib.suppress(OSError), open(faults, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+        return
     if os.environ.get("RANK", "0") == "0":
         with contextlib.suppress(OSError):  # stderr itself is gone: the exit status still tells
             print(line, file=sys.stderr, flush=True)
@@ -76,13 +84,13 @@ def cli_main(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except UserError as error:
-            _say("error: " + " ".join(str(error).split()))
+            say("error: " + " ".join(str(error).split()))
             sys.exit(1)
         except KeyboardInterrupt as interrupt:
             signum = getattr(interrupt, "signum", signal.SIGINT)
             by = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
             if not os.environ.get(RELAUNCHED):  # a DDP rank: its launcher, which stopped it, says it once
-                _say(
+                say(
                     f"interrupted{by}: stopped before finishing; the previous outputs are intact "
                     f"and no temporary file is left"
                 )
@@ -92,10 +100,10 @@ def cli_main(func: F) -> F:
             message = place_fault(error, error.filename)
             if message is None:
                 raise
-            _say("error: " + message)
+            say("error: " + message)
             sys.exit(1)
         except MemoryError as error:
-            _say(_out_of_memory(error))
+            say(_out_of_memory(error))
             sys.exit(1)
         finally:
             signals.restore(previous)

@@ -7,14 +7,16 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from textrnn.core.errors import UserError
-from textrnn.core.runtime import RELAUNCHED
+from textrnn.core.runtime import RANK_FAULTS, RELAUNCHED, say
 
 
 def launched_by_torchrun() -> bool:
@@ -42,14 +44,21 @@ def relaunch_with_torchrun(script: str, nproc: int, device: torch.device) -> int
     )
     command = [sys.executable, "-c", launcher, "--standalone", f"--nproc_per_node={nproc}", script]
     # One OpenMP thread per process unless the user set it: torchrun's default, without its warning.
-    env = {"OMP_NUM_THREADS": "1", **os.environ, RELAUNCHED: "1"}
-    process = subprocess.Popen(command, env=env, start_new_session=True)
-    try:
-        return process.wait()
-    except KeyboardInterrupt:
-        process.send_signal(signal.SIGTERM)  # torchrun stops its ranks, instead of leaving them orphaned
-        process.wait()
-        raise
+    with tempfile.TemporaryDirectory(prefix="textrnn-ranks-") as folder:
+        faults = Path(folder) / "faults.txt"
+        env = {"OMP_NUM_THREADS": "1", **os.environ, RELAUNCHED: "1", RANK_FAULTS: str(faults)}
+        process = subprocess.Popen(command, env=env, start_new_session=True)
+        try:
+            code = process.wait()
+        except KeyboardInterrupt:
+            process.send_signal(signal.SIGTERM)  # torchrun stops its ranks, instead of leaving them orphaned
+            process.wait()
+            raise
+        if code != 0 and faults.is_file():
+            said = faults.read_text(encoding="utf-8", errors="replace").splitlines()
+            if said:
+                say(said[0])
+        return code
 
 
 @contextlib.contextmanager
